@@ -1,0 +1,101 @@
+//! `WWW-Authenticate: Bearer …` challenges (RFC 6750 §3), rendered once per layer.
+
+use http::{HeaderValue, Response, StatusCode, header::WWW_AUTHENTICATE};
+
+use crate::{endpoint::response::quote, scope::Scope};
+
+/// Why a request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Rejection {
+    /// No bearer credentials at all (RFC 6750 §3.1: no error code).
+    Missing,
+    /// A malformed Authorization header or token, or more than one method (400).
+    Malformed,
+    /// Unknown or revoked (401).
+    Invalid,
+    /// Expired (401).
+    Expired,
+    /// Valid, but without the required scope (403).
+    InsufficientScope,
+    /// The store could not be asked (503): never reported as an invalid token.
+    Unavailable,
+}
+
+/// The precomputed header values of one layer.
+#[derive(Debug)]
+pub(crate) struct Challenges {
+    missing: HeaderValue,
+    malformed: HeaderValue,
+    invalid: HeaderValue,
+    expired: HeaderValue,
+    insufficient: HeaderValue,
+}
+
+fn render(realm: &str, params: &[(&str, &str)]) -> HeaderValue {
+    let mut s = format!("Bearer realm=\"{}\"", quote(realm));
+    for (name, value) in params {
+        s.push_str(&format!(", {name}=\"{}\"", quote(value)));
+    }
+    // Realm and scope are restricted to visible ASCII when configured; fall back rather than fail.
+    HeaderValue::from_str(&s).unwrap_or_else(|_| HeaderValue::from_static("Bearer"))
+}
+
+impl Challenges {
+    pub(crate) fn new(realm: &str, required: &Scope) -> Self {
+        let mut insufficient = vec![
+            ("error", "insufficient_scope"),
+            (
+                "error_description",
+                "The access token does not grant the scope this resource requires",
+            ),
+        ];
+        if !required.is_empty() {
+            insufficient.push(("scope", required.as_str()));
+        }
+        Self {
+            missing: render(realm, &[]),
+            malformed: render(
+                realm,
+                &[
+                    ("error", "invalid_request"),
+                    ("error_description", "Malformed bearer credentials"),
+                ],
+            ),
+            invalid: render(
+                realm,
+                &[
+                    ("error", "invalid_token"),
+                    (
+                        "error_description",
+                        "The access token is invalid or revoked",
+                    ),
+                ],
+            ),
+            expired: render(
+                realm,
+                &[
+                    ("error", "invalid_token"),
+                    ("error_description", "The access token expired"),
+                ],
+            ),
+            insufficient: render(realm, &insufficient),
+        }
+    }
+
+    pub(crate) fn response<B: Default>(&self, rejection: Rejection) -> Response<B> {
+        let (status, challenge) = match rejection {
+            Rejection::Missing => (StatusCode::UNAUTHORIZED, Some(&self.missing)),
+            Rejection::Malformed => (StatusCode::BAD_REQUEST, Some(&self.malformed)),
+            Rejection::Invalid => (StatusCode::UNAUTHORIZED, Some(&self.invalid)),
+            Rejection::Expired => (StatusCode::UNAUTHORIZED, Some(&self.expired)),
+            Rejection::InsufficientScope => (StatusCode::FORBIDDEN, Some(&self.insufficient)),
+            Rejection::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, None),
+        };
+        let mut res = Response::new(B::default());
+        *res.status_mut() = status;
+        if let Some(v) = challenge {
+            res.headers_mut().insert(WWW_AUTHENTICATE, v.clone());
+        }
+        res
+    }
+}

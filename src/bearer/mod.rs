@@ -1,0 +1,116 @@
+//! The resource-server side: [`BearerLayer`] guards routes with bearer tokens (RFC 6750).
+//!
+//! The layer reads `Authorization: Bearer <token>`, validates it (against the authorization
+//! server's store by default) and passes the request on with a [`TokenInfo`] in its extensions.
+//! Otherwise it answers itself, with the RFC 6750 §3 challenge:
+//!
+//! | request | status | `WWW-Authenticate` |
+//! | --- | --- | --- |
+//! | no bearer credentials | 401 | `Bearer realm="…"` |
+//! | malformed header or token, two methods | 400 | `Bearer realm="…", error="invalid_request", …` |
+//! | unknown, revoked or expired token | 401 | `Bearer realm="…", error="invalid_token", …` |
+//! | token lacks a required scope | 403 | `Bearer realm="…", error="insufficient_scope", …, scope="…"` |
+//! | token store unavailable | 503 | — |
+//!
+//! With axum, add it with `route_layer` so that unknown paths stay 404 instead of becoming 401.
+//!
+//! ```
+//! use http::{Request, StatusCode};
+//! use tower::{ServiceBuilder, ServiceExt, service_fn};
+//! use tower_oauth2::{AuthServer, Client, InMemoryClients, Scope, bearer::TokenInfo};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let server = AuthServer::builder()
+//!     .clients(InMemoryClients::new().with(Client::confidential("svc", "s3cret").build()?))
+//!     .build()?;
+//! let app = ServiceBuilder::new()
+//!     .layer(server.bearer_layer().require_scope(Scope::parse("read")?))
+//!     .service(service_fn(|req: Request<String>| async move {
+//!         let info = req.extensions().get::<TokenInfo>().cloned();
+//!         Ok::<_, std::convert::Infallible>(http::Response::new(format!("{info:?}")))
+//!     }));
+//!
+//! let response = app.oneshot(Request::get("/").body(String::new())?).await?;
+//! assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+//! assert_eq!(response.headers()["www-authenticate"], "Bearer realm=\"tower-oauth2\"");
+//! # Ok(())
+//! # }
+//! ```
+
+mod challenge;
+#[cfg(feature = "axum")]
+mod extract;
+mod future;
+mod layer;
+mod service;
+mod validator;
+
+use std::sync::Arc;
+
+#[cfg(feature = "axum")]
+pub use self::extract::MissingTokenInfo;
+pub use self::{
+    future::ResponseFuture,
+    layer::BearerLayer,
+    service::Bearer,
+    validator::{LocalValidator, Validation, Validator},
+};
+use crate::{clock::UnixTime, scope::Scope, store::AccessTokenRecord, token::GrantId};
+
+/// What the layer learned about a valid token; inserted into the request's extensions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TokenInfo {
+    /// The client the token was issued to.
+    pub client_id: Arc<str>,
+    /// The resource owner, absent for `client_credentials` tokens.
+    pub subject: Option<Arc<str>>,
+    /// The token's scope.
+    pub scope: Scope,
+    /// When it was issued.
+    pub issued_at: UnixTime,
+    /// When it expires.
+    pub expires_at: UnixTime,
+    /// The grant (family) it belongs to, when validated locally.
+    pub grant_id: Option<GrantId>,
+}
+
+impl TokenInfo {
+    /// Details for a token validated elsewhere (e.g. by introspection).
+    pub fn new(
+        client_id: impl Into<Arc<str>>,
+        scope: Scope,
+        issued_at: UnixTime,
+        expires_at: UnixTime,
+    ) -> Self {
+        Self {
+            client_id: client_id.into(),
+            subject: None,
+            scope,
+            issued_at,
+            expires_at,
+            grant_id: None,
+        }
+    }
+
+    /// With a resource owner.
+    #[must_use]
+    pub fn with_subject(mut self, subject: impl Into<Arc<str>>) -> Self {
+        self.subject = Some(subject.into());
+        self
+    }
+}
+
+impl From<AccessTokenRecord> for TokenInfo {
+    fn from(r: AccessTokenRecord) -> Self {
+        Self {
+            client_id: r.grant.client_id,
+            subject: r.grant.subject,
+            scope: r.scope,
+            issued_at: r.issued_at,
+            expires_at: r.expires_at,
+            grant_id: Some(r.grant.id),
+        }
+    }
+}

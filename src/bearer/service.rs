@@ -1,0 +1,150 @@
+use std::{
+    borrow::Cow,
+    fmt, mem,
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use http::{Request, Response, header::AUTHORIZATION};
+use tower_service::Service;
+
+use super::{
+    challenge::{Challenges, Rejection},
+    future::ResponseFuture,
+    validator::Validator,
+};
+use crate::{endpoint::form::decode, scope::Scope, token::is_b64token};
+
+pub(crate) struct Shared {
+    pub(crate) validator: Arc<dyn Validator>,
+    pub(crate) challenges: Challenges,
+    pub(crate) required: Scope,
+    pub(crate) allow_query: bool,
+}
+
+/// The service [`super::BearerLayer`] produces.
+#[derive(Clone)]
+pub struct Bearer<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S: fmt::Debug> fmt::Debug for Bearer<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Bearer")
+            .field("inner", &self.inner)
+            .field("required", &self.shared.required)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> Bearer<S> {
+    pub(crate) fn new(inner: S, shared: Arc<Shared>) -> Self {
+        Self { inner, shared }
+    }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwrap.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+/// Where the token was found, if anywhere.
+enum Extracted<'a> {
+    Token(Cow<'a, str>),
+    Missing,
+    Malformed,
+}
+
+fn from_query(query: Option<&str>) -> Result<Option<String>, ()> {
+    let mut found = None;
+    for pair in query.unwrap_or("").split('&') {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if name == "access_token" {
+            if found.is_some() {
+                return Err(());
+            }
+            found = Some(decode(value.as_bytes()).map_err(|_| ())?);
+        }
+    }
+    Ok(found)
+}
+
+fn extract<B>(req: &Request<B>, allow_query: bool) -> Extracted<'_> {
+    let query = if allow_query {
+        match from_query(req.uri().query()) {
+            Ok(t) => t,
+            Err(()) => return Extracted::Malformed,
+        }
+    } else {
+        None
+    };
+    let mut headers = req.headers().get_all(AUTHORIZATION).iter();
+    let header = match (headers.next(), headers.next()) {
+        (_, Some(_)) => return Extracted::Malformed,
+        (h, None) => h,
+    };
+    let bearer = match header.map(|h| h.to_str()) {
+        None => None,
+        Some(Err(_)) => return Extracted::Malformed,
+        Some(Ok(value)) => {
+            let value = value.trim();
+            let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+            // RFC 7235 §2.1: the scheme is case-insensitive; other schemes are not bearer
+            // credentials at all.
+            scheme
+                .eq_ignore_ascii_case("bearer")
+                .then(|| rest.trim_start())
+        }
+    };
+    match (bearer, query) {
+        // RFC 6750 §2: a client MUST NOT use more than one method.
+        (Some(_), Some(_)) => Extracted::Malformed,
+        (Some(token), None) if is_b64token(token) => Extracted::Token(Cow::Borrowed(token)),
+        (Some(_), None) => Extracted::Malformed,
+        (None, Some(token)) if is_b64token(&token) => Extracted::Token(Cow::Owned(token)),
+        (None, Some(_)) => Extracted::Malformed,
+        (None, None) => Extracted::Missing,
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Bearer<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+    ResBody: Default,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S, ReqBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let validation = match extract(&req, self.shared.allow_query) {
+            Extracted::Token(token) => self.shared.validator.validate(&token),
+            Extracted::Missing => {
+                return ResponseFuture::rejected(&self.shared, Rejection::Missing);
+            }
+            Extracted::Malformed => {
+                return ResponseFuture::rejected(&self.shared, Rejection::Malformed);
+            }
+        };
+        // The ready service handles this request; a fresh clone waits for the next
+        // (tower's guidance on cloning inner services).
+        let clone = self.inner.clone();
+        let inner = mem::replace(&mut self.inner, clone);
+        ResponseFuture::validating(validation, req, inner, Arc::clone(&self.shared))
+    }
+}

@@ -1,0 +1,424 @@
+//! Registered clients: [`Client`], the [`ClientStore`] trait and the in-memory [`InMemoryClients`].
+//!
+//! Client secrets are stored as SHA-256 hashes and compared in constant time. Generated client
+//! secrets carry enough entropy that a fast hash is sufficient (and keeps the token endpoint fast);
+//! an app whose clients have human-chosen secrets can plug in a slow hash with
+//! [`ClientBuilder::secret_verifier`].
+//!
+//! ```
+//! use tower_oauth2::{Client, GrantType, InMemoryClients};
+//!
+//! # fn main() -> Result<(), tower_oauth2::ConfigError> {
+//! let clients = InMemoryClients::new()
+//!     .with(
+//!         Client::confidential("testclient", "secret")
+//!             .grant_types([GrantType::Password, GrantType::RefreshToken])
+//!             .scope("read write")
+//!             .build()?,
+//!     )
+//!     .with(Client::public("spa").redirect_uri("https://app.example/cb").build()?);
+//! assert_eq!(clients.len(), 2);
+//! # Ok(())
+//! # }
+//! ```
+
+use std::{collections::HashMap, fmt, sync::Arc};
+
+use async_trait::async_trait;
+use sha2::{Digest, Sha256};
+
+use crate::{
+    error::{ConfigError, StoreError},
+    scope::Scope,
+    token::ct_eq,
+};
+
+/// The grant types of RFC 6749.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum GrantType {
+    /// RFC 6749 §4.1, with PKCE (RFC 7636).
+    AuthorizationCode,
+    /// RFC 6749 §4.3, resource owner password credentials.
+    Password,
+    /// RFC 6749 §4.4.
+    ClientCredentials,
+    /// RFC 6749 §6.
+    RefreshToken,
+}
+
+impl GrantType {
+    /// Every grant type, in a fixed order.
+    pub const ALL: [GrantType; 4] = [
+        Self::AuthorizationCode,
+        Self::Password,
+        Self::ClientCredentials,
+        Self::RefreshToken,
+    ];
+
+    /// The `grant_type` parameter value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AuthorizationCode => "authorization_code",
+            Self::Password => "password",
+            Self::ClientCredentials => "client_credentials",
+            Self::RefreshToken => "refresh_token",
+        }
+    }
+
+    /// Parse a `grant_type` parameter value.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|g| g.as_str() == s)
+    }
+
+    fn bit(self) -> u8 {
+        match self {
+            Self::AuthorizationCode => 1,
+            Self::Password => 2,
+            Self::ClientCredentials => 4,
+            Self::RefreshToken => 8,
+        }
+    }
+}
+
+impl fmt::Display for GrantType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A set of grant types.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct GrantTypes(u8);
+
+impl GrantTypes {
+    /// No grant type.
+    pub const NONE: GrantTypes = GrantTypes(0);
+
+    /// Whether `g` is in the set.
+    pub fn contains(self, g: GrantType) -> bool {
+        self.0 & g.bit() != 0
+    }
+
+    /// The set with `g` added.
+    #[must_use]
+    pub fn with(self, g: GrantType) -> Self {
+        Self(self.0 | g.bit())
+    }
+
+    /// The set without `g`.
+    #[must_use]
+    pub fn without(self, g: GrantType) -> Self {
+        Self(self.0 & !g.bit())
+    }
+
+    /// The members, in [`GrantType::ALL`] order.
+    pub fn iter(self) -> impl Iterator<Item = GrantType> {
+        GrantType::ALL
+            .into_iter()
+            .filter(move |g| self.contains(*g))
+    }
+}
+
+impl FromIterator<GrantType> for GrantTypes {
+    fn from_iter<I: IntoIterator<Item = GrantType>>(iter: I) -> Self {
+        iter.into_iter().fold(Self::NONE, Self::with)
+    }
+}
+
+impl fmt::Debug for GrantTypes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.iter()).finish()
+    }
+}
+
+/// Checks a presented client secret; for apps that keep slow (argon2, bcrypt) hashes of
+/// human-chosen secrets. Run expensive work off the async executor (e.g. `spawn_blocking`).
+#[async_trait]
+pub trait SecretVerifier: Send + Sync + 'static {
+    /// Whether `presented` is this client's secret.
+    async fn verify(&self, presented: &str) -> bool;
+}
+
+#[derive(Clone)]
+enum ClientSecret {
+    Sha256([u8; 32]),
+    Custom(Arc<dyn SecretVerifier>),
+}
+
+/// A registered OAuth client.
+#[derive(Clone)]
+pub struct Client {
+    id: Arc<str>,
+    secret: Option<ClientSecret>,
+    redirect_uris: Vec<String>,
+    grant_types: Option<GrantTypes>,
+    scope: Option<Scope>,
+    default_scope: Option<Scope>,
+    issue_refresh_token: bool,
+    introspect: bool,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("id", &self.id)
+            .field("confidential", &self.is_confidential())
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("redirect_uris", &self.redirect_uris)
+            .field("grant_types", &self.grant_types)
+            .field("scope", &self.scope)
+            .field("default_scope", &self.default_scope)
+            .field("issue_refresh_token", &self.issue_refresh_token)
+            .field("introspect", &self.introspect)
+            .finish()
+    }
+}
+
+impl Client {
+    /// A confidential client authenticated with `secret` (stored as its SHA-256 hash).
+    pub fn confidential(id: impl Into<String>, secret: impl AsRef<str>) -> ClientBuilder {
+        ClientBuilder::new(
+            id.into(),
+            Some(ClientSecret::Sha256(
+                Sha256::digest(secret.as_ref().as_bytes()).into(),
+            )),
+        )
+    }
+
+    /// A confidential client whose secret is stored as the given SHA-256 hash (32 bytes).
+    pub fn confidential_with_hash(id: impl Into<String>, sha256: [u8; 32]) -> ClientBuilder {
+        ClientBuilder::new(id.into(), Some(ClientSecret::Sha256(sha256)))
+    }
+
+    /// A public client (RFC 6749 §2.1): identified by `client_id` alone, PKCE required.
+    pub fn public(id: impl Into<String>) -> ClientBuilder {
+        ClientBuilder::new(id.into(), None)
+    }
+
+    /// The `client_id`.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub(crate) fn id_arc(&self) -> &Arc<str> {
+        &self.id
+    }
+
+    /// Whether the client authenticates with a secret.
+    pub fn is_confidential(&self) -> bool {
+        self.secret.is_some()
+    }
+
+    /// Registered redirect URIs, matched exactly.
+    pub fn redirect_uris(&self) -> &[String] {
+        &self.redirect_uris
+    }
+
+    /// The grant types this client may use, if restricted beyond the server's set.
+    pub fn grant_types(&self) -> Option<GrantTypes> {
+        self.grant_types
+    }
+
+    /// The scopes this client may be granted; `None` means any.
+    pub fn allowed_scope(&self) -> Option<&Scope> {
+        self.scope.as_ref()
+    }
+
+    /// The scope granted when a request names none (RFC 6749 §3.3): the configured default,
+    /// else the allowed scope, else empty.
+    pub fn default_scope(&self) -> Scope {
+        self.default_scope
+            .clone()
+            .or_else(|| self.scope.clone())
+            .unwrap_or_default()
+    }
+
+    /// Whether refresh tokens may be issued to this client at all.
+    pub fn issues_refresh_tokens(&self) -> bool {
+        self.issue_refresh_token
+    }
+
+    /// Whether this client may call the introspection endpoint.
+    pub fn may_introspect(&self) -> bool {
+        self.introspect
+    }
+
+    /// Check a presented secret in constant time.
+    pub async fn verify_secret(&self, presented: &str) -> bool {
+        match &self.secret {
+            None => false,
+            Some(ClientSecret::Sha256(stored)) => {
+                let presented: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+                ct_eq(&presented, stored)
+            }
+            Some(ClientSecret::Custom(v)) => v.verify(presented).await,
+        }
+    }
+}
+
+/// Builds a [`Client`].
+#[derive(Debug)]
+#[must_use]
+pub struct ClientBuilder {
+    client: Client,
+    scope: Option<String>,
+    default_scope: Option<String>,
+}
+
+impl ClientBuilder {
+    fn new(id: String, secret: Option<ClientSecret>) -> Self {
+        Self {
+            client: Client {
+                id: Arc::from(id),
+                secret,
+                redirect_uris: Vec::new(),
+                grant_types: None,
+                scope: None,
+                default_scope: None,
+                issue_refresh_token: true,
+                introspect: false,
+            },
+            scope: None,
+            default_scope: None,
+        }
+    }
+
+    /// Register a redirect URI (exact match at authorization and token exchange).
+    pub fn redirect_uri(mut self, uri: impl Into<String>) -> Self {
+        self.client.redirect_uris.push(uri.into());
+        self
+    }
+
+    /// Restrict the grant types this client may use (Grape::OAuth2's `allowed_grant_types`, per
+    /// client). A grant the server allows but this client does not is `unauthorized_client`.
+    pub fn grant_types(mut self, grants: impl IntoIterator<Item = GrantType>) -> Self {
+        self.client.grant_types = Some(grants.into_iter().collect());
+        self
+    }
+
+    /// The scopes this client may be granted (space-delimited).
+    pub fn scope(mut self, scope: impl Into<String>) -> Self {
+        self.scope = Some(scope.into());
+        self
+    }
+
+    /// The scope granted when a request names none (space-delimited).
+    pub fn default_scope(mut self, scope: impl Into<String>) -> Self {
+        self.default_scope = Some(scope.into());
+        self
+    }
+
+    /// Never issue refresh tokens to this client (default: issue them where the server would).
+    pub fn issue_refresh_token(mut self, issue: bool) -> Self {
+        self.client.issue_refresh_token = issue;
+        self
+    }
+
+    /// Allow this client to call the introspection endpoint (RFC 7662), e.g. a resource server.
+    pub fn introspect(mut self, allow: bool) -> Self {
+        self.client.introspect = allow;
+        self
+    }
+
+    /// Check secrets with a custom (e.g. slow-hash) verifier instead of SHA-256.
+    pub fn secret_verifier(mut self, verifier: impl SecretVerifier) -> Self {
+        self.client.secret = Some(ClientSecret::Custom(Arc::new(verifier)));
+        self
+    }
+
+    /// Finish, checking the scope strings.
+    pub fn build(mut self) -> Result<Client, ConfigError> {
+        let parse = |s: &str| Scope::parse(s).map_err(|_| ConfigError::Scope);
+        if let Some(s) = &self.scope {
+            self.client.scope = Some(parse(s)?);
+        }
+        if let Some(s) = &self.default_scope {
+            let default = parse(s)?;
+            if let Some(allowed) = &self.client.scope {
+                if !default.is_subset_of(allowed) {
+                    return Err(ConfigError::Scope);
+                }
+            }
+            self.client.default_scope = Some(default);
+        }
+        if self.client.id.is_empty() {
+            return Err(ConfigError::ClientId);
+        }
+        Ok(self.client)
+    }
+}
+
+/// Where clients are looked up.
+#[async_trait]
+pub trait ClientStore: Send + Sync + 'static {
+    /// The client with this `client_id`, if registered.
+    async fn find_client(&self, client_id: &str) -> Result<Option<Arc<Client>>, StoreError>;
+}
+
+/// A fixed set of clients held in memory.
+#[derive(Debug, Default, Clone)]
+pub struct InMemoryClients {
+    clients: HashMap<String, Arc<Client>>,
+}
+
+impl InMemoryClients {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Add (or replace) a client.
+    #[must_use]
+    pub fn with(mut self, client: Client) -> Self {
+        self.insert(client);
+        self
+    }
+
+    /// Add (or replace) a client.
+    pub fn insert(&mut self, client: Client) {
+        self.clients
+            .insert(client.id().to_owned(), Arc::new(client));
+    }
+
+    /// How many clients are registered.
+    pub fn len(&self) -> usize {
+        self.clients.len()
+    }
+
+    /// Whether no client is registered.
+    pub fn is_empty(&self) -> bool {
+        self.clients.is_empty()
+    }
+}
+
+#[async_trait]
+impl ClientStore for InMemoryClients {
+    async fn find_client(&self, client_id: &str) -> Result<Option<Arc<Client>>, StoreError> {
+        Ok(self.clients.get(client_id).cloned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn secrets_are_hashed_and_checked() {
+        let c = Client::confidential("c", "s3cret").build().unwrap();
+        assert!(c.verify_secret("s3cret").await);
+        assert!(!c.verify_secret("s3cre").await);
+        assert!(!format!("{c:?}").contains("s3cret"));
+        let p = Client::public("p").build().unwrap();
+        assert!(!p.verify_secret("").await);
+    }
+
+    #[test]
+    fn default_scope_must_be_allowed() {
+        let err = Client::public("p")
+            .scope("read")
+            .default_scope("write")
+            .build();
+        assert_eq!(err.unwrap_err(), ConfigError::Scope);
+    }
+}

@@ -1,0 +1,204 @@
+//! [`Config`]: lifetimes, rotation, grace period, allowed grants and policies, with their
+//! defaults. Every field is public; start from `Config::default()` and change what you need.
+//!
+//! ```
+//! use std::time::Duration;
+//! use tower_oauth2::{Config, GrantType, OnRefresh};
+//!
+//! let mut config = Config::default();
+//! config.allowed_grant_types = config.allowed_grant_types.with(GrantType::Password);
+//! config.access_token_lifetime = Duration::from_secs(900);
+//! config.refresh_token_grace_period = Duration::from_secs(30);
+//! config.on_refresh = OnRefresh::RevokeAccessTokens;
+//! assert!(config.validate().is_ok());
+//! ```
+
+use std::{fmt, future::Future, sync::Arc, time::Duration};
+
+use crate::{
+    BoxFuture,
+    client::{GrantType, GrantTypes},
+    error::ConfigError,
+    store::RefreshTokenRecord,
+};
+
+/// The longest grace period allowed.
+pub const MAX_GRACE_PERIOD: Duration = Duration::from_secs(300);
+
+/// What to do, after a successful refresh, with what the old refresh token had produced
+/// (Grape::OAuth2's `on_refresh`).
+#[derive(Clone, Default)]
+#[non_exhaustive]
+pub enum OnRefresh {
+    /// Nothing (default): earlier access tokens live until they expire.
+    #[default]
+    Nothing,
+    /// Revoke the access token issued earlier with or under the refresh token just used.
+    RevokeAccessTokens,
+    /// Call an async closure with the old refresh token's record.
+    Call(Arc<dyn Fn(RefreshTokenRecord) -> BoxFuture<'static, ()> + Send + Sync>),
+}
+
+impl OnRefresh {
+    /// Call `f` with the old refresh token's record after each successful refresh.
+    pub fn call<F, Fut>(f: F) -> Self
+    where
+        F: Fn(RefreshTokenRecord) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        Self::Call(Arc::new(move |record| Box::pin(f(record))))
+    }
+}
+
+impl fmt::Debug for OnRefresh {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Nothing => f.write_str("Nothing"),
+            Self::RevokeAccessTokens => f.write_str("RevokeAccessTokens"),
+            Self::Call(_) => f.write_str("Call(..)"),
+        }
+    }
+}
+
+/// PKCE (RFC 7636) requirements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PkcePolicy {
+    /// Public clients must send a code challenge (default: true; RFC 9700 §2.1.1).
+    pub required_for_public_clients: bool,
+    /// Confidential clients must send one too (default: false; OAuth 2.1 recommends true).
+    pub required_for_confidential_clients: bool,
+    /// Accept the `plain` method (default: false; only `S256`).
+    pub allow_plain: bool,
+}
+
+impl Default for PkcePolicy {
+    fn default() -> Self {
+        Self {
+            required_for_public_clients: true,
+            required_for_confidential_clients: false,
+            allow_plain: false,
+        }
+    }
+}
+
+/// Who may call the introspection endpoint (RFC 7662 §2.1 requires authorization).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum IntrospectionAccess {
+    /// Only clients registered with `.introspect(true)`, e.g. resource servers (default).
+    #[default]
+    AllowedClients,
+    /// Any authenticated confidential client.
+    AnyConfidentialClient,
+}
+
+/// Server configuration. See the README's table for each default and why.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Config {
+    /// Grant types the token endpoint accepts. Default: `authorization_code`,
+    /// `client_credentials`, `refresh_token`; `password` is off (RFC 9700 §2.4).
+    pub allowed_grant_types: GrantTypes,
+    /// Access token lifetime. Default 3600 s.
+    pub access_token_lifetime: Duration,
+    /// Refresh token idle lifetime: how long one refresh token lives unused; each rotation
+    /// starts a new one. Default 1 209 600 s (14 days, as oauth2-server-php).
+    pub refresh_token_lifetime: Duration,
+    /// Absolute lifetime of a grant's refresh-token family, which rotation never extends.
+    /// Default 90 days; `None` for no limit.
+    pub refresh_token_max_lifetime: Option<Duration>,
+    /// Authorization code lifetime. Default 60 s.
+    pub authorization_code_lifetime: Duration,
+    /// Issue refresh tokens at all. Default true.
+    pub issue_refresh_token: bool,
+    /// The grants that issue refresh tokens (never `client_credentials`, RFC 6749 §4.4.3).
+    /// Default: `authorization_code` and `password`.
+    pub issue_refresh_token_for: GrantTypes,
+    /// Issue a refresh token only when the `offline_access` scope is granted. Default false.
+    pub refresh_token_requires_offline_access: bool,
+    /// Rotate refresh tokens: a used one dies and the response carries its successor
+    /// (oauth2-server-php's `always_issue_new_refresh_token`). Default true. Public clients are
+    /// always rotated (RFC 9700 §2.2.2).
+    pub rotate_refresh_token: bool,
+    /// How long after a rotation the immediately preceding refresh token may be presented again
+    /// and get the same response, instead of revoking the family. Default 0 (off); at most 300 s.
+    pub refresh_token_grace_period: Duration,
+    /// What to do with the old refresh token's access tokens after a refresh. Default nothing.
+    pub on_refresh: OnRefresh,
+    /// PKCE requirements.
+    pub pkce: PkcePolicy,
+    /// Who may introspect.
+    pub introspection: IntrospectionAccess,
+    /// Request body cap for the token, revocation and introspection endpoints. Default 16 KiB.
+    pub max_body_bytes: usize,
+    /// The `realm` in `WWW-Authenticate` challenges. Default `"tower-oauth2"`.
+    pub realm: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            allowed_grant_types: [
+                GrantType::AuthorizationCode,
+                GrantType::ClientCredentials,
+                GrantType::RefreshToken,
+            ]
+            .into_iter()
+            .collect(),
+            access_token_lifetime: Duration::from_secs(3600),
+            refresh_token_lifetime: Duration::from_secs(1_209_600),
+            refresh_token_max_lifetime: Some(Duration::from_secs(90 * 24 * 3600)),
+            authorization_code_lifetime: Duration::from_secs(60),
+            issue_refresh_token: true,
+            issue_refresh_token_for: [GrantType::AuthorizationCode, GrantType::Password]
+                .into_iter()
+                .collect(),
+            refresh_token_requires_offline_access: false,
+            rotate_refresh_token: true,
+            refresh_token_grace_period: Duration::ZERO,
+            on_refresh: OnRefresh::Nothing,
+            pkce: PkcePolicy::default(),
+            introspection: IntrospectionAccess::AllowedClients,
+            max_body_bytes: 16 * 1024,
+            realm: "tower-oauth2".to_owned(),
+        }
+    }
+}
+
+impl Config {
+    /// Check that the settings can work together.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let secs = |d: Duration| d.as_secs();
+        if secs(self.access_token_lifetime) == 0 {
+            return Err(ConfigError::Lifetime(
+                "access_token_lifetime must be at least 1 s",
+            ));
+        }
+        if secs(self.refresh_token_lifetime) == 0 {
+            return Err(ConfigError::Lifetime(
+                "refresh_token_lifetime must be at least 1 s",
+            ));
+        }
+        if secs(self.authorization_code_lifetime) == 0 {
+            return Err(ConfigError::Lifetime(
+                "authorization_code_lifetime must be at least 1 s",
+            ));
+        }
+        if self
+            .refresh_token_max_lifetime
+            .is_some_and(|m| m < self.refresh_token_lifetime)
+        {
+            return Err(ConfigError::Lifetime(
+                "refresh_token_max_lifetime must not be shorter than refresh_token_lifetime",
+            ));
+        }
+        if self.refresh_token_grace_period > MAX_GRACE_PERIOD {
+            return Err(ConfigError::GracePeriodTooLong);
+        }
+        if self.max_body_bytes == 0 {
+            return Err(ConfigError::BodyLimit);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,158 @@
+//! Client authentication at the token, revocation and introspection endpoints (RFC 6749 §2.3):
+//! `client_secret_basic`, `client_secret_post`, and public clients (`none`).
+
+use std::sync::Arc;
+
+use base64::{Engine, engine::general_purpose::STANDARD};
+use http::{HeaderMap, header::AUTHORIZATION};
+use sha2::{Digest, Sha256};
+
+use super::form::{Form, decode};
+use crate::{
+    AuthServer, Client, OAuthError,
+    error::ErrorKind,
+    events::{ClientAuthFailure, Event},
+};
+
+/// Credentials as presented, before they are checked.
+enum Presented {
+    /// RFC 6749 §2.3.1 HTTP Basic, id and secret form-urlencoded inside.
+    Basic { id: String, secret: Option<String> },
+    /// Id (and secret, for `client_secret_post`) in the body.
+    Body { id: String, secret: Option<String> },
+}
+
+/// Whether the request tried HTTP authentication (so a 401 must carry a Basic challenge).
+pub(crate) fn attempted_http_auth(headers: &HeaderMap) -> bool {
+    headers.contains_key(AUTHORIZATION)
+}
+
+fn presented(
+    server: &AuthServer,
+    headers: &HeaderMap,
+    form: &Form,
+) -> Result<Presented, OAuthError> {
+    let body_id = form.get("client_id");
+    let body_secret = form.get("client_secret");
+    let mut auth = headers.get_all(AUTHORIZATION).iter();
+    let header = match (auth.next(), auth.next()) {
+        (_, Some(_)) => {
+            return Err(OAuthError::invalid_request(
+                "more than one Authorization header",
+            ));
+        }
+        (h, None) => h,
+    };
+    let Some(header) = header else {
+        return match (body_id, body_secret) {
+            (Some(id), secret) => Ok(Presented::Body {
+                id: id.to_owned(),
+                secret: secret.map(str::to_owned),
+            }),
+            (None, Some(_)) => Err(OAuthError::invalid_request(
+                "client_secret without client_id",
+            )),
+            (None, None) => Err(failed(
+                server,
+                None,
+                ClientAuthFailure::Missing,
+                "client authentication required",
+            )),
+        };
+    };
+    let malformed = || OAuthError::invalid_request("malformed Basic credentials");
+    let value = header.to_str().map_err(|_| malformed())?;
+    let (scheme, rest) = value.trim().split_once(' ').unwrap_or((value.trim(), ""));
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(failed(
+            server,
+            body_id,
+            ClientAuthFailure::UnsupportedMethod,
+            "unsupported client authentication method",
+        ));
+    }
+    let decoded = STANDARD.decode(rest.trim()).map_err(|_| malformed())?;
+    let colon = decoded
+        .iter()
+        .position(|&b| b == b':')
+        .ok_or_else(malformed)?;
+    // RFC 6749 §2.3.1: id and secret are form-urlencoded before Basic encoding.
+    let id = decode(&decoded[..colon]).map_err(|_| malformed())?;
+    let secret = decode(&decoded[colon + 1..]).map_err(|_| malformed())?;
+    if id.is_empty() {
+        return Err(malformed());
+    }
+    // RFC 6749 §2.3: a client MUST NOT use more than one authentication method.
+    if body_secret.is_some() {
+        return Err(OAuthError::invalid_request(
+            "more than one client authentication method",
+        ));
+    }
+    if body_id.is_some_and(|b| b != id) {
+        return Err(OAuthError::invalid_request(
+            "client_id does not match the Authorization header",
+        ));
+    }
+    Ok(Presented::Basic {
+        id,
+        secret: (!secret.is_empty()).then_some(secret),
+    })
+}
+
+fn failed(
+    server: &AuthServer,
+    client_id: Option<&str>,
+    reason: ClientAuthFailure,
+    description: &'static str,
+) -> OAuthError {
+    server.emit(Event::ClientAuthenticationFailed {
+        client_id: client_id.map(|s| s.chars().take(128).collect()),
+        reason,
+    });
+    OAuthError::new(ErrorKind::InvalidClient, description)
+}
+
+/// Authenticate the client of a request.
+pub(crate) async fn authenticate(
+    server: &AuthServer,
+    headers: &HeaderMap,
+    form: &Form,
+) -> Result<Arc<Client>, OAuthError> {
+    let (id, secret) = match presented(server, headers, form)? {
+        Presented::Basic { id, secret } | Presented::Body { id, secret } => (id, secret),
+    };
+    let Some(client) = server.find_client(&id).await? else {
+        // Spend the same hashing work as a known client so timing does not reveal which exist.
+        if let Some(s) = &secret {
+            std::hint::black_box(Sha256::digest(s.as_bytes()));
+        }
+        return Err(failed(
+            server,
+            Some(&id),
+            ClientAuthFailure::UnknownClient,
+            "client authentication failed",
+        ));
+    };
+    match secret {
+        Some(secret) => {
+            if !client.verify_secret(&secret).await {
+                return Err(failed(
+                    server,
+                    Some(&id),
+                    ClientAuthFailure::WrongSecret,
+                    "client authentication failed",
+                ));
+            }
+        }
+        None if client.is_confidential() => {
+            return Err(failed(
+                server,
+                Some(&id),
+                ClientAuthFailure::SecretRequired,
+                "client authentication failed",
+            ));
+        }
+        None => {}
+    }
+    Ok(client)
+}

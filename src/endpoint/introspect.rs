@@ -1,0 +1,129 @@
+//! RFC 7662 token introspection.
+
+use std::sync::Arc;
+
+use http::StatusCode;
+use serde::Serialize;
+
+use super::{
+    response::{self, EndpointResponse},
+    revoke::access_first,
+};
+use crate::{
+    AuthServer, Client, OAuthError,
+    config::IntrospectionAccess,
+    endpoint::form::Form,
+    error::ErrorKind,
+    store::{GrantRecord, RefreshTokenState},
+    token::TokenHash,
+};
+
+#[derive(Serialize)]
+struct Active<'a> {
+    active: bool,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    scope: &'a str,
+    client_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    username: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sub: Option<&'a str>,
+    token_type: &'static str,
+    exp: u64,
+    iat: u64,
+}
+
+impl<'a> Active<'a> {
+    fn new(
+        grant: &'a GrantRecord,
+        scope: &'a str,
+        token_type: &'static str,
+        iat: u64,
+        exp: u64,
+    ) -> Self {
+        Self {
+            active: true,
+            scope,
+            client_id: &grant.client_id,
+            username: grant.subject.as_deref(),
+            sub: grant.subject.as_deref(),
+            token_type,
+            exp,
+            iat,
+        }
+    }
+}
+
+pub(super) async fn introspect(
+    server: &AuthServer,
+    client: &Arc<Client>,
+    form: &Form,
+) -> Result<EndpointResponse, OAuthError> {
+    // RFC 7662 §2.1: the endpoint requires authorization, so that tokens cannot be scanned.
+    if !client.is_confidential() {
+        return Err(OAuthError::new(
+            ErrorKind::InvalidClient,
+            "introspection requires client authentication",
+        ));
+    }
+    let allowed = match server.config().introspection {
+        IntrospectionAccess::AllowedClients => client.may_introspect(),
+        IntrospectionAccess::AnyConfidentialClient => true,
+    };
+    if !allowed {
+        return Err(OAuthError::new(
+            ErrorKind::Forbidden,
+            "this client may not introspect tokens",
+        ));
+    }
+    let token = form
+        .get("token")
+        .ok_or_else(|| OAuthError::invalid_request("missing token"))?;
+    let hash = TokenHash::of(token);
+    let now = server.now();
+    let store = &server.inner.store;
+    let access_first = access_first(form);
+    for access in [access_first, !access_first] {
+        let body = if access {
+            store
+                .find_access_token(&hash)
+                .await?
+                .filter(|r| r.expires_at > now)
+                .map(|r| {
+                    response::to_json(&Active::new(
+                        &r.grant,
+                        r.scope.as_str(),
+                        "Bearer",
+                        r.issued_at,
+                        r.expires_at,
+                    ))
+                })
+        } else {
+            store
+                .find_refresh_token(&hash)
+                .await?
+                .filter(|r| {
+                    r.state == RefreshTokenState::Active
+                        && r.expires_at > now
+                        && r.grant.expires_at.is_none_or(|e| e > now)
+                })
+                .map(|r| {
+                    response::to_json(&Active::new(
+                        &r.grant,
+                        r.grant.scope.as_str(),
+                        "refresh_token",
+                        r.issued_at,
+                        r.expires_at,
+                    ))
+                })
+        };
+        if let Some(body) = body {
+            return Ok(response::json(StatusCode::OK, body));
+        }
+    }
+    // RFC 7662 §2.2: nothing more than this for a token that is not active, whatever the reason.
+    Ok(response::json(
+        StatusCode::OK,
+        br#"{"active":false}"#.to_vec(),
+    ))
+}

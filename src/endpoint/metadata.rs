@@ -1,0 +1,205 @@
+//! RFC 8414 authorization server metadata, generated from the configuration.
+
+use std::{
+    convert::Infallible,
+    task::{Context, Poll},
+};
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::Full;
+use serde::Serialize;
+
+use super::response::{self, EndpointResponse};
+use crate::{AuthServer, GrantType, store::CodeChallengeMethod};
+
+/// Where the endpoints are mounted, for the metadata document. Paths starting with `/` are
+/// joined to the issuer.
+///
+/// ```
+/// use tower_oauth2::endpoint::Metadata;
+///
+/// let metadata = Metadata::new("https://auth.example.com")
+///     .authorization_endpoint("/oauth/authorize")
+///     .scopes_supported(["read", "write"]);
+/// # let _ = metadata;
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct Metadata {
+    issuer: String,
+    token_endpoint: String,
+    authorization_endpoint: Option<String>,
+    revocation_endpoint: Option<String>,
+    introspection_endpoint: Option<String>,
+    scopes_supported: Option<Vec<String>>,
+}
+
+impl Metadata {
+    /// Metadata for `issuer` (an `https` URL without query or fragment, RFC 8414 §2), with the
+    /// token, revocation and introspection endpoints at `/oauth/token`, `/oauth/revoke` and
+    /// `/oauth/introspect`.
+    pub fn new(issuer: impl Into<String>) -> Self {
+        Self {
+            issuer: issuer.into().trim_end_matches('/').to_owned(),
+            token_endpoint: "/oauth/token".into(),
+            authorization_endpoint: None,
+            revocation_endpoint: Some("/oauth/revoke".into()),
+            introspection_endpoint: Some("/oauth/introspect".into()),
+            scopes_supported: None,
+        }
+    }
+
+    /// The token endpoint's path or URL.
+    pub fn token_endpoint(mut self, path: impl Into<String>) -> Self {
+        self.token_endpoint = path.into();
+        self
+    }
+
+    /// The app's authorization endpoint, if it has one.
+    pub fn authorization_endpoint(mut self, path: impl Into<String>) -> Self {
+        self.authorization_endpoint = Some(path.into());
+        self
+    }
+
+    /// The revocation endpoint's path or URL (`None` to leave it out).
+    pub fn revocation_endpoint(mut self, path: Option<String>) -> Self {
+        self.revocation_endpoint = path;
+        self
+    }
+
+    /// The introspection endpoint's path or URL (`None` to leave it out).
+    pub fn introspection_endpoint(mut self, path: Option<String>) -> Self {
+        self.introspection_endpoint = path;
+        self
+    }
+
+    /// The scopes to advertise.
+    pub fn scopes_supported<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.scopes_supported = Some(scopes.into_iter().map(Into::into).collect());
+        self
+    }
+
+    fn url(&self, path: &str) -> String {
+        if path.starts_with('/') {
+            format!("{}{path}", self.issuer)
+        } else {
+            path.to_owned()
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Document<'a> {
+    issuer: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    authorization_endpoint: Option<String>,
+    token_endpoint: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scopes_supported: Option<&'a [String]>,
+    response_types_supported: Vec<&'static str>,
+    grant_types_supported: Vec<&'static str>,
+    token_endpoint_auth_methods_supported: [&'static str; 3],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    revocation_endpoint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    revocation_endpoint_auth_methods_supported: Option<[&'static str; 3]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    introspection_endpoint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    introspection_endpoint_auth_methods_supported: Option<[&'static str; 2]>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    code_challenge_methods_supported: Vec<&'static str>,
+}
+
+const CLIENT_AUTH: [&str; 3] = ["client_secret_basic", "client_secret_post", "none"];
+
+/// The metadata endpoint (RFC 8414 §3), for `GET /.well-known/oauth-authorization-server`.
+/// The document is rendered once, when the endpoint is built.
+#[derive(Clone, Debug)]
+pub struct MetadataEndpoint {
+    body: Bytes,
+}
+
+impl MetadataEndpoint {
+    /// Render the document for `server`'s configuration.
+    pub fn new(server: &AuthServer, metadata: Metadata) -> Self {
+        let config = server.config();
+        let code = config
+            .allowed_grant_types
+            .contains(GrantType::AuthorizationCode);
+        let mut pkce = Vec::new();
+        if code {
+            pkce.push(CodeChallengeMethod::S256.as_str());
+            if config.pkce.allow_plain {
+                pkce.push(CodeChallengeMethod::Plain.as_str());
+            }
+        }
+        let doc = Document {
+            issuer: &metadata.issuer,
+            authorization_endpoint: metadata
+                .authorization_endpoint
+                .as_deref()
+                .map(|p| metadata.url(p)),
+            token_endpoint: metadata.url(&metadata.token_endpoint),
+            scopes_supported: metadata.scopes_supported.as_deref(),
+            response_types_supported: if code { vec!["code"] } else { Vec::new() },
+            grant_types_supported: config
+                .allowed_grant_types
+                .iter()
+                .map(GrantType::as_str)
+                .collect(),
+            token_endpoint_auth_methods_supported: CLIENT_AUTH,
+            revocation_endpoint: metadata
+                .revocation_endpoint
+                .as_deref()
+                .map(|p| metadata.url(p)),
+            revocation_endpoint_auth_methods_supported: metadata
+                .revocation_endpoint
+                .as_ref()
+                .map(|_| CLIENT_AUTH),
+            introspection_endpoint: metadata
+                .introspection_endpoint
+                .as_deref()
+                .map(|p| metadata.url(p)),
+            introspection_endpoint_auth_methods_supported: metadata
+                .introspection_endpoint
+                .as_ref()
+                .map(|_| ["client_secret_basic", "client_secret_post"]),
+            code_challenge_methods_supported: pkce,
+        };
+        Self {
+            body: Bytes::from(response::to_json(&doc)),
+        }
+    }
+}
+
+impl<B> tower_service::Service<Request<B>> for MetadataEndpoint {
+    type Response = EndpointResponse;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<EndpointResponse, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let mut res = Response::new(Full::new(self.body.clone()));
+        if req.method() != Method::GET && req.method() != Method::HEAD {
+            *res.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+            *res.body_mut() = Full::new(Bytes::new());
+            res.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        } else {
+            res.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+        }
+        std::future::ready(Ok(res))
+    }
+}

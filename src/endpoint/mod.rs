@@ -1,0 +1,155 @@
+//! The endpoints as tower `Service`s: [`TokenEndpoint`] (RFC 6749 §3.2), [`RevocationEndpoint`]
+//! (RFC 7009), [`IntrospectionEndpoint`] (RFC 7662) and [`MetadataEndpoint`] (RFC 8414).
+//!
+//! Each accepts `http::Request<B>` for any body type, so axum mounts it with `route_service` and
+//! hyper serves it directly; every failure is a response (`Error = Infallible`).
+//!
+//! ```
+//! use http::{Request, StatusCode};
+//! use tower::ServiceExt;
+//! use tower_oauth2::{AuthServer, Client, GrantType, InMemoryClients};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let server = AuthServer::builder()
+//!     .clients(InMemoryClients::new().with(Client::confidential("svc", "s3cret").build()?))
+//!     .build()?;
+//! let request = Request::post("/oauth/token")
+//!     .header("content-type", "application/x-www-form-urlencoded")
+//!     .header("authorization", "Basic c3ZjOnMzY3JldA==") // svc:s3cret
+//!     .body(String::from("grant_type=client_credentials"))?;
+//! let response = server.token_endpoint().oneshot(request).await?;
+//! assert_eq!(response.status(), StatusCode::OK);
+//! assert_eq!(response.headers()["cache-control"], "no-store");
+//! # Ok(())
+//! # }
+//! ```
+
+pub(crate) mod client_auth;
+pub(crate) mod form;
+mod introspect;
+mod metadata;
+pub(crate) mod response;
+mod revoke;
+
+use std::{
+    convert::Infallible,
+    fmt,
+    future::Future,
+    pin::Pin,
+    task::{Context, Poll},
+};
+
+use http::{Method, Request};
+use http_body::Body;
+
+pub use self::{
+    metadata::{Metadata, MetadataEndpoint},
+    response::EndpointResponse,
+};
+use crate::{AuthServer, BoxFuture, OAuthError, error::BoxError, error::ErrorKind};
+
+/// The future every endpoint returns.
+pub struct ResponseFuture(BoxFuture<'static, EndpointResponse>);
+
+impl fmt::Debug for ResponseFuture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ResponseFuture")
+    }
+}
+
+impl Future for ResponseFuture {
+    type Output = Result<EndpointResponse, Infallible>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.0.as_mut().poll(cx).map(Ok)
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Token,
+    Revocation,
+    Introspection,
+}
+
+/// The common path of the POST endpoints: method, body, form, client — each once — then the
+/// endpoint's own logic.
+async fn handle<B>(server: AuthServer, kind: Kind, req: Request<B>) -> EndpointResponse
+where
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    let (parts, body) = req.into_parts();
+    let basic = client_auth::attempted_http_auth(&parts.headers);
+    let result = async {
+        if parts.method != Method::POST {
+            return Err(OAuthError::new(ErrorKind::MethodNotAllowed, "use POST"));
+        }
+        let form = form::read_form(&parts.headers, body, server.config().max_body_bytes).await?;
+        let client = client_auth::authenticate(&server, &parts.headers, &form).await?;
+        match kind {
+            Kind::Token => crate::grant::exchange(&server, &client, &form)
+                .await
+                .map(|t| response::token(&t)),
+            Kind::Revocation => revoke::revoke(&server, &client, &form).await,
+            Kind::Introspection => introspect::introspect(&server, &client, &form).await,
+        }
+    }
+    .await;
+    result.unwrap_or_else(|e| response::error(&e, &server.config().realm, basic))
+}
+
+macro_rules! post_endpoint {
+    ($(#[$doc:meta])* $name:ident, $kind:expr) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug)]
+        pub struct $name {
+            server: AuthServer,
+        }
+
+        impl $name {
+            /// The endpoint for `server`.
+            pub fn new(server: AuthServer) -> Self {
+                Self { server }
+            }
+        }
+
+        impl<B> tower_service::Service<Request<B>> for $name
+        where
+            B: Body + Send + 'static,
+            B::Data: Send,
+            B::Error: Into<BoxError>,
+        {
+            type Response = EndpointResponse;
+            type Error = Infallible;
+            type Future = ResponseFuture;
+
+            fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+                Poll::Ready(Ok(()))
+            }
+
+            fn call(&mut self, req: Request<B>) -> Self::Future {
+                ResponseFuture(Box::pin(handle(self.server.clone(), $kind, req)))
+            }
+        }
+    };
+}
+
+post_endpoint!(
+    /// The token endpoint (RFC 6749 §3.2): every grant type, POST with a form body.
+    TokenEndpoint,
+    Kind::Token
+);
+post_endpoint!(
+    /// The revocation endpoint (RFC 7009). Revoking a refresh token revokes its whole family;
+    /// revoking an access token revokes that token. Unknown tokens and other clients' tokens get
+    /// 200 with no effect.
+    RevocationEndpoint,
+    Kind::Revocation
+);
+post_endpoint!(
+    /// The introspection endpoint (RFC 7662), for authorised clients only. Anything not active
+    /// is exactly `{"active":false}`.
+    IntrospectionEndpoint,
+    Kind::Introspection
+);

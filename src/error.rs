@@ -1,0 +1,253 @@
+//! Errors: [`OAuthError`] carries an RFC 6749 §5.2 / RFC 6750 §3.1 / RFC 7009 error code and maps
+//! to an HTTP status; [`StoreError`] is a storage failure, which every endpoint answers with 503.
+
+use std::{borrow::Cow, error::Error as StdError, fmt};
+
+use http::StatusCode;
+
+/// A boxed error, as tower uses.
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// An OAuth 2.0 protocol error: the `error` code and an optional human-readable description.
+///
+/// ```
+/// use http::StatusCode;
+/// use tower_oauth2::OAuthError;
+///
+/// let err = OAuthError::invalid_grant("refresh token expired");
+/// assert_eq!(err.code(), "invalid_grant");
+/// assert_eq!(err.status(), StatusCode::BAD_REQUEST);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthError {
+    kind: ErrorKind,
+    description: Option<Cow<'static, str>>,
+}
+
+/// The error codes this crate answers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// RFC 6749 §5.2: a missing, repeated or malformed parameter.
+    InvalidRequest,
+    /// RFC 6749 §5.2: client authentication failed.
+    InvalidClient,
+    /// RFC 6749 §5.2: the grant (code, refresh token, user credentials) is invalid, expired, revoked
+    /// or was issued to another client.
+    InvalidGrant,
+    /// RFC 6749 §5.2: the client may not use this grant type.
+    UnauthorizedClient,
+    /// RFC 6749 §5.2: the grant type is not supported by this server.
+    UnsupportedGrantType,
+    /// RFC 6749 §5.2: the requested scope is invalid, unknown or exceeds what was granted.
+    InvalidScope,
+    /// RFC 7009 §2.2.1: the server cannot revoke this kind of token.
+    UnsupportedTokenType,
+    /// RFC 6749 §4.1.2.1: the token store or another dependency is unavailable (answered as 503).
+    TemporarilyUnavailable,
+    /// RFC 6749 §4.1.2.1: an unexpected condition (answered as 500). Never produced for bad input.
+    ServerError,
+    /// The endpoint only accepts POST (answered as 405 with `Allow: POST`).
+    MethodNotAllowed,
+    /// The request body exceeds the configured cap (answered as 413 with `invalid_request`).
+    BodyTooLarge,
+    /// An authenticated client asked for something it is not permitted (answered as 403 with
+    /// `unauthorized_client`), e.g. introspection by a client not allowed to introspect.
+    Forbidden,
+}
+
+impl ErrorKind {
+    /// The `error` code sent on the wire.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::InvalidRequest | Self::MethodNotAllowed | Self::BodyTooLarge => "invalid_request",
+            Self::InvalidClient => "invalid_client",
+            Self::InvalidGrant => "invalid_grant",
+            Self::UnauthorizedClient | Self::Forbidden => "unauthorized_client",
+            Self::UnsupportedGrantType => "unsupported_grant_type",
+            Self::InvalidScope => "invalid_scope",
+            Self::UnsupportedTokenType => "unsupported_token_type",
+            Self::TemporarilyUnavailable => "temporarily_unavailable",
+            Self::ServerError => "server_error",
+        }
+    }
+
+    /// The HTTP status this error is answered with.
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::InvalidClient => StatusCode::UNAUTHORIZED,
+            Self::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
+macro_rules! constructors {
+    ($($(#[$doc:meta])* $name:ident => $kind:ident;)*) => {
+        $(
+            $(#[$doc])*
+            pub fn $name(description: impl Into<Cow<'static, str>>) -> Self {
+                Self::new(ErrorKind::$kind, description)
+            }
+        )*
+    };
+}
+
+impl OAuthError {
+    /// An error of `kind` with a description.
+    pub fn new(kind: ErrorKind, description: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            kind,
+            description: Some(description.into()),
+        }
+    }
+
+    /// An error of `kind` without a description.
+    pub fn bare(kind: ErrorKind) -> Self {
+        Self {
+            kind,
+            description: None,
+        }
+    }
+
+    constructors! {
+        /// `invalid_request` (400).
+        invalid_request => InvalidRequest;
+        /// `invalid_client` (401).
+        invalid_client => InvalidClient;
+        /// `invalid_grant` (400).
+        invalid_grant => InvalidGrant;
+        /// `unauthorized_client` (400).
+        unauthorized_client => UnauthorizedClient;
+        /// `unsupported_grant_type` (400).
+        unsupported_grant_type => UnsupportedGrantType;
+        /// `invalid_scope` (400).
+        invalid_scope => InvalidScope;
+        /// `temporarily_unavailable` (503).
+        temporarily_unavailable => TemporarilyUnavailable;
+    }
+
+    /// What kind of error this is.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The `error` code sent on the wire.
+    pub fn code(&self) -> &'static str {
+        self.kind.code()
+    }
+
+    /// The HTTP status this error is answered with.
+    pub fn status(&self) -> StatusCode {
+        self.kind.status()
+    }
+
+    /// The `error_description`, if any.
+    pub fn description(&self) -> Option<&str> {
+        self.description.as_deref()
+    }
+}
+
+impl fmt::Display for OAuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())?;
+        if let Some(d) = &self.description {
+            write!(f, ": {d}")?;
+        }
+        Ok(())
+    }
+}
+
+impl StdError for OAuthError {}
+
+impl From<StoreError> for OAuthError {
+    fn from(err: StoreError) -> Self {
+        // The cause is logged where it happens; the client learns only that it may retry.
+        tracing::error!(error = %err, "token store failure");
+        Self::new(
+            ErrorKind::TemporarilyUnavailable,
+            "the token store is temporarily unavailable",
+        )
+    }
+}
+
+/// A failure of a token, client or user store. Endpoints answer it with 503
+/// `temporarily_unavailable` and the bearer layer with 503 — never with "invalid token".
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The backend could not be reached or failed the operation.
+    Unavailable(BoxError),
+    /// The backend did not answer within the configured timeout.
+    Timeout,
+    /// The backend returned data this crate cannot read.
+    Corrupt(BoxError),
+}
+
+impl StoreError {
+    /// A backend failure with its cause.
+    pub fn unavailable(cause: impl Into<BoxError>) -> Self {
+        Self::Unavailable(cause.into())
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Unavailable(e) => write!(f, "store unavailable: {e}"),
+            Self::Timeout => f.write_str("store operation timed out"),
+            Self::Corrupt(e) => write!(f, "store returned unreadable data: {e}"),
+        }
+    }
+}
+
+impl StdError for StoreError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        match self {
+            Self::Unavailable(e) | Self::Corrupt(e) => Some(&**e),
+            Self::Timeout => None,
+        }
+    }
+}
+
+/// A configuration that cannot work, reported by [`crate::AuthServerBuilder::build`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A lifetime is zero or out of its allowed range.
+    Lifetime(&'static str),
+    /// The refresh-token grace period exceeds its maximum (300 s).
+    GracePeriodTooLong,
+    /// No client store was given.
+    MissingClients,
+    /// The password grant is allowed but no user authenticator was given.
+    MissingUserAuthenticator,
+    /// The body cap is zero.
+    BodyLimit,
+    /// A scope string breaks the RFC 6749 §3.3 grammar, or a default scope is not allowed.
+    Scope,
+    /// A client id is empty.
+    ClientId,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Lifetime(what) => write!(f, "invalid lifetime: {what}"),
+            Self::GracePeriodTooLong => f.write_str("refresh_token_grace_period exceeds 300 s"),
+            Self::MissingClients => f.write_str("no client store configured"),
+            Self::MissingUserAuthenticator => {
+                f.write_str("the password grant is allowed but no user authenticator is configured")
+            }
+            Self::BodyLimit => f.write_str("max_body_bytes must be greater than zero"),
+            Self::Scope => f.write_str("invalid scope in configuration"),
+            Self::ClientId => f.write_str("client id must not be empty"),
+        }
+    }
+}
+
+impl StdError for ConfigError {}

@@ -1,0 +1,234 @@
+//! RFC 6749 §4.1 with PKCE (RFC 7636): minting codes for the app's consent handler, and
+//! exchanging them at the token endpoint.
+
+use std::sync::Arc;
+
+use super::{NewGrant, TokenResponse, pkce, resolve_scope};
+use crate::{
+    AuthServer, Client, GrantType, OAuthError,
+    endpoint::form::Form,
+    error::ErrorKind,
+    events::{Event, ReusedCredential},
+    store::{AuthorizationCodeRecord, CodeChallengeMethod, Redemption},
+    token::{self, TokenHash},
+};
+
+/// What the resource owner approved, handed to [`AuthServer::issue_authorization_code`] by the
+/// app's own authorization/consent handler (this crate does not render login or consent pages).
+///
+/// ```
+/// use tower_oauth2::AuthorizationRequest;
+///
+/// let request = AuthorizationRequest::new("spa", "user-42")
+///     .redirect_uri("https://app.example/cb")
+///     .scope("read")
+///     .code_challenge("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", Some("S256"));
+/// # let _ = request;
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct AuthorizationRequest {
+    client_id: String,
+    subject: String,
+    redirect_uri: Option<String>,
+    scope: Option<String>,
+    code_challenge: Option<(String, Option<String>)>,
+}
+
+impl AuthorizationRequest {
+    /// A request by `client_id`, approved by the resource owner `subject`.
+    pub fn new(client_id: impl Into<String>, subject: impl Into<String>) -> Self {
+        Self {
+            client_id: client_id.into(),
+            subject: subject.into(),
+            redirect_uri: None,
+            scope: None,
+            code_challenge: None,
+        }
+    }
+
+    /// The `redirect_uri` parameter of the authorization request, if it had one.
+    pub fn redirect_uri(mut self, uri: impl Into<String>) -> Self {
+        self.redirect_uri = Some(uri.into());
+        self
+    }
+
+    /// The `scope` parameter (the scope approved).
+    pub fn scope(mut self, scope: impl Into<String>) -> Self {
+        self.scope = Some(scope.into());
+        self
+    }
+
+    /// The `code_challenge` and `code_challenge_method` parameters (RFC 7636 §4.3; the method
+    /// defaults to `plain` when absent, which is refused unless enabled).
+    pub fn code_challenge(mut self, challenge: impl Into<String>, method: Option<&str>) -> Self {
+        self.code_challenge = Some((challenge.into(), method.map(str::to_owned)));
+        self
+    }
+}
+
+pub(crate) async fn issue(
+    server: &AuthServer,
+    request: AuthorizationRequest,
+) -> Result<String, OAuthError> {
+    let config = server.config();
+    let client = server
+        .find_client(&request.client_id)
+        .await?
+        .ok_or_else(|| OAuthError::new(ErrorKind::InvalidClient, "unknown client_id"))?;
+    if !server.grant_allowed(&client, GrantType::AuthorizationCode) {
+        return Err(OAuthError::unauthorized_client(
+            "this client may not use the authorization code grant",
+        ));
+    }
+    // RFC 6749 §3.1.2.3: an exact match with a registered URI; with one registered URI the
+    // parameter may be omitted.
+    match &request.redirect_uri {
+        Some(uri) if !client.redirect_uris().iter().any(|r| r == uri) => {
+            return Err(OAuthError::invalid_request(
+                "redirect_uri is not registered",
+            ));
+        }
+        None if client.redirect_uris().len() != 1 => {
+            return Err(OAuthError::invalid_request("redirect_uri is required"));
+        }
+        _ => {}
+    }
+    let scope = resolve_scope(&client, request.scope.as_deref())?;
+    let code_challenge = match request.code_challenge {
+        Some((challenge, method)) => {
+            let method = match method.as_deref() {
+                Some("S256") => CodeChallengeMethod::S256,
+                Some("plain") | None if config.pkce.allow_plain => CodeChallengeMethod::Plain,
+                _ => {
+                    return Err(OAuthError::invalid_request(
+                        "transform algorithm not supported",
+                    ));
+                }
+            };
+            let valid = match method {
+                CodeChallengeMethod::S256 => pkce::well_formed_s256(&challenge),
+                CodeChallengeMethod::Plain => pkce::well_formed(&challenge),
+            };
+            if !valid {
+                return Err(OAuthError::invalid_request("malformed code_challenge"));
+            }
+            Some((challenge, method))
+        }
+        None => {
+            let required = if client.is_confidential() {
+                config.pkce.required_for_confidential_clients
+            } else {
+                config.pkce.required_for_public_clients
+            };
+            if required {
+                return Err(OAuthError::invalid_request("code challenge required"));
+            }
+            None
+        }
+    };
+    let now = server.now();
+    let code = token::generate();
+    server
+        .inner
+        .store
+        .create_code(AuthorizationCodeRecord {
+            hash: code.hash(),
+            client_id: Arc::clone(client.id_arc()),
+            subject: Arc::from(request.subject),
+            redirect_uri: request.redirect_uri,
+            scope,
+            code_challenge,
+            issued_at: now,
+            expires_at: now + config.authorization_code_lifetime.as_secs(),
+            redeemed_by: None,
+        })
+        .await?;
+    Ok(code.expose().to_owned())
+}
+
+pub(super) async fn exchange(
+    server: &AuthServer,
+    client: &Arc<Client>,
+    form: &Form,
+) -> Result<TokenResponse, OAuthError> {
+    let code = form
+        .get("code")
+        .ok_or_else(|| OAuthError::invalid_request("missing code"))?;
+    let hash = TokenHash::of(code);
+    let store = &server.inner.store;
+    let invalid = || OAuthError::invalid_grant("invalid authorization code");
+    let record = store.find_code(&hash).await?.ok_or_else(invalid)?;
+    if let Some(first) = record.redeemed_by {
+        return Err(code_reused(server, first, &record.client_id).await);
+    }
+    if *record.client_id != *client.id() {
+        return Err(invalid());
+    }
+    if record.expires_at <= server.now() {
+        return Err(OAuthError::invalid_grant("authorization code expired"));
+    }
+    // RFC 6749 §4.1.3: identical to the authorization request's redirect_uri, if it had one.
+    if let Some(expected) = &record.redirect_uri {
+        if form.get("redirect_uri") != Some(expected.as_str()) {
+            return Err(OAuthError::invalid_grant("redirect_uri does not match"));
+        }
+    }
+    match (&record.code_challenge, form.get("code_verifier")) {
+        (Some((challenge, method)), Some(verifier)) => {
+            if !pkce::verify(verifier, challenge, *method) {
+                return Err(OAuthError::invalid_grant("PKCE verification failed"));
+            }
+        }
+        (Some(_), None) => return Err(OAuthError::invalid_grant("missing code_verifier")),
+        // OAuth 2.1 §4.1.3: a verifier without a challenge is a downgrade attempt.
+        (None, Some(_)) => {
+            return Err(OAuthError::invalid_grant(
+                "code_verifier sent for a code issued without a challenge",
+            ));
+        }
+        (None, None) => {}
+    }
+    let new = NewGrant::prepare(
+        server,
+        client,
+        Some(Arc::clone(&record.subject)),
+        record.scope.clone(),
+        GrantType::AuthorizationCode,
+    );
+    let response = new.response();
+    let event = new.issued_event();
+    match store
+        .redeem_code(&hash, new.record, new.access, new.refresh)
+        .await?
+    {
+        Redemption::Redeemed => {
+            server.emit(event);
+            Ok(response)
+        }
+        Redemption::AlreadyRedeemed(first) => {
+            Err(code_reused(server, first, client.id_arc()).await)
+        }
+        Redemption::Missing => Err(invalid()),
+    }
+}
+
+/// RFC 6749 §4.1.2: a code used twice is refused, and what its first use issued is revoked.
+async fn code_reused(
+    server: &AuthServer,
+    first: crate::GrantId,
+    client_id: &Arc<str>,
+) -> OAuthError {
+    match server.inner.store.revoke_grant(first).await {
+        Ok(_) => {
+            server.emit(Event::ReuseDetected {
+                grant_id: first,
+                client_id: Arc::clone(client_id),
+                subject: None,
+                what: ReusedCredential::AuthorizationCode,
+            });
+            OAuthError::invalid_grant("authorization code already used")
+        }
+        Err(e) => e.into(),
+    }
+}

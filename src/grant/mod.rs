@@ -1,0 +1,204 @@
+//! The grants (RFC 6749 §4, §6): pure protocol logic, request in, [`TokenResponse`] or
+//! [`OAuthError`] out. Nothing here knows about HTTP; the endpoints in [`crate::endpoint`] are thin
+//! adapters around it.
+
+pub(crate) mod authorization_code;
+mod client_credentials;
+mod grace;
+mod password;
+pub(crate) mod pkce;
+mod refresh_token;
+
+use std::{fmt, sync::Arc};
+
+pub use self::authorization_code::AuthorizationRequest;
+use crate::{
+    AuthServer,
+    client::{Client, GrantType},
+    clock::UnixTime,
+    endpoint::form::Form,
+    error::OAuthError,
+    events::Event,
+    scope::Scope,
+    store::{GrantRecord, NewAccessToken, NewRefreshToken},
+    token::{self, GrantId, SecretToken},
+};
+
+/// A successful token response (RFC 6749 §5.1). `Debug` hides the tokens.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TokenResponse {
+    /// The access token.
+    pub access_token: String,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+    /// The refresh token, when one is issued.
+    pub refresh_token: Option<String>,
+    /// The scope of the access token.
+    pub scope: Scope,
+}
+
+impl TokenResponse {
+    /// Always `"Bearer"` (RFC 6750).
+    pub const TOKEN_TYPE: &'static str = "Bearer";
+}
+
+impl fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("access_token", &"<redacted>")
+            .field("expires_in", &self.expires_in)
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("scope", &self.scope)
+            .finish()
+    }
+}
+
+/// Run the grant the form asks for, for an authenticated client.
+pub(crate) async fn exchange(
+    server: &AuthServer,
+    client: &Arc<Client>,
+    form: &Form,
+) -> Result<TokenResponse, OAuthError> {
+    let name = form
+        .get("grant_type")
+        .ok_or_else(|| OAuthError::invalid_request("missing grant_type"))?;
+    let grant = GrantType::parse(name)
+        .filter(|g| server.config().allowed_grant_types.contains(*g))
+        .ok_or_else(|| OAuthError::unsupported_grant_type("grant type not supported"))?;
+    if !server.grant_allowed(client, grant) {
+        return Err(OAuthError::unauthorized_client(
+            "this client may not use this grant type",
+        ));
+    }
+    match grant {
+        GrantType::AuthorizationCode => authorization_code::exchange(server, client, form).await,
+        GrantType::Password => password::exchange(server, client, form).await,
+        GrantType::ClientCredentials => client_credentials::exchange(server, client, form).await,
+        GrantType::RefreshToken => refresh_token::exchange(server, client, form).await,
+    }
+}
+
+/// The scope to grant: the requested one (checked against what the client may have), or the
+/// client's default when the request names none (RFC 6749 §3.3).
+pub(crate) fn resolve_scope(client: &Client, requested: Option<&str>) -> Result<Scope, OAuthError> {
+    let scope = match requested {
+        None => return Ok(client.default_scope()),
+        Some(s) => Scope::parse(s).map_err(|_| OAuthError::invalid_scope("malformed scope"))?,
+    };
+    if let Some(allowed) = client.allowed_scope() {
+        if !scope.is_subset_of(allowed) {
+            return Err(OAuthError::invalid_scope(
+                "requested scope exceeds what this client may be granted",
+            ));
+        }
+    }
+    Ok(scope)
+}
+
+/// A grant about to be created, with its first tokens.
+pub(crate) struct NewGrant {
+    pub(crate) record: GrantRecord,
+    pub(crate) access_token: SecretToken,
+    pub(crate) access: NewAccessToken,
+    pub(crate) refresh_token: Option<SecretToken>,
+    pub(crate) refresh: Option<NewRefreshToken>,
+}
+
+impl NewGrant {
+    /// Prepare a grant for `client`, deciding whether it gets a refresh token.
+    pub(crate) fn prepare(
+        server: &AuthServer,
+        client: &Client,
+        subject: Option<Arc<str>>,
+        scope: Scope,
+        grant_type: GrantType,
+    ) -> Self {
+        let config = server.config();
+        let now = server.now();
+        let issue_refresh = grant_type != GrantType::ClientCredentials // RFC 6749 §4.4.3
+            && config.issue_refresh_token
+            && config.issue_refresh_token_for.contains(grant_type)
+            && client.issues_refresh_tokens()
+            && server.grant_allowed(client, GrantType::RefreshToken)
+            && (!config.refresh_token_requires_offline_access || scope.contains("offline_access"));
+        let family_end = issue_refresh
+            .then(|| config.refresh_token_max_lifetime.map(|m| now + m.as_secs()))
+            .flatten();
+        let record = GrantRecord {
+            id: GrantId::generate(),
+            client_id: Arc::clone(client.id_arc()),
+            subject,
+            scope: scope.clone(),
+            grant_type,
+            created_at: now,
+            expires_at: family_end,
+        };
+        let access_token = token::generate();
+        let access = NewAccessToken {
+            hash: access_token.hash(),
+            scope,
+            issued_at: now,
+            expires_at: cap(now + config.access_token_lifetime.as_secs(), family_end),
+        };
+        let (refresh_token, refresh) = if issue_refresh {
+            let t = token::generate();
+            let r = NewRefreshToken {
+                hash: t.hash(),
+                issued_at: now,
+                expires_at: cap(now + config.refresh_token_lifetime.as_secs(), family_end),
+                generation: 0,
+            };
+            (Some(t), Some(r))
+        } else {
+            (None, None)
+        };
+        Self {
+            record,
+            access_token,
+            access,
+            refresh_token,
+            refresh,
+        }
+    }
+
+    pub(crate) fn response(&self) -> TokenResponse {
+        TokenResponse {
+            access_token: self.access_token.expose().to_owned(),
+            expires_in: self.access.expires_at - self.access.issued_at,
+            refresh_token: self.refresh_token.as_ref().map(|t| t.expose().to_owned()),
+            scope: self.access.scope.clone(),
+        }
+    }
+
+    pub(crate) fn issued_event(&self) -> Event {
+        Event::TokenIssued {
+            grant_id: self.record.id,
+            grant_type: self.record.grant_type,
+            client_id: Arc::clone(&self.record.client_id),
+            subject: self.record.subject.clone(),
+            scope: self.record.scope.clone(),
+            refresh_token: self.refresh.is_some(),
+        }
+    }
+
+    /// Create the grant in the store and report it.
+    pub(crate) async fn create(self, server: &AuthServer) -> Result<TokenResponse, OAuthError> {
+        let response = self.response();
+        let event = self.issued_event();
+        server
+            .inner
+            .store
+            .create_grant(self.record, self.access, self.refresh)
+            .await?;
+        server.emit(event);
+        Ok(response)
+    }
+}
+
+/// `t`, but never past the family's end.
+pub(crate) fn cap(t: UnixTime, end: Option<UnixTime>) -> UnixTime {
+    end.map_or(t, |e| t.min(e))
+}

@@ -1,0 +1,206 @@
+//! RFC 6749 §6 with the RFC 9700 §4.14.2 protections: client binding, scope ceiling, rotation,
+//! reuse detection with family revocation, an optional grace window, idle and absolute expiry.
+//!
+//! One use of a refresh token:
+//!
+//! 1. Read the token. Unknown, revoked, or another client's → `invalid_grant`, nothing changes.
+//! 2. Already rotated away? Inside the grace window, and no successor rotated since → the same
+//!    response again (see `grace`). Otherwise it is a replay: revoke the whole family and answer
+//!    `invalid_grant`.
+//! 3. Expired (idle or absolute), or a scope wider than the grant → error, nothing changes.
+//! 4. Compare-and-set in the store: mark it rotated and store its successors atomically. If another
+//!    request got there first, read it again and go to 2 — so of N concurrent uses exactly one
+//!    rotates; without a grace window the others are replays and revoke the family, with one
+//!    they all receive the same pair.
+
+use std::sync::Arc;
+
+use super::{
+    TokenResponse, cap,
+    grace::{self, Kept},
+};
+use crate::{
+    AuthServer, Client, OAuthError, OnRefresh,
+    endpoint::form::Form,
+    events::{Event, ReusedCredential},
+    scope::Scope,
+    store::{
+        NewAccessToken, NewRefreshToken, RefreshTokenRecord, RefreshTokenState, Rotation,
+        RotationOutcome, Sealed,
+    },
+    token::{self, TokenHash},
+};
+
+pub(super) async fn exchange(
+    server: &AuthServer,
+    client: &Arc<Client>,
+    form: &Form,
+) -> Result<TokenResponse, OAuthError> {
+    let presented = form
+        .get("refresh_token")
+        .ok_or_else(|| OAuthError::invalid_request("missing refresh_token"))?;
+    let requested = form
+        .get("scope")
+        .map(Scope::parse)
+        .transpose()
+        .map_err(|_| OAuthError::invalid_scope("malformed scope"))?;
+    let hash = TokenHash::of(presented);
+    let store = &server.inner.store;
+    let invalid = || OAuthError::invalid_grant("invalid refresh token");
+
+    // Two reads at most: the second only after losing a compare-and-set, when the token is
+    // no longer active and step 2 decides.
+    for _ in 0..2 {
+        let record = store.find_refresh_token(&hash).await?.ok_or_else(invalid)?;
+        // Seed 000: refresh tokens can be refreshed only by the client they were issued to.
+        if *record.grant.client_id != *client.id() {
+            return Err(invalid());
+        }
+        let now = server.now();
+        if let RefreshTokenState::Rotated { at, sealed } = &record.state {
+            return retry_or_replay(server, presented, &record, *at, sealed.as_ref(), now).await;
+        }
+        if record.expires_at <= now {
+            return Err(OAuthError::invalid_grant("refresh token expired"));
+        }
+        if record.grant.expires_at.is_some_and(|end| end <= now) {
+            return Err(OAuthError::invalid_grant("refresh token family expired"));
+        }
+        // RFC 6749 §6: equal to or narrower than the original grant. The grant's scope stays the
+        // ceiling, so asking for less now does not shrink what a later refresh may ask for.
+        let scope = match &requested {
+            Some(s) if !s.is_subset_of(&record.grant.scope) => {
+                return Err(OAuthError::invalid_scope(
+                    "requested scope exceeds the original grant",
+                ));
+            }
+            Some(s) => s.clone(),
+            None => record.grant.scope.clone(),
+        };
+        let (rotation, response) = prepare(server, client, presented, &record, scope, now);
+        let rotated = rotation.refresh.is_some();
+        match store.rotate_refresh_token(rotation).await? {
+            RotationOutcome::Rotated => {
+                if let OnRefresh::Call(f) = &server.config().on_refresh {
+                    f(record.clone()).await;
+                }
+                server.emit(Event::TokenRefreshed {
+                    grant_id: record.grant.id,
+                    client_id: Arc::clone(&record.grant.client_id),
+                    subject: record.grant.subject.clone(),
+                    scope: response.scope.clone(),
+                    rotated,
+                    grace_retry: false,
+                });
+                return Ok(response);
+            }
+            RotationOutcome::Conflict => continue,
+        }
+    }
+    Err(invalid())
+}
+
+/// Build the successor tokens and the store operation that installs them.
+fn prepare(
+    server: &AuthServer,
+    client: &Client,
+    presented: &str,
+    record: &RefreshTokenRecord,
+    scope: Scope,
+    now: u64,
+) -> (Rotation, TokenResponse) {
+    let config = server.config();
+    let family_end = record.grant.expires_at;
+    // RFC 9700 §2.2.2: public clients' refresh tokens are always sender-constrained or rotated.
+    let rotate = config.rotate_refresh_token || !client.is_confidential();
+    let access_token = token::generate();
+    let access = NewAccessToken {
+        hash: access_token.hash(),
+        scope: scope.clone(),
+        issued_at: now,
+        expires_at: cap(now + config.access_token_lifetime.as_secs(), family_end),
+    };
+    let successor = rotate.then(token::generate);
+    let refresh = successor.as_ref().map(|t| NewRefreshToken {
+        hash: t.hash(),
+        issued_at: now,
+        // Idle lifetime starts again; the family's absolute end does not move.
+        expires_at: cap(now + config.refresh_token_lifetime.as_secs(), family_end),
+        generation: record.generation + 1,
+    });
+    let grace = config.refresh_token_grace_period.as_secs();
+    let sealed = match &successor {
+        Some(next) if grace > 0 => grace::seal(
+            presented,
+            &Kept {
+                access_token: access_token.expose(),
+                access_expires_at: access.expires_at,
+                refresh_token: next.expose(),
+                scope: &scope,
+            },
+        )
+        .map(|bytes| Sealed {
+            bytes: bytes.into(),
+            until: now + grace,
+        }),
+        _ => None,
+    };
+    let response = TokenResponse {
+        access_token: access_token.expose().to_owned(),
+        expires_in: access.expires_at - now,
+        refresh_token: successor.as_ref().map(|t| t.expose().to_owned()),
+        scope,
+    };
+    let rotation = Rotation {
+        presented: record.hash,
+        generation: record.generation,
+        access,
+        refresh,
+        sealed,
+        revoke_previous_access: matches!(config.on_refresh, OnRefresh::RevokeAccessTokens),
+        now,
+    };
+    (rotation, response)
+}
+
+/// A rotated token presented again: a retry inside the grace window, or a replay.
+async fn retry_or_replay(
+    server: &AuthServer,
+    presented: &str,
+    record: &RefreshTokenRecord,
+    rotated_at: u64,
+    sealed: Option<&Sealed>,
+    now: u64,
+) -> Result<TokenResponse, OAuthError> {
+    let grace = server.config().refresh_token_grace_period.as_secs();
+    // Only the immediately preceding token: once its successor has itself been rotated, the
+    // family's generation has moved past it and it is an ancestor like any other.
+    let is_parent_of_head = record.family_generation <= record.generation + 1;
+    if grace > 0 && now < rotated_at + grace && is_parent_of_head {
+        if let Some(response) = sealed.and_then(|s| grace::open(presented, &s.bytes, now)) {
+            server.emit(Event::TokenRefreshed {
+                grant_id: record.grant.id,
+                client_id: Arc::clone(&record.grant.client_id),
+                subject: record.grant.subject.clone(),
+                scope: response.scope.clone(),
+                rotated: true,
+                grace_retry: true,
+            });
+            return Ok(response);
+        }
+    }
+    // RFC 9700 §4.14.2: a rotated refresh token used again means one of its holders is an
+    // attacker; revoke the family so neither keeps access.
+    let revoked = server.inner.store.revoke_grant(record.grant.id).await?;
+    if revoked {
+        server.emit(Event::ReuseDetected {
+            grant_id: record.grant.id,
+            client_id: Arc::clone(&record.grant.client_id),
+            subject: record.grant.subject.clone(),
+            what: ReusedCredential::RefreshToken,
+        });
+    }
+    Err(OAuthError::invalid_grant(
+        "refresh token was already used; its grant has been revoked",
+    ))
+}

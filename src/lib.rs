@@ -1,0 +1,83 @@
+//! # tower-oauth2
+//!
+//! An OAuth 2.0 authorization server and resource server for any tower app (axum, tonic, hyper):
+//!
+//! - [`TokenEndpoint`]: a tower `Service` that *is* the token endpoint — `authorization_code`
+//!   with PKCE, `password`, `client_credentials` and `refresh_token` with rotation, reuse
+//!   detection and family revocation (RFC 6749, RFC 7636, RFC 9700);
+//! - [`RevocationEndpoint`] (RFC 7009), [`IntrospectionEndpoint`] (RFC 7662) and
+//!   [`MetadataEndpoint`] (RFC 8414);
+//! - [`BearerLayer`]: a tower `Layer` guarding routes with bearer tokens (RFC 6750);
+//! - one [`TokenStore`](store::TokenStore) shared by all of them; in memory by default.
+//!
+//! ```text
+//!                  ┌──────────────────── AuthServer (Arc, cheap to clone) ───────────────────┐
+//!                  │ config   clock   events   clients: ClientStore   users   tokens: TokenStore │
+//!                  └───────┬───────────────┬───────────────┬──────────────────┬──────────────┘
+//! HTTP request ─▶ TokenEndpoint      RevocationEndpoint  IntrospectionEndpoint  BearerLayer ─▶ handler
+//!                  │ body (capped) → form (no repeats) → client authentication     │ TokenInfo in
+//!                  ▼                                                               ▼ extensions
+//!               grant::{authorization_code, password, client_credentials, refresh_token}
+//!                  │ pure protocol logic: form in, TokenResponse or OAuthError out
+//!                  ▼
+//!               TokenStore: MemoryStore (default) │ your own
+//! ```
+//!
+//! ## In a few lines
+//!
+//! ```
+//! use axum::{Router, routing::{get, post}};
+//! use tower_oauth2::{AuthServer, Client, GrantType, InMemoryClients, bearer::TokenInfo, user::DemoUsers};
+//!
+//! # fn main() -> Result<(), tower_oauth2::ConfigError> {
+//! let server = AuthServer::builder()
+//!     .clients(InMemoryClients::new().with(Client::confidential("testclient", "secret").build()?))
+//!     .users(DemoUsers::new().with("test", "test"))
+//!     .allow_grant_type(GrantType::Password)
+//!     .build()?;
+//!
+//! let app: Router = Router::new()
+//!     .route("/api/me", get(|axum::Extension(t): axum::Extension<TokenInfo>| async move {
+//!         format!("{:?}", t.subject)
+//!     }))
+//!     .route_layer(server.bearer_layer()) // route_layer: unknown paths stay 404
+//!     .route_service("/oauth/token", server.token_endpoint());
+//! # let _ = app;
+//! # Ok(())
+//! # }
+//! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![deny(missing_docs, rust_2018_idioms, unreachable_pub, unsafe_code)]
+
+pub mod bearer;
+pub mod client;
+pub mod clock;
+pub mod config;
+pub mod endpoint;
+pub mod error;
+pub mod events;
+pub mod grant;
+pub mod scope;
+mod server;
+pub mod store;
+pub mod token;
+pub mod user;
+
+use std::{future::Future, pin::Pin};
+
+pub use self::{
+    bearer::{BearerLayer, TokenInfo},
+    client::{Client, ClientStore, GrantType, GrantTypes, InMemoryClients},
+    config::{Config, OnRefresh},
+    endpoint::{
+        IntrospectionEndpoint, Metadata, MetadataEndpoint, RevocationEndpoint, TokenEndpoint,
+    },
+    error::{ConfigError, OAuthError, StoreError},
+    grant::{AuthorizationRequest, TokenResponse},
+    scope::Scope,
+    server::{AuthServer, AuthServerBuilder},
+    token::GrantId,
+};
+
+/// A boxed, sendable future.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

@@ -1,0 +1,172 @@
+//! [`Scope`]: a set of scope tokens (RFC 6749 §3.3), cheap to clone.
+//!
+//! A scope is parsed strictly — each token is `1*( %x21 / %x23-5B / %x5D-7E )` — and kept in a
+//! normal form (sorted, without repeats) so that two equal sets compare and print equally.
+//!
+//! ```
+//! use tower_oauth2::Scope;
+//!
+//! let granted: Scope = "read write offline_access".parse().unwrap();
+//! let asked: Scope = "write read".parse().unwrap();
+//! assert!(asked.is_subset_of(&granted));
+//! assert_eq!(asked.to_string(), "read write");
+//! assert!("bad\"quote".parse::<Scope>().is_err());
+//! ```
+
+use std::{fmt, str::FromStr, sync::Arc};
+
+/// A normalised set of scope tokens. Cloning is a reference-count increment.
+#[derive(Clone, PartialEq, Eq, Hash, Default)]
+pub struct Scope(Option<Arc<str>>);
+
+/// A scope string that breaks the RFC 6749 §3.3 grammar.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidScope;
+
+impl fmt::Display for InvalidScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("scope contains characters outside the RFC 6749 §3.3 grammar")
+    }
+}
+
+impl std::error::Error for InvalidScope {}
+
+fn valid_token(token: &str) -> bool {
+    // RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+    !token.is_empty()
+        && token
+            .bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
+}
+
+impl Scope {
+    /// The empty scope.
+    pub fn empty() -> Self {
+        Self(None)
+    }
+
+    /// Parse a space-delimited scope string. Runs of spaces are tolerated; any other character
+    /// outside the grammar is an error.
+    pub fn parse(s: &str) -> Result<Self, InvalidScope> {
+        let mut tokens: Vec<&str> = Vec::new();
+        for token in s.split(' ').filter(|t| !t.is_empty()) {
+            if !valid_token(token) {
+                return Err(InvalidScope);
+            }
+            tokens.push(token);
+        }
+        Ok(Self::from_valid_tokens(tokens))
+    }
+
+    /// Build a scope from tokens, checking each.
+    pub fn from_tokens<I, T>(tokens: I) -> Result<Self, InvalidScope>
+    where
+        I: IntoIterator<Item = T>,
+        T: AsRef<str>,
+    {
+        let owned: Vec<T> = tokens.into_iter().collect();
+        let mut refs = Vec::with_capacity(owned.len());
+        for t in &owned {
+            let t = t.as_ref();
+            if !valid_token(t) {
+                return Err(InvalidScope);
+            }
+            refs.push(t);
+        }
+        Ok(Self::from_valid_tokens(refs))
+    }
+
+    fn from_valid_tokens(mut tokens: Vec<&str>) -> Self {
+        if tokens.is_empty() {
+            return Self(None);
+        }
+        tokens.sort_unstable();
+        tokens.dedup();
+        Self(Some(Arc::from(tokens.join(" "))))
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_none()
+    }
+
+    /// The normal form: tokens sorted and joined by single spaces (`""` when empty).
+    pub fn as_str(&self) -> &str {
+        self.0.as_deref().unwrap_or("")
+    }
+
+    /// The tokens, in sorted order.
+    pub fn iter(&self) -> impl Iterator<Item = &str> + '_ {
+        self.as_str().split(' ').filter(|t| !t.is_empty())
+    }
+
+    /// Whether `token` is in the set.
+    pub fn contains(&self, token: &str) -> bool {
+        self.iter().any(|t| t == token)
+    }
+
+    /// Whether every token of `self` is in `other`.
+    pub fn is_subset_of(&self, other: &Scope) -> bool {
+        if self.0 == other.0 {
+            return true;
+        }
+        self.iter().all(|t| other.contains(t))
+    }
+
+    /// The tokens of `self` that are missing from `granted`.
+    pub fn missing_from<'a>(&'a self, granted: &'a Scope) -> impl Iterator<Item = &'a str> + 'a {
+        self.iter().filter(move |t| !granted.contains(t))
+    }
+
+    /// The tokens present in both sets.
+    pub fn intersection(&self, other: &Scope) -> Scope {
+        Self::from_valid_tokens(self.iter().filter(|t| other.contains(t)).collect())
+    }
+}
+
+impl FromStr for Scope {
+    type Err = InvalidScope;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Scope({:?})", self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalises_order_and_repeats() {
+        let s = Scope::parse("b a  b c").unwrap();
+        assert_eq!(s.as_str(), "a b c");
+        assert_eq!(s, Scope::parse("c b a").unwrap());
+    }
+
+    #[test]
+    fn rejects_characters_outside_the_grammar() {
+        for bad in ["a\"b", "a\\b", "é", "a\tb", "a\u{7f}"] {
+            assert_eq!(Scope::parse(bad), Err(InvalidScope), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn containment_is_by_whole_tokens() {
+        let granted = Scope::parse("read write").unwrap();
+        assert!(Scope::parse("read").unwrap().is_subset_of(&granted));
+        assert!(!Scope::parse("rea").unwrap().is_subset_of(&granted));
+        assert!(Scope::empty().is_subset_of(&granted));
+        assert!(!Scope::parse("admin").unwrap().is_subset_of(&Scope::empty()));
+    }
+}

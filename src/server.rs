@@ -1,0 +1,286 @@
+//! [`AuthServer`]: the shared core every endpoint and the bearer layer hold, and its builder.
+
+use std::{fmt, sync::Arc};
+
+use crate::{
+    Config,
+    bearer::BearerLayer,
+    client::{Client, ClientStore, GrantType},
+    clock::{Clock, SystemClock, UnixTime},
+    endpoint::{
+        IntrospectionEndpoint, Metadata, MetadataEndpoint, RevocationEndpoint, TokenEndpoint,
+    },
+    error::{ConfigError, OAuthError, StoreError},
+    events::{Event, EventListener},
+    grant::{self, AuthorizationRequest},
+    store::{AccessTokenRecord, GrantFilter, MemoryStore, TokenStore},
+    token::{GrantId, TokenHash},
+    user::UserAuthenticator,
+};
+
+pub(crate) struct Inner {
+    pub(crate) config: Config,
+    pub(crate) clients: Arc<dyn ClientStore>,
+    pub(crate) users: Option<Arc<dyn UserAuthenticator>>,
+    pub(crate) store: Arc<dyn TokenStore>,
+    pub(crate) clock: Arc<dyn Clock>,
+    listeners: Vec<Arc<dyn EventListener>>,
+}
+
+/// The authorization server's shared state: configuration, client registry, user authenticator,
+/// token store, clock and event listeners. Cheap to clone (one `Arc`).
+///
+/// ```
+/// use tower_oauth2::{AuthServer, Client, InMemoryClients};
+///
+/// # fn main() -> Result<(), tower_oauth2::ConfigError> {
+/// let server = AuthServer::builder()
+///     .clients(InMemoryClients::new().with(Client::confidential("app", "s3cret").build()?))
+///     .build()?;
+/// let token_endpoint = server.token_endpoint(); // a tower Service
+/// let bearer = server.bearer_layer(); // a tower Layer
+/// # let _ = (token_endpoint, bearer);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct AuthServer {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl fmt::Debug for AuthServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthServer")
+            .field("config", &self.inner.config)
+            .field("clock", &self.inner.clock)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuthServer {
+    /// Start building a server.
+    pub fn builder() -> AuthServerBuilder {
+        AuthServerBuilder::default()
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The token store.
+    pub fn store(&self) -> &Arc<dyn TokenStore> {
+        &self.inner.store
+    }
+
+    /// The current time according to the server's clock.
+    pub fn now(&self) -> UnixTime {
+        self.inner.clock.now()
+    }
+
+    /// The token endpoint (RFC 6749 §3.2) as a tower `Service`.
+    pub fn token_endpoint(&self) -> TokenEndpoint {
+        TokenEndpoint::new(self.clone())
+    }
+
+    /// The revocation endpoint (RFC 7009) as a tower `Service`.
+    pub fn revocation_endpoint(&self) -> RevocationEndpoint {
+        RevocationEndpoint::new(self.clone())
+    }
+
+    /// The introspection endpoint (RFC 7662) as a tower `Service`.
+    pub fn introspection_endpoint(&self) -> IntrospectionEndpoint {
+        IntrospectionEndpoint::new(self.clone())
+    }
+
+    /// The metadata endpoint (RFC 8414) as a tower `Service`.
+    pub fn metadata_endpoint(&self, metadata: Metadata) -> MetadataEndpoint {
+        MetadataEndpoint::new(self, metadata)
+    }
+
+    /// A bearer-token layer (RFC 6750) validating against this server's store.
+    pub fn bearer_layer(&self) -> BearerLayer {
+        BearerLayer::new(self)
+    }
+
+    /// Mint an authorization code for the app's own authorization/consent handler, after the
+    /// resource owner approved. Checks the client, redirect URI, scope and PKCE policy; returns
+    /// the code to put in the redirect. See [`AuthorizationRequest`].
+    pub async fn issue_authorization_code(
+        &self,
+        request: AuthorizationRequest,
+    ) -> Result<String, OAuthError> {
+        grant::authorization_code::issue(self, request).await
+    }
+
+    /// Look up an access token as the bearer layer does: `Ok(None)` when it is unknown, revoked or
+    /// expired.
+    pub async fn validate_access_token(
+        &self,
+        token: &str,
+    ) -> Result<Option<AccessTokenRecord>, StoreError> {
+        let record = self
+            .inner
+            .store
+            .find_access_token(&TokenHash::of(token))
+            .await?;
+        let now = self.now();
+        Ok(record.filter(|r| r.expires_at > now))
+    }
+
+    /// Revoke one grant: every access and refresh token of the family.
+    pub async fn revoke_grant(&self, id: GrantId) -> Result<bool, StoreError> {
+        let revoked = self.inner.store.revoke_grant(id).await?;
+        self.emit(Event::GrantsRevoked {
+            by: "grant",
+            count: u64::from(revoked),
+        });
+        Ok(revoked)
+    }
+
+    /// Revoke every grant of a resource owner (logout everywhere, password change).
+    pub async fn revoke_subject(&self, subject: &str) -> Result<u64, StoreError> {
+        let count = self
+            .inner
+            .store
+            .revoke_grants(&GrantFilter::Subject(subject.to_owned()))
+            .await?;
+        self.emit(Event::GrantsRevoked {
+            by: "subject",
+            count,
+        });
+        Ok(count)
+    }
+
+    /// Revoke every grant of a client (client compromise).
+    pub async fn revoke_client(&self, client_id: &str) -> Result<u64, StoreError> {
+        let count = self
+            .inner
+            .store
+            .revoke_grants(&GrantFilter::Client(client_id.to_owned()))
+            .await?;
+        self.emit(Event::GrantsRevoked {
+            by: "client",
+            count,
+        });
+        Ok(count)
+    }
+
+    pub(crate) async fn find_client(&self, id: &str) -> Result<Option<Arc<Client>>, StoreError> {
+        self.inner.clients.find_client(id).await
+    }
+
+    pub(crate) fn emit(&self, event: Event) {
+        crate::events::trace(&event);
+        for listener in &self.inner.listeners {
+            listener.on_event(&event);
+        }
+    }
+
+    /// The grant types this client may use at the token endpoint.
+    pub(crate) fn grant_allowed(&self, client: &Client, grant: GrantType) -> bool {
+        self.inner.config.allowed_grant_types.contains(grant)
+            && client.grant_types().is_none_or(|g| g.contains(grant))
+    }
+}
+
+/// Builds an [`AuthServer`]. Only the client store is required; the token store defaults to a
+/// [`MemoryStore`] and the clock to the system clock.
+#[derive(Default)]
+#[must_use]
+pub struct AuthServerBuilder {
+    config: Config,
+    clients: Option<Arc<dyn ClientStore>>,
+    users: Option<Arc<dyn UserAuthenticator>>,
+    store: Option<Arc<dyn TokenStore>>,
+    clock: Option<Arc<dyn Clock>>,
+    listeners: Vec<Arc<dyn EventListener>>,
+}
+
+impl fmt::Debug for AuthServerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthServerBuilder")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuthServerBuilder {
+    /// Replace the whole configuration.
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Change the configuration in place.
+    pub fn configure(mut self, f: impl FnOnce(&mut Config)) -> Self {
+        f(&mut self.config);
+        self
+    }
+
+    /// Allow a grant type in addition to the defaults (e.g. `password`).
+    pub fn allow_grant_type(mut self, grant: GrantType) -> Self {
+        self.config.allowed_grant_types = self.config.allowed_grant_types.with(grant);
+        self
+    }
+
+    /// The registered clients.
+    pub fn clients(mut self, clients: impl ClientStore) -> Self {
+        self.clients = Some(Arc::new(clients));
+        self
+    }
+
+    /// How resource owners are checked for the password grant.
+    pub fn users(mut self, users: impl UserAuthenticator) -> Self {
+        self.users = Some(Arc::new(users));
+        self
+    }
+
+    /// The token store (default: a new [`MemoryStore`]).
+    pub fn store(mut self, store: impl TokenStore) -> Self {
+        self.store = Some(Arc::new(store));
+        self
+    }
+
+    /// A token store already behind an `Arc`, e.g. shared with another server.
+    pub fn shared_store(mut self, store: Arc<dyn TokenStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// The clock (default: the system clock).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Some(Arc::new(clock));
+        self
+    }
+
+    /// Subscribe to [`Event`]s.
+    pub fn on_event(mut self, listener: impl EventListener) -> Self {
+        self.listeners.push(Arc::new(listener));
+        self
+    }
+
+    /// Check the configuration and build.
+    pub fn build(self) -> Result<AuthServer, ConfigError> {
+        self.config.validate()?;
+        let clients = self.clients.ok_or(ConfigError::MissingClients)?;
+        if self
+            .config
+            .allowed_grant_types
+            .contains(GrantType::Password)
+            && self.users.is_none()
+        {
+            return Err(ConfigError::MissingUserAuthenticator);
+        }
+        Ok(AuthServer {
+            inner: Arc::new(Inner {
+                config: self.config,
+                clients,
+                users: self.users,
+                store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
+                clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+                listeners: self.listeners,
+            }),
+        })
+    }
+}

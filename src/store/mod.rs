@@ -1,0 +1,375 @@
+//! Token storage: the [`TokenStore`] trait, its records, and the default [`MemoryStore`].
+//!
+//! A store keeps only [`TokenHash`]es. Every access and refresh token belongs to a *grant* (its
+//! family): the authorization it descends from, through every rotation. Revoking a grant revokes
+//! the family at once, whatever the number of tokens.
+//!
+//! The protocol decisions (is this refresh token a replay? is it inside the grace window?) are
+//! made once, in [`crate::grant`]; a store offers the few atomic primitives they need:
+//!
+//! | primitive | atomicity |
+//! | --- | --- |
+//! | [`TokenStore::rotate_refresh_token`] | compare-and-set: succeeds only if the presented token is still active and its family live; marks it rotated and adds its successors in one step |
+//! | [`TokenStore::redeem_code`] | a code is redeemed at most once, and the grant it starts is created in the same step |
+//! | [`TokenStore::revoke_grant`] | the whole family at once; a grant revoked before it is created stays revoked |
+//!
+//! ```
+//! use tower_oauth2::store::{MemoryStore, TokenStore};
+//! use tower_oauth2::token::TokenHash;
+//!
+//! # tokio_test_block_on(async {
+//! let store = MemoryStore::new();
+//! assert!(store.find_access_token(&TokenHash::of("nope")).await.unwrap().is_none());
+//! # });
+//! # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
+//! #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+//! # }
+//! ```
+
+mod memory;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+pub use self::memory::MemoryStore;
+use crate::{
+    client::GrantType,
+    clock::UnixTime,
+    error::StoreError,
+    scope::Scope,
+    token::{GrantId, TokenHash},
+};
+
+/// The authorization a family of tokens descends from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantRecord {
+    /// The family's identifier.
+    pub id: GrantId,
+    /// The client the grant was issued to; its tokens work for this client only.
+    pub client_id: Arc<str>,
+    /// The resource owner, absent for `client_credentials`.
+    pub subject: Option<Arc<str>>,
+    /// The scope authorized: the ceiling for every refresh in this family.
+    pub scope: Scope,
+    /// How the grant was obtained.
+    pub grant_type: GrantType,
+    /// When it was created.
+    pub created_at: UnixTime,
+    /// The family's absolute end (`refresh_token_max_lifetime`); rotation never extends it.
+    pub expires_at: Option<UnixTime>,
+}
+
+/// A stored access token, as returned by [`TokenStore::find_access_token`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessTokenRecord {
+    /// The grant it belongs to.
+    pub grant: GrantRecord,
+    /// Its scope (equal to or narrower than the grant's).
+    pub scope: Scope,
+    /// When it was issued.
+    pub issued_at: UnixTime,
+    /// When it expires.
+    pub expires_at: UnixTime,
+}
+
+/// Where a refresh token stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshTokenState {
+    /// Usable.
+    Active,
+    /// Used and replaced by a successor at `at`. Presenting it again is a replay — unless it is
+    /// inside the grace window, when `sealed` holds the successor pair encrypted under a key
+    /// derived from the token itself.
+    Rotated {
+        /// When it was used.
+        at: UnixTime,
+        /// The response issued for that use, sealed; dropped once the grace window ends.
+        sealed: Option<Sealed>,
+    },
+}
+
+/// An encrypted token response kept for the grace window. Only a holder of the refresh token
+/// that produced it can open it; the store cannot.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Sealed {
+    /// Nonce and ciphertext.
+    pub bytes: Arc<[u8]>,
+    /// When the grace window closes; after that the store may drop it.
+    pub until: UnixTime,
+}
+
+impl std::fmt::Debug for Sealed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Sealed({} bytes, until {})",
+            self.bytes.len(),
+            self.until
+        )
+    }
+}
+
+/// A stored refresh token, as returned by [`TokenStore::find_refresh_token`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshTokenRecord {
+    /// Its hash.
+    pub hash: TokenHash,
+    /// The grant (family) it belongs to.
+    pub grant: GrantRecord,
+    /// When it was issued.
+    pub issued_at: UnixTime,
+    /// When it expires unless used (idle lifetime; each rotation starts a new one).
+    pub expires_at: UnixTime,
+    /// Its position in the family's rotation chain (the first token is 0).
+    pub generation: u32,
+    /// The newest generation the family has reached.
+    pub family_generation: u32,
+    /// The access token most recently issued with or under it.
+    pub access_token: Option<TokenHash>,
+    /// Active or rotated.
+    pub state: RefreshTokenState,
+}
+
+/// A new access token to store.
+#[derive(Debug, Clone)]
+pub struct NewAccessToken {
+    /// Its hash.
+    pub hash: TokenHash,
+    /// Its scope.
+    pub scope: Scope,
+    /// When it was issued.
+    pub issued_at: UnixTime,
+    /// When it expires.
+    pub expires_at: UnixTime,
+}
+
+/// A new refresh token to store.
+#[derive(Debug, Clone)]
+pub struct NewRefreshToken {
+    /// Its hash.
+    pub hash: TokenHash,
+    /// When it was issued.
+    pub issued_at: UnixTime,
+    /// When it expires unless used.
+    pub expires_at: UnixTime,
+    /// Its generation in the family.
+    pub generation: u32,
+}
+
+/// One use of a refresh token, applied atomically by [`TokenStore::rotate_refresh_token`].
+#[derive(Debug, Clone)]
+pub struct Rotation {
+    /// The presented token.
+    pub presented: TokenHash,
+    /// The generation the caller read; the rotation applies only if the token is still active.
+    pub generation: u32,
+    /// The new access token.
+    pub access: NewAccessToken,
+    /// The successor, when rotating; `None` keeps the presented token active (rotation off).
+    pub refresh: Option<NewRefreshToken>,
+    /// The sealed response for the grace window, when one is configured.
+    pub sealed: Option<Sealed>,
+    /// Revoke the access token issued earlier with or under the presented token (`on_refresh`).
+    pub revoke_previous_access: bool,
+    /// The time of the rotation.
+    pub now: UnixTime,
+}
+
+/// What [`TokenStore::rotate_refresh_token`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RotationOutcome {
+    /// Applied.
+    Rotated,
+    /// Not applied: the token was no longer active (another request used it first), or its
+    /// family was revoked or it is gone. The caller reads it again to decide.
+    Conflict,
+}
+
+/// PKCE (RFC 7636) challenge method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CodeChallengeMethod {
+    /// `S256`: BASE64URL(SHA256(verifier)).
+    S256,
+    /// `plain`: the verifier itself; only when enabled.
+    Plain,
+}
+
+impl CodeChallengeMethod {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::S256 => "S256",
+            Self::Plain => "plain",
+        }
+    }
+}
+
+/// A stored authorization code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizationCodeRecord {
+    /// The code's hash.
+    pub hash: TokenHash,
+    /// The client it was issued to.
+    pub client_id: Arc<str>,
+    /// The resource owner who approved it.
+    pub subject: Arc<str>,
+    /// The `redirect_uri` of the authorization request, if it named one; the exchange must repeat
+    /// it exactly (RFC 6749 §4.1.3).
+    pub redirect_uri: Option<String>,
+    /// The approved scope.
+    pub scope: Scope,
+    /// PKCE challenge and method.
+    pub code_challenge: Option<(String, CodeChallengeMethod)>,
+    /// When it was issued.
+    pub issued_at: UnixTime,
+    /// When it expires.
+    pub expires_at: UnixTime,
+    /// The grant its first redemption started; set once redeemed.
+    pub redeemed_by: Option<GrantId>,
+}
+
+/// What [`TokenStore::redeem_code`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Redemption {
+    /// The code was unused; it is now redeemed and the grant created.
+    Redeemed,
+    /// The code had already been redeemed, starting this grant.
+    AlreadyRedeemed(GrantId),
+    /// No such code (or it was purged).
+    Missing,
+}
+
+/// Which grants a bulk revocation covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum GrantFilter {
+    /// Every grant of a resource owner (logout everywhere, password change).
+    Subject(String),
+    /// Every grant of a client (client compromise).
+    Client(String),
+}
+
+/// Storage for grants, tokens and authorization codes.
+///
+/// Implementations take `&self` and are shared behind an `Arc`; they must not serialise
+/// unrelated requests behind one lock. Methods that change state are atomic as documented.
+/// Failures are [`StoreError`]s, which endpoints answer with 503.
+#[async_trait]
+pub trait TokenStore: Send + Sync + 'static {
+    /// Create a grant with its first access token and, optionally, refresh token.
+    /// If a grant with this id was already revoked, the tokens are born revoked.
+    async fn create_grant(
+        &self,
+        grant: GrantRecord,
+        access: NewAccessToken,
+        refresh: Option<NewRefreshToken>,
+    ) -> Result<(), StoreError>;
+
+    /// An access token of a live grant, expired or not; `None` when unknown or revoked.
+    async fn find_access_token(
+        &self,
+        hash: &TokenHash,
+    ) -> Result<Option<AccessTokenRecord>, StoreError>;
+
+    /// A refresh token of a live grant, in any state; `None` when unknown or revoked.
+    async fn find_refresh_token(
+        &self,
+        hash: &TokenHash,
+    ) -> Result<Option<RefreshTokenRecord>, StoreError>;
+
+    /// Apply one use of a refresh token atomically (see [`Rotation`]).
+    async fn rotate_refresh_token(&self, rotation: Rotation)
+    -> Result<RotationOutcome, StoreError>;
+
+    /// Revoke one access token. Returns whether it existed.
+    async fn revoke_access_token(&self, hash: &TokenHash) -> Result<bool, StoreError>;
+
+    /// Revoke a whole family: every access and refresh token of the grant. Returns whether the
+    /// grant was live. A grant revoked before it is created stays revoked.
+    async fn revoke_grant(&self, id: GrantId) -> Result<bool, StoreError>;
+
+    /// Revoke every grant that matches. Returns how many were revoked.
+    async fn revoke_grants(&self, filter: &GrantFilter) -> Result<u64, StoreError>;
+
+    /// Store a new authorization code.
+    async fn create_code(&self, code: AuthorizationCodeRecord) -> Result<(), StoreError>;
+
+    /// An authorization code, redeemed or not.
+    async fn find_code(
+        &self,
+        hash: &TokenHash,
+    ) -> Result<Option<AuthorizationCodeRecord>, StoreError>;
+
+    /// Redeem a code once and create the grant it starts, atomically.
+    async fn redeem_code(
+        &self,
+        hash: &TokenHash,
+        grant: GrantRecord,
+        access: NewAccessToken,
+        refresh: Option<NewRefreshToken>,
+    ) -> Result<Redemption, StoreError>;
+
+    /// Delete what has expired or been revoked as of `now`. Returns how many entries went.
+    async fn purge_expired(&self, now: UnixTime) -> Result<u64, StoreError>;
+}
+
+#[async_trait]
+impl<T: TokenStore + ?Sized> TokenStore for Arc<T> {
+    async fn create_grant(
+        &self,
+        grant: GrantRecord,
+        access: NewAccessToken,
+        refresh: Option<NewRefreshToken>,
+    ) -> Result<(), StoreError> {
+        (**self).create_grant(grant, access, refresh).await
+    }
+    async fn find_access_token(
+        &self,
+        hash: &TokenHash,
+    ) -> Result<Option<AccessTokenRecord>, StoreError> {
+        (**self).find_access_token(hash).await
+    }
+    async fn find_refresh_token(
+        &self,
+        hash: &TokenHash,
+    ) -> Result<Option<RefreshTokenRecord>, StoreError> {
+        (**self).find_refresh_token(hash).await
+    }
+    async fn rotate_refresh_token(
+        &self,
+        rotation: Rotation,
+    ) -> Result<RotationOutcome, StoreError> {
+        (**self).rotate_refresh_token(rotation).await
+    }
+    async fn revoke_access_token(&self, hash: &TokenHash) -> Result<bool, StoreError> {
+        (**self).revoke_access_token(hash).await
+    }
+    async fn revoke_grant(&self, id: GrantId) -> Result<bool, StoreError> {
+        (**self).revoke_grant(id).await
+    }
+    async fn revoke_grants(&self, filter: &GrantFilter) -> Result<u64, StoreError> {
+        (**self).revoke_grants(filter).await
+    }
+    async fn create_code(&self, code: AuthorizationCodeRecord) -> Result<(), StoreError> {
+        (**self).create_code(code).await
+    }
+    async fn find_code(
+        &self,
+        hash: &TokenHash,
+    ) -> Result<Option<AuthorizationCodeRecord>, StoreError> {
+        (**self).find_code(hash).await
+    }
+    async fn redeem_code(
+        &self,
+        hash: &TokenHash,
+        grant: GrantRecord,
+        access: NewAccessToken,
+        refresh: Option<NewRefreshToken>,
+    ) -> Result<Redemption, StoreError> {
+        (**self).redeem_code(hash, grant, access, refresh).await
+    }
+    async fn purge_expired(&self, now: UnixTime) -> Result<u64, StoreError> {
+        (**self).purge_expired(now).await
+    }
+}

@@ -1,0 +1,214 @@
+//! Token generation and hashing.
+//!
+//! Tokens are 32 bytes (256 bits) from the thread-local CSPRNG (ChaCha12, seeded and reseeded
+//! from the operating system), written as URL-safe base64 without padding: 43 characters from the
+//! RFC 6750 `b64token` set that survive form encoding unescaped. Stores keep only
+//! [`TokenHash`]es, the SHA-256 of a token, compared in constant time.
+//!
+//! ```
+//! use tower_oauth2::token::{generate, TokenHash};
+//!
+//! let token = generate();
+//! assert_eq!(token.expose().len(), 43);
+//! assert_eq!(TokenHash::of(token.expose()), token.hash());
+//! assert!(!format!("{token:?}").contains(token.expose()));
+//! ```
+
+use std::{
+    fmt,
+    hash::{Hash, Hasher},
+};
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// Random bytes in a token.
+pub const TOKEN_BYTES: usize = 32;
+
+/// A freshly generated token: the only place its plaintext lives. `Debug` never shows it.
+#[derive(Clone)]
+pub struct SecretToken {
+    value: String,
+    hash: TokenHash,
+}
+
+impl SecretToken {
+    /// The plaintext, to send to the client exactly once.
+    pub fn expose(&self) -> &str {
+        &self.value
+    }
+
+    /// The hash the store keeps.
+    pub fn hash(&self) -> TokenHash {
+        self.hash
+    }
+}
+
+impl fmt::Debug for SecretToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretToken(<redacted>)")
+    }
+}
+
+/// Generate a new 256-bit token.
+pub fn generate() -> SecretToken {
+    let mut bytes = [0u8; TOKEN_BYTES];
+    rand::rng().fill_bytes(&mut bytes);
+    let value = URL_SAFE_NO_PAD.encode(bytes);
+    let hash = TokenHash::of(&value);
+    SecretToken { value, hash }
+}
+
+/// The SHA-256 of a token: what stores keep and look up.
+///
+/// Equality is constant-time. `Debug` shows only a short prefix, enough to correlate log lines.
+#[derive(Clone, Copy)]
+pub struct TokenHash([u8; 32]);
+
+impl TokenHash {
+    /// Hash a presented token.
+    pub fn of(token: &str) -> Self {
+        Self(Sha256::digest(token.as_bytes()).into())
+    }
+
+    /// Wrap raw hash bytes read back from a store.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// The raw bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Lower-case hex, for stores that key by string.
+    pub fn to_hex(&self) -> String {
+        hex(&self.0)
+    }
+}
+
+impl PartialEq for TokenHash {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
+
+impl Eq for TokenHash {}
+
+impl Hash for TokenHash {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // The bytes are a SHA-256 output over server-generated randomness; the first eight are
+        // already uniform, so hashing them again would only cost time.
+        state.write_u64(u64::from_le_bytes(
+            self.0[..8].try_into().unwrap_or_default(),
+        ));
+    }
+}
+
+impl fmt::Debug for TokenHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TokenHash({}…)", hex(&self.0[..4]))
+    }
+}
+
+/// The identifier of a grant: the family of every access and refresh token that descends from
+/// one authorization (a code exchange, a password or client-credentials grant). Not a secret.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct GrantId(u128);
+
+impl GrantId {
+    /// A new random grant id.
+    pub fn generate() -> Self {
+        Self(rand::rng().next_u64() as u128 | ((rand::rng().next_u64() as u128) << 64))
+    }
+
+    /// The raw value.
+    pub fn as_u128(self) -> u128 {
+        self.0
+    }
+
+    /// From a raw value read back from a store.
+    pub fn from_u128(v: u128) -> Self {
+        Self(v)
+    }
+
+    /// Parse the 32-digit hex form.
+    pub fn parse_hex(s: &str) -> Option<Self> {
+        if s.len() != 32 {
+            return None;
+        }
+        u128::from_str_radix(s, 16).ok().map(Self)
+    }
+}
+
+impl fmt::Display for GrantId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:032x}", self.0)
+    }
+}
+
+impl fmt::Debug for GrantId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "GrantId({self})")
+    }
+}
+
+/// Whether `s` is a syntactically valid RFC 6750 §2.1 `b64token`:
+/// `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
+pub fn is_b64token(s: &str) -> bool {
+    let body = s.trim_end_matches('=');
+    !body.is_empty()
+        && body.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+        })
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[(b >> 4) as usize] as char);
+        s.push(DIGITS[(b & 0xf) as usize] as char);
+    }
+    s
+}
+
+/// Compare two byte strings in constant time (for equal lengths).
+pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.ct_eq(b).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_unique_and_url_safe() {
+        let a = generate();
+        let b = generate();
+        assert_ne!(a.expose(), b.expose());
+        assert!(is_b64token(a.expose()));
+        assert!(
+            a.expose()
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+        );
+    }
+
+    #[test]
+    fn b64token_grammar() {
+        assert!(is_b64token("abc-._~+/=="));
+        assert!(!is_b64token("=="));
+        assert!(!is_b64token("a b"));
+        assert!(!is_b64token("a=b"));
+        assert!(!is_b64token(""));
+    }
+
+    #[test]
+    fn grant_id_round_trips_through_hex() {
+        let id = GrantId::generate();
+        assert_eq!(GrantId::parse_hex(&id.to_string()), Some(id));
+    }
+}
