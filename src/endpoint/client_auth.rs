@@ -133,26 +133,18 @@ pub(crate) async fn authenticate(
             "client authentication failed",
         ));
     };
-    match secret {
-        Some(secret) => {
-            if !client.verify_secret(&secret).await {
-                return Err(failed(
-                    server,
-                    Some(&id),
-                    ClientAuthFailure::WrongSecret,
-                    "client authentication failed",
-                ));
-            }
-        }
-        None if client.is_confidential() => {
-            return Err(failed(
-                server,
-                Some(&id),
-                ClientAuthFailure::SecretRequired,
-                "client authentication failed",
-            ));
-        }
-        None => {}
+    let failure = match &secret {
+        Some(secret) if !client.verify_secret(secret).await => Some(ClientAuthFailure::WrongSecret),
+        None if client.is_confidential() => Some(ClientAuthFailure::SecretRequired),
+        _ => None,
+    };
+    if let Some(reason) = failure {
+        return Err(failed(
+            server,
+            Some(&id),
+            reason,
+            "client authentication failed",
+        ));
     }
     Ok(client)
 }

@@ -98,6 +98,7 @@ struct Inner {
     sweep_interval: u64,
     next_sweep: AtomicU64,
     sweeping: AtomicBool,
+    sweeps: AtomicU64,
 }
 
 /// The in-memory [`TokenStore`]: the default, for a single process.
@@ -157,6 +158,7 @@ impl MemoryStore {
                 sweep_interval: interval.as_secs().max(1),
                 next_sweep: AtomicU64::new(0),
                 sweeping: AtomicBool::new(false),
+                sweeps: AtomicU64::new(0),
             }),
         }
     }
@@ -169,6 +171,11 @@ impl MemoryStore {
             refresh_tokens: self.inner.refresh.len(),
             codes: self.inner.codes.len(),
         }
+    }
+
+    /// How many sweeps have completed (automatic or through `purge_expired`).
+    pub fn sweeps(&self) -> u64 {
+        self.inner.sweeps.load(Ordering::Acquire)
     }
 
     /// Start a sweep if the interval has passed since the last one.
@@ -312,6 +319,7 @@ impl Inner {
             keep
         });
         self.sweeping.store(false, Ordering::Release);
+        self.sweeps.fetch_add(1, Ordering::AcqRel);
         tracing::debug!(removed, "memory store swept");
         removed
     }

@@ -17,7 +17,10 @@ use serde_json::Value;
 use tower::{ServiceExt, service_fn};
 use tower_oauth2::{
     AuthServer, BearerLayer, Client, Config, GrantType, InMemoryClients, Metadata, TokenInfo,
-    clock::ManualClock, events::Event, store::MemoryStore, user::DemoUsers,
+    clock::ManualClock,
+    events::Event,
+    store::{MemoryStore, TokenStore},
+    user::DemoUsers,
 };
 
 pub const START: u64 = 1_700_000_000;
@@ -91,6 +94,14 @@ pub fn harness() -> Harness {
 }
 
 pub fn harness_with(configure: impl FnOnce(&mut Config)) -> Harness {
+    harness_over(configure, |store| Arc::new(store))
+}
+
+/// A harness whose server uses `wrap(memory_store)` as its token store.
+pub fn harness_over(
+    configure: impl FnOnce(&mut Config),
+    wrap: impl FnOnce(MemoryStore) -> Arc<dyn TokenStore>,
+) -> Harness {
     let clock = Arc::new(ManualClock::new(START));
     let store = MemoryStore::new();
     let events = Arc::new(Mutex::new(Vec::new()));
@@ -106,7 +117,7 @@ pub fn harness_with(configure: impl FnOnce(&mut Config)) -> Harness {
                 .with("alice", "wonderland")
                 .with("bob", "builder"),
         )
-        .store(store.clone())
+        .shared_store(wrap(store.clone()))
         .clock(Arc::clone(&clock))
         .on_event(move |e: &Event| sink.lock().unwrap().push(e.clone()))
         .build()

@@ -1,0 +1,386 @@
+//! The bearer layer (RFC 6750): every outcome with its exact status and WWW-Authenticate header.
+
+mod common;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use common::*;
+use http::Request;
+use http_body_util::Full;
+use tower_oauth2::{
+    AuthServer, InMemoryClients, Scope, StoreError,
+    store::{
+        AccessTokenRecord, AuthorizationCodeRecord, GrantFilter, GrantRecord, NewAccessToken,
+        NewRefreshToken, Redemption, RefreshTokenRecord, Rotation, RotationOutcome, TokenStore,
+    },
+    token::{GrantId, TokenHash},
+};
+
+const REALM: &str = "Bearer realm=\"tower-oauth2\"";
+
+#[tokio::test]
+async fn valid_token_passes_with_its_details_in_extensions() {
+    let h = harness();
+    let (at, _) = h.login().await;
+    let r = h
+        .protected(h.server.bearer_layer(), Some(&format!("Bearer {at}")))
+        .await;
+    assert_eq!(r.status, 200);
+    let v = r.json();
+    assert_eq!(v["client_id"], "app");
+    assert_eq!(v["sub"], "alice");
+    assert_eq!(v["scope"], "read write");
+    assert_eq!(v["exp"], START + 3600);
+}
+
+#[tokio::test]
+async fn missing_credentials_get_a_bare_challenge() {
+    let h = harness();
+    for auth in [None, Some("Basic YXBwOmFwcC1zZWNyZXQ="), Some("Token abc")] {
+        let r = h.protected(h.server.bearer_layer(), auth).await;
+        assert_eq!(r.status, 401, "{auth:?}");
+        assert_eq!(r.header("www-authenticate"), Some(REALM), "{auth:?}");
+    }
+}
+
+#[tokio::test]
+async fn malformed_credentials_are_400_invalid_request() {
+    let h = harness();
+    let expected = "Bearer realm=\"tower-oauth2\", error=\"invalid_request\", error_description=\"Malformed bearer credentials\"";
+    for auth in [
+        "Bearer",
+        "Bearer ",
+        "Bearer abc def",
+        "Bearer abc$def",
+        "Bearer ====",
+        "Bearer a=b",
+    ] {
+        let r = h.protected(h.server.bearer_layer(), Some(auth)).await;
+        assert_eq!(r.status, 400, "{auth:?}");
+        assert_eq!(r.header("www-authenticate"), Some(expected), "{auth:?}");
+    }
+    // Two Authorization headers.
+    let req = Request::get("/")
+        .header("authorization", "Bearer abc")
+        .header("authorization", "Bearer def")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let r = call_protected(h.server.bearer_layer(), req).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.header("www-authenticate"), Some(expected));
+}
+
+#[tokio::test]
+async fn scheme_is_case_insensitive_and_extra_spaces_are_tolerated() {
+    let h = harness();
+    let (at, _) = h.login().await;
+    for auth in [
+        format!("bearer {at}"),
+        format!("BEARER {at}"),
+        format!("Bearer   {at}"),
+    ] {
+        let r = h.protected(h.server.bearer_layer(), Some(&auth)).await;
+        assert_eq!(r.status, 200, "{auth:?}");
+    }
+}
+
+#[tokio::test]
+async fn unknown_and_revoked_tokens_are_invalid_token() {
+    let h = harness();
+    let expected = "Bearer realm=\"tower-oauth2\", error=\"invalid_token\", error_description=\"The access token is invalid or revoked\"";
+    let r = h
+        .protected(
+            h.server.bearer_layer(),
+            Some("Bearer abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"),
+        )
+        .await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.header("www-authenticate"), Some(expected));
+
+    let (at, _) = h.login().await;
+    h.revoke(Some(("app", "app-secret")), &format!("token={at}"))
+        .await;
+    let r = h
+        .protected(h.server.bearer_layer(), Some(&format!("Bearer {at}")))
+        .await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.header("www-authenticate"), Some(expected));
+}
+
+#[tokio::test]
+async fn insufficient_scope_is_403_naming_the_required_scope() {
+    let h = harness();
+    let (at, _) = h.login().await; // read write
+    let layer = h
+        .server
+        .bearer_layer()
+        .require_scope(Scope::parse("read admin").unwrap());
+    let r = h.protected(layer, Some(&format!("Bearer {at}"))).await;
+    assert_eq!(r.status, 403);
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some(
+            "Bearer realm=\"tower-oauth2\", error=\"insufficient_scope\", error_description=\"The access token does not grant the scope this resource requires\", scope=\"admin read\""
+        )
+    );
+    let layer = h
+        .server
+        .bearer_layer()
+        .require_scope(Scope::parse("write").unwrap());
+    assert_eq!(
+        h.protected(layer, Some(&format!("Bearer {at}")))
+            .await
+            .status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn realm_comes_from_the_configuration() {
+    let h = harness_with(|c| c.realm = "api \"v2\"".into());
+    let r = h.protected(h.server.bearer_layer(), None).await;
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some("Bearer realm=\"api \\\"v2\\\"\"")
+    );
+}
+
+#[tokio::test]
+async fn query_tokens_only_when_allowed() {
+    let h = harness();
+    let (at, _) = h.login().await;
+    let get = |uri: String, auth: Option<String>| {
+        let mut b = Request::get(uri);
+        if let Some(a) = auth {
+            b = b.header("authorization", a);
+        }
+        b.body(Full::new(Bytes::new())).unwrap()
+    };
+    let r = call_protected(
+        h.server.bearer_layer(),
+        get(format!("/x?access_token={at}"), None),
+    )
+    .await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.header("www-authenticate"), Some(REALM));
+
+    let layer = h.server.bearer_layer().allow_query_token(true);
+    let r = call_protected(
+        layer.clone(),
+        get(format!("/x?a=1&access_token={at}"), None),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    // Two methods at once → invalid_request (RFC 6750 §2).
+    let r = call_protected(
+        layer.clone(),
+        get(
+            format!("/x?access_token={at}"),
+            Some(format!("Bearer {at}")),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    let r = call_protected(
+        layer,
+        get(format!("/x?access_token={at}&access_token={at}"), None),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+}
+
+/// A store whose every call fails, as when the backend is down.
+struct DownStore;
+
+#[async_trait]
+impl TokenStore for DownStore {
+    async fn create_grant(
+        &self,
+        _: GrantRecord,
+        _: NewAccessToken,
+        _: Option<NewRefreshToken>,
+    ) -> Result<(), StoreError> {
+        Err(StoreError::Timeout)
+    }
+    async fn find_access_token(
+        &self,
+        _: &TokenHash,
+    ) -> Result<Option<AccessTokenRecord>, StoreError> {
+        Err(StoreError::unavailable("connection refused"))
+    }
+    async fn find_refresh_token(
+        &self,
+        _: &TokenHash,
+    ) -> Result<Option<RefreshTokenRecord>, StoreError> {
+        Err(StoreError::Timeout)
+    }
+    async fn rotate_refresh_token(&self, _: Rotation) -> Result<RotationOutcome, StoreError> {
+        Err(StoreError::Timeout)
+    }
+    async fn revoke_access_token(&self, _: &TokenHash) -> Result<bool, StoreError> {
+        Err(StoreError::Timeout)
+    }
+    async fn revoke_grant(&self, _: GrantId) -> Result<bool, StoreError> {
+        Err(StoreError::Timeout)
+    }
+    async fn revoke_grants(&self, _: &GrantFilter) -> Result<u64, StoreError> {
+        Err(StoreError::Timeout)
+    }
+    async fn create_code(&self, _: AuthorizationCodeRecord) -> Result<(), StoreError> {
+        Err(StoreError::Timeout)
+    }
+    async fn find_code(
+        &self,
+        _: &TokenHash,
+    ) -> Result<Option<AuthorizationCodeRecord>, StoreError> {
+        Err(StoreError::Timeout)
+    }
+    async fn redeem_code(
+        &self,
+        _: &TokenHash,
+        _: GrantRecord,
+        _: NewAccessToken,
+        _: Option<NewRefreshToken>,
+    ) -> Result<Redemption, StoreError> {
+        Err(StoreError::Timeout)
+    }
+    async fn purge_expired(&self, _: u64) -> Result<u64, StoreError> {
+        Err(StoreError::Timeout)
+    }
+}
+
+fn down_server() -> AuthServer {
+    AuthServer::builder()
+        .clients(clients())
+        .store(DownStore)
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn store_outage_is_503_never_invalid_token() {
+    let server = down_server();
+    let req = Request::get("/")
+        .header(
+            "authorization",
+            "Bearer abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",
+        )
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let r = call_protected(server.bearer_layer(), req).await;
+    assert_eq!(r.status, 503);
+    assert_eq!(r.header("www-authenticate"), None);
+}
+
+#[tokio::test]
+async fn store_outage_at_the_endpoints_is_503_temporarily_unavailable() {
+    use tower::ServiceExt;
+    let server = down_server();
+    let bodies = [
+        "grant_type=client_credentials",
+        "grant_type=refresh_token&refresh_token=abc",
+    ];
+    for body in bodies {
+        let res = server
+            .token_endpoint()
+            .oneshot(form("/oauth/token", Some(("app", "app-secret")), body))
+            .await
+            .unwrap();
+        reply(res)
+            .await
+            .assert_error(503, "temporarily_unavailable");
+    }
+    let res = server
+        .revocation_endpoint()
+        .oneshot(form(
+            "/oauth/revoke",
+            Some(("app", "app-secret")),
+            "token=abc",
+        ))
+        .await
+        .unwrap();
+    reply(res)
+        .await
+        .assert_error(503, "temporarily_unavailable");
+    let res = server
+        .introspection_endpoint()
+        .oneshot(form(
+            "/oauth/introspect",
+            Some(("rs", "rs-secret")),
+            "token=abc",
+        ))
+        .await
+        .unwrap();
+    reply(res)
+        .await
+        .assert_error(503, "temporarily_unavailable");
+}
+
+#[tokio::test]
+async fn route_layer_keeps_unknown_paths_404_over_http() {
+    let h = harness();
+    let addr = serve(&h.server).await;
+    let get = |path: &str| {
+        Request::get(format!("http://{addr}{path}"))
+            .body(Full::new(Bytes::new()))
+            .unwrap()
+    };
+    assert_eq!(http(get("/nowhere")).await.status, 404);
+    let r = http(get("/api/me")).await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.header("www-authenticate"), Some(REALM));
+}
+
+#[cfg(feature = "axum")]
+#[tokio::test]
+async fn axum_extractor_gives_handlers_the_token_details() {
+    use axum::{Router, routing::get};
+    use tower::ServiceExt;
+    use tower_oauth2::TokenInfo;
+    let h = harness();
+    let (at, _) = h.login().await;
+    let app: Router = Router::new()
+        .route(
+            "/me",
+            get(|t: TokenInfo| async move { t.subject.as_deref().unwrap_or("-").to_owned() }),
+        )
+        .route_layer(h.server.bearer_layer())
+        .route(
+            "/open",
+            get(|t: TokenInfo| async move { t.client_id.to_string() }),
+        );
+    let req = Request::get("/me")
+        .header("authorization", format!("Bearer {at}"))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let r = reply(app.clone().oneshot(req).await.unwrap()).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(&r.body[..], b"alice");
+    // A handler on an unguarded route asking for TokenInfo is a setup error: 500, not access.
+    let req = Request::get("/open")
+        .header("authorization", format!("Bearer {at}"))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    assert_eq!(app.oneshot(req).await.unwrap().status(), 500);
+}
+
+#[tokio::test]
+async fn a_second_server_on_the_same_store_accepts_the_token() {
+    let h = harness();
+    let (at, _) = h.login().await;
+    let other = AuthServer::builder()
+        .clients(InMemoryClients::new())
+        .shared_store(Arc::clone(h.server.store()))
+        .clock(Arc::clone(&h.clock))
+        .build()
+        .unwrap();
+    let r = h
+        .protected(other.bearer_layer(), Some(&format!("Bearer {at}")))
+        .await;
+    assert_eq!(
+        r.status, 200,
+        "a second server on the same store accepts the token"
+    );
+}
