@@ -384,3 +384,69 @@ async fn a_second_server_on_the_same_store_accepts_the_token() {
         "a second server on the same store accepts the token"
     );
 }
+
+#[tokio::test]
+async fn form_body_tokens_only_with_the_form_body_layer() {
+    use std::convert::Infallible;
+    use tower::{ServiceBuilder, ServiceExt, service_fn};
+    use tower_oauth2::bearer::FormBodyTokenLayer;
+    let h = harness();
+    let (at, _) = h.login().await;
+    let post = |body: String, auth: Option<String>| {
+        let mut b =
+            Request::post("/notes").header("content-type", "application/x-www-form-urlencoded");
+        if let Some(a) = auth {
+            b = b.header("authorization", a);
+        }
+        b.body(Full::new(Bytes::from(body))).unwrap()
+    };
+    // Default: a body token is not a credential.
+    let r = call_protected(
+        h.server.bearer_layer(),
+        post(format!("access_token={at}"), None),
+    )
+    .await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.header("www-authenticate"), Some(REALM));
+
+    let app = ServiceBuilder::new()
+        .layer(FormBodyTokenLayer::new(&h.server))
+        .layer(h.server.bearer_layer())
+        .service(service_fn(|req: Request<Full<Bytes>>| async move {
+            // The body reaches the handler intact.
+            let body = http_body_util::BodyExt::collect(req.into_body())
+                .await
+                .unwrap()
+                .to_bytes();
+            Ok::<_, Infallible>(http::Response::new(Full::new(body)))
+        }));
+    let r = reply(
+        app.clone()
+            .oneshot(post(format!("note=hi&access_token={at}"), None))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, format!("note=hi&access_token={at}"));
+    // Header and body together: two methods.
+    let r = reply(
+        app.clone()
+            .oneshot(post(
+                format!("access_token={at}"),
+                Some(format!("Bearer {at}")),
+            ))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert!(
+        r.header("www-authenticate")
+            .unwrap()
+            .contains("invalid_request")
+    );
+    // No token in the body, none in the header: the usual 401.
+    let r = reply(app.oneshot(post("note=hi".into(), None)).await.unwrap()).await;
+    assert_eq!(r.status, 401);
+}

@@ -149,3 +149,37 @@ async fn errors_over_http_carry_their_headers() {
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["token_endpoint"], "http://localhost/oauth/token");
 }
+
+#[tokio::test]
+async fn authorization_code_with_pkce_over_http() {
+    let h = harness();
+    let addr = serve(&h.server).await;
+    let code = h
+        .server
+        .issue_authorization_code(
+            tower_oauth2::AuthorizationRequest::new("spa", "bob")
+                .redirect_uri("https://spa.example/cb")
+                .scope("write")
+                .code_challenge("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", Some("S256")),
+        )
+        .await
+        .unwrap();
+    let body = format!(
+        "grant_type=authorization_code&code={code}&client_id=spa&redirect_uri=https%3A%2F%2Fspa.example%2Fcb&code_verifier=dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
+    );
+    let v = http(post(addr, "/oauth/token", None, &body))
+        .await
+        .assert_token();
+    assert_eq!(v["scope"], "write");
+    let me = http(get(addr, "/api/me", v["access_token"].as_str())).await;
+    assert_eq!(me.json()["user"], "bob");
+    http(post(addr, "/oauth/token", None, &body))
+        .await
+        .assert_error(400, "invalid_grant");
+    assert_eq!(
+        http(get(addr, "/api/me", v["access_token"].as_str()))
+            .await
+            .status,
+        401
+    );
+}

@@ -14,6 +14,9 @@
 //!
 //! With axum, add it with `route_layer` so that unknown paths stay 404 instead of becoming 401.
 //!
+//! Tokens elsewhere than the header are refused unless the app opts in: in the query string with
+//! [`BearerLayer::allow_query_token`], in a form body with [`FormBodyTokenLayer`] in front.
+//!
 //! ```
 //! use http::{Request, StatusCode};
 //! use tower::{ServiceBuilder, ServiceExt, service_fn};
@@ -41,6 +44,7 @@
 mod challenge;
 #[cfg(feature = "axum")]
 mod extract;
+mod form_body;
 mod future;
 mod layer;
 mod service;
@@ -51,6 +55,7 @@ use std::sync::Arc;
 #[cfg(feature = "axum")]
 pub use self::extract::MissingTokenInfo;
 pub use self::{
+    form_body::{FormBodyToken, FormBodyTokenLayer},
     future::ResponseFuture,
     layer::BearerLayer,
     service::Bearer,
