@@ -2,6 +2,8 @@
 //!
 //! ```sh
 //! cargo run --example quickstart            # listens on 127.0.0.1:3000 (PORT overrides)
+//! cargo run --example quickstart -- --store redis://127.0.0.1:6379      # shared store
+//! cargo run --example quickstart -- --store postgres://postgres@127.0.0.1:5432/test
 //! curl -X POST -H 'Authorization: Basic dGVzdGNsaWVudDpzZWNyZXQ=' \
 //!   -d 'grant_type=password&username=test&password=test' localhost:3000/oauth/token
 //! ```
@@ -15,15 +17,50 @@
 //!
 //! Demo clients and users (from the seed documents): client `testclient`/`secret` with user
 //! `test`/`test`, and client `TestClient`/`TestSecret` with user `bshaffer`/`brent123`.
+//!
+//! The token store is in memory unless `--store URL` (or env `STORE_URL`) names a Redis
+//! (`redis://…`) or PostgreSQL (`postgres://…`) server; several instances on one shared store
+//! accept each other's tokens and see each other's revocations at once.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, sync::Arc};
 
 use axum::{Extension, Json, Router, routing::get};
 use serde_json::{Value, json};
 use tower_oauth2::{
-    AuthServer, Client, GrantType, InMemoryClients, Metadata, TokenInfo, events::Event,
+    AuthServer, Client, GrantType, InMemoryClients, Metadata, TokenInfo,
+    events::Event,
+    store::{MemoryStore, PostgresStore, RedisStore, TokenStore},
     user::DemoUsers,
 };
+
+/// `--store URL`, `--store=URL` or env `STORE_URL`; memory when absent.
+fn store_url() -> Result<Option<String>, String> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.as_slice() {
+        [] => {}
+        [flag, url] if flag == "--store" => return Ok(Some(url.clone())),
+        [arg] if arg.starts_with("--store=") => {
+            return Ok(Some(arg["--store=".len()..].to_owned()));
+        }
+        _ => return Err(format!("usage: quickstart [--store URL], got {args:?}")),
+    }
+    Ok(std::env::var("STORE_URL").ok().filter(|u| !u.is_empty()))
+}
+
+async fn open_store(url: Option<&str>) -> Result<Arc<dyn TokenStore>, Box<dyn std::error::Error>> {
+    Ok(match url {
+        None => Arc::new(MemoryStore::new()),
+        Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {
+            Arc::new(RedisStore::new(url)?)
+        }
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            let store = PostgresStore::new(url)?;
+            store.migrate().await?;
+            Arc::new(store)
+        }
+        Some(url) => return Err(format!("unsupported store URL {url:?}").into()),
+    })
+}
 
 async fn me(Extension(token): Extension<TokenInfo>) -> Json<Value> {
     Json(json!({
@@ -58,6 +95,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Err(_) => 3000,
     };
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let url = store_url()?;
+    let store = open_store(url.as_deref()).await?;
 
     let server = AuthServer::builder()
         .clients(
@@ -71,6 +110,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .with("bshaffer", "brent123"),
         )
         .allow_grant_type(GrantType::Password)
+        .shared_store(store)
         .on_event(|event: &Event| eprintln!("event: {event:?}"))
         .build()?;
 
@@ -92,7 +132,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
-    println!("tower-oauth2 quickstart listening on http://{addr}");
+    // The URL may carry a password: print only its scheme.
+    let kind = url
+        .as_deref()
+        .and_then(|u| u.split(':').next())
+        .unwrap_or("memory");
+    println!("tower-oauth2 quickstart listening on http://{addr} (token store: {kind})");
     println!("Try:");
     println!(
         "  curl -X POST -H 'Authorization: Basic dGVzdGNsaWVudDpzZWNyZXQ=' -d 'grant_type=password&username=test&password=test' localhost:{}/oauth/token",

@@ -27,12 +27,20 @@
 //! ```
 
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "redis")]
+mod redis;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
-pub use self::memory::MemoryStore;
+pub use self::memory::{MemoryStore, StoreCounts};
+#[cfg(feature = "postgres")]
+pub use self::postgres::{PostgresStore, PostgresStoreBuilder};
+#[cfg(feature = "redis")]
+pub use self::redis::{RedisStore, RedisStoreBuilder};
 use crate::{
     client::GrantType,
     clock::UnixTime,
