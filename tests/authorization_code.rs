@@ -70,7 +70,7 @@ async fn wrong_or_missing_verifier_fails_and_leaves_the_code_usable() {
     )
     .await
     .assert_error(400, "invalid_grant");
-    assert_eq!(h.store.counts().grants, 0);
+    assert_eq!(h.store().counts().grants, 0);
     h.token(
         Some(APP),
         &format!(

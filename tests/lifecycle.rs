@@ -363,7 +363,7 @@ async fn expired_and_revoked_entries_are_swept() {
     .await
     .assert_token();
     h.revoke(Some(APP), &format!("token={rt}")).await;
-    let before = h.store.counts();
+    let before = h.store().counts();
     assert_eq!((before.access_tokens, before.refresh_tokens), (7, 6));
     // The revoked family goes at once; the others after their refresh tokens expire.
     h.server
@@ -371,22 +371,22 @@ async fn expired_and_revoked_entries_are_swept() {
         .purge_expired(h.server.now())
         .await
         .unwrap();
-    assert_eq!(h.store.counts().refresh_tokens, 5);
+    assert_eq!(h.store().counts().refresh_tokens, 5);
     h.advance(3600);
     h.server
         .store()
         .purge_expired(h.server.now())
         .await
         .unwrap();
-    assert_eq!(h.store.counts().access_tokens, 0);
-    assert_eq!(h.store.counts().refresh_tokens, 5);
+    assert_eq!(h.store().counts().access_tokens, 0);
+    assert_eq!(h.store().counts().refresh_tokens, 5);
     h.advance(1_209_600);
     h.server
         .store()
         .purge_expired(h.server.now())
         .await
         .unwrap();
-    let after = h.store.counts();
+    let after = h.store().counts();
     assert_eq!(
         (after.access_tokens, after.refresh_tokens, after.grants),
         (0, 0, 0)
@@ -414,7 +414,7 @@ async fn memory_stays_bounded_under_churn_with_the_automatic_sweep() {
         h.advance(60);
         // The first write after the interval starts a sweep on the blocking pool; wait for it to
         // finish (an event, not a length of time).
-        let before = h.store.sweeps();
+        let before = h.store().sweeps();
         h.token(
             Some(("cc-only", "cc-secret")),
             "grant_type=client_credentials",
@@ -422,16 +422,16 @@ async fn memory_stays_bounded_under_churn_with_the_automatic_sweep() {
         .await
         .assert_token();
         let mut spins = 0;
-        while h.store.sweeps() == before && spins < 1_000_000 {
+        while h.store().sweeps() == before && spins < 1_000_000 {
             tokio::task::yield_now().await;
             spins += 1;
         }
-        peak = peak.max(h.store.counts().access_tokens);
+        peak = peak.max(h.store().counts().access_tokens);
     }
     assert!(
-        h.store.sweeps() >= 49,
+        h.store().sweeps() >= 49,
         "only {} sweeps ran",
-        h.store.sweeps()
+        h.store().sweeps()
     );
     assert!(peak <= 42, "entries grew to {peak}");
 }

@@ -444,100 +444,9 @@ async fn refresh_reports_events_without_secrets() {
     }
 }
 
-/// A store that holds the first `n` refresh-token reads until all `n` have happened, so that
-/// every concurrent request has seen the token active before any of them tries to rotate it:
-/// the store's compare-and-set alone must then decide.
-struct Gate {
-    inner: tower_oauth2::store::MemoryStore,
-    barrier: tokio::sync::Barrier,
-    n: usize,
-    reads: std::sync::atomic::AtomicUsize,
-}
-
-#[async_trait::async_trait]
-impl TokenStore for Gate {
-    async fn create_grant(
-        &self,
-        g: tower_oauth2::store::GrantRecord,
-        a: tower_oauth2::store::NewAccessToken,
-        r: Option<tower_oauth2::store::NewRefreshToken>,
-    ) -> Result<(), tower_oauth2::StoreError> {
-        self.inner.create_grant(g, a, r).await
-    }
-    async fn find_access_token(
-        &self,
-        h: &TokenHash,
-    ) -> Result<Option<tower_oauth2::store::AccessTokenRecord>, tower_oauth2::StoreError> {
-        self.inner.find_access_token(h).await
-    }
-    async fn find_refresh_token(
-        &self,
-        h: &TokenHash,
-    ) -> Result<Option<tower_oauth2::store::RefreshTokenRecord>, tower_oauth2::StoreError> {
-        let found = self.inner.find_refresh_token(h).await;
-        if self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < self.n {
-            self.barrier.wait().await;
-        }
-        found
-    }
-    async fn rotate_refresh_token(
-        &self,
-        r: tower_oauth2::store::Rotation,
-    ) -> Result<tower_oauth2::store::RotationOutcome, tower_oauth2::StoreError> {
-        self.inner.rotate_refresh_token(r).await
-    }
-    async fn revoke_access_token(&self, h: &TokenHash) -> Result<bool, tower_oauth2::StoreError> {
-        self.inner.revoke_access_token(h).await
-    }
-    async fn revoke_grant(
-        &self,
-        id: tower_oauth2::GrantId,
-    ) -> Result<bool, tower_oauth2::StoreError> {
-        self.inner.revoke_grant(id).await
-    }
-    async fn revoke_grants(
-        &self,
-        f: &tower_oauth2::store::GrantFilter,
-    ) -> Result<u64, tower_oauth2::StoreError> {
-        self.inner.revoke_grants(f).await
-    }
-    async fn create_code(
-        &self,
-        c: tower_oauth2::store::AuthorizationCodeRecord,
-    ) -> Result<(), tower_oauth2::StoreError> {
-        self.inner.create_code(c).await
-    }
-    async fn find_code(
-        &self,
-        h: &TokenHash,
-    ) -> Result<Option<tower_oauth2::store::AuthorizationCodeRecord>, tower_oauth2::StoreError>
-    {
-        self.inner.find_code(h).await
-    }
-    async fn redeem_code(
-        &self,
-        h: &TokenHash,
-        g: tower_oauth2::store::GrantRecord,
-        a: tower_oauth2::store::NewAccessToken,
-        r: Option<tower_oauth2::store::NewRefreshToken>,
-    ) -> Result<tower_oauth2::store::Redemption, tower_oauth2::StoreError> {
-        self.inner.redeem_code(h, g, a, r).await
-    }
-    async fn purge_expired(&self, now: u64) -> Result<u64, tower_oauth2::StoreError> {
-        self.inner.purge_expired(now).await
-    }
-}
-
 /// A harness whose first `n` refresh-token reads all complete before any rotation.
 fn gated(n: usize, configure: impl FnOnce(&mut tower_oauth2::Config)) -> Harness {
-    harness_over(configure, move |inner| {
-        Arc::new(Gate {
-            inner,
-            barrier: tokio::sync::Barrier::new(n),
-            n,
-            reads: 0.into(),
-        })
-    })
+    harness_over(configure, move |inner| gate(Arc::new(inner), n))
 }
 
 /// Fire `n` refreshes of one token at once on a multi-threaded runtime.
@@ -622,7 +531,7 @@ async fn sixty_four_concurrent_refreshes_inside_the_grace_window_share_one_succe
     assert_eq!(rec.generation, 1);
     assert_eq!(rec.family_generation, 1);
     assert_eq!(
-        h.store.counts().refresh_tokens,
+        h.store().counts().refresh_tokens,
         2,
         "the rotated original and one successor"
     );

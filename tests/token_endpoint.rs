@@ -32,7 +32,7 @@ async fn password_grant_issues_a_bearer_pair_with_no_store_headers() {
 async fn tokens_are_stored_only_as_hashes() {
     let h = harness();
     let (at, rt) = h.login().await;
-    let dump = format!("{:?}", h.store);
+    let dump = format!("{:?}", h.store());
     assert!(!dump.contains(&at) && !dump.contains(&rt));
     let events = format!("{:?}", h.events());
     assert!(!events.contains(&at) && !events.contains(&rt));
@@ -48,7 +48,7 @@ async fn password_grant_with_wrong_password_is_invalid_grant_and_stores_nothing(
         )
         .await;
     r.assert_error(400, "invalid_grant");
-    assert_eq!(h.store.counts().grants, 0);
+    assert_eq!(h.store().counts().grants, 0);
     let r = h
         .token(
             Some(("app", "app-secret")),
@@ -70,7 +70,7 @@ async fn password_grant_requires_username_and_password() {
             .await
             .assert_error(400, "invalid_request");
     }
-    assert_eq!(h.store.counts().grants, 0);
+    assert_eq!(h.store().counts().grants, 0);
 }
 
 #[tokio::test]
@@ -132,7 +132,7 @@ async fn client_credentials_scope_is_checked_against_the_client() {
     )
     .await
     .assert_error(400, "invalid_scope");
-    assert_eq!(h.store.counts().grants, 0);
+    assert_eq!(h.store().counts().grants, 0);
 }
 
 #[tokio::test]
@@ -373,7 +373,7 @@ async fn body_over_the_cap_is_refused_without_reading_it() {
         .body(Full::new(Bytes::from(big)))
         .unwrap();
     h.token_raw(req).await.assert_error(413, "invalid_request");
-    assert_eq!(h.store.counts().grants, 0);
+    assert_eq!(h.store().counts().grants, 0);
 }
 
 fn futures_stream(

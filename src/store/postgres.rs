@@ -122,8 +122,56 @@ fn insert_grant_sql(gate: &str) -> String {
     )
 }
 
-const GRANT_COLUMNS: &str =
-    "g.id, g.client_id, g.subject, g.scope, g.grant_type, g.created_at, g.expires_at";
+/// The seven grant columns [`grant_from`] reads.
+macro_rules! grant_columns {
+    () => {
+        "g.id, g.client_id, g.subject, g.scope, g.grant_type, g.created_at, g.expires_at"
+    };
+}
+
+const FIND_ACCESS: &str = concat!(
+    "SELECT a.scope, a.issued_at, a.expires_at, ",
+    grant_columns!(),
+    " FROM oauth_access_tokens a JOIN oauth_grants g ON g.id = a.grant_id
+      WHERE a.hash = $1 AND NOT g.revoked"
+);
+
+const FIND_REFRESH: &str = concat!(
+    "SELECT r.issued_at, r.expires_at, r.generation, r.access_hash, r.rotated_at, r.sealed,
+            r.sealed_until, g.generation, ",
+    grant_columns!(),
+    " FROM oauth_refresh_tokens r JOIN oauth_grants g ON g.id = r.grant_id
+      WHERE r.hash = $1 AND NOT g.revoked"
+);
+
+/// One use of a refresh token. One statement for both modes (`$16`: rotating), so it is
+/// prepared once. The UPDATE's row lock is the compare-and-set: of concurrent statements, the
+/// first changes the row and the others, re-checking `rotated_at IS NULL`, match nothing.
+const ROTATE: &str = "WITH cur AS (
+                UPDATE oauth_refresh_tokens r SET
+                    rotated_at = CASE WHEN $16 THEN $2 ELSE r.rotated_at END,
+                    sealed = CASE WHEN $16 THEN $3 ELSE r.sealed END,
+                    sealed_until = CASE WHEN $16 THEN $4 ELSE r.sealed_until END,
+                    access_hash = CASE WHEN $16 THEN r.access_hash ELSE $9 END
+                FROM oauth_grants g,
+                     (SELECT hash, access_hash AS prev FROM oauth_refresh_tokens WHERE hash = $1) old
+                WHERE r.hash = $1 AND old.hash = r.hash AND r.rotated_at IS NULL AND r.generation = $5
+                  AND r.expires_at > $2 AND g.id = r.grant_id AND NOT g.revoked
+                RETURNING r.grant_id, old.prev
+            ), bump AS (
+                UPDATE oauth_grants SET generation = GREATEST(generation, $6),
+                    purge_at = GREATEST(purge_at, $7)
+                WHERE id = (SELECT grant_id FROM cur)
+            ), del AS (
+                DELETE FROM oauth_access_tokens WHERE $8 AND hash = (SELECT prev FROM cur)
+            ), a AS (
+                INSERT INTO oauth_access_tokens (hash, grant_id, scope, issued_at, expires_at)
+                SELECT $9, grant_id, $10, $11, $12 FROM cur
+            ), nr AS (
+                INSERT INTO oauth_refresh_tokens (hash, grant_id, issued_at, expires_at, generation, access_hash)
+                SELECT $13, grant_id, $14, $15, $6, $9 FROM cur WHERE $16
+            )
+            SELECT count(*) FROM cur";
 
 /// Builds a [`PostgresStore`].
 #[derive(Debug, Clone)]
@@ -274,7 +322,7 @@ fn scope(s: &str) -> Result<Scope, StoreError> {
     Scope::parse(s).map_err(|_| corrupt("bad scope"))
 }
 
-/// A grant from the seven [`GRANT_COLUMNS`] starting at column `at`.
+/// A grant from the seven `grant_columns!()` starting at column `at`.
 fn grant_from(row: &Row, at: usize) -> Result<GrantRecord, StoreError> {
     let get = |e| StoreError::Corrupt(BoxError::from(e));
     Ok(GrantRecord {
@@ -484,12 +532,10 @@ impl TokenStore for PostgresStore {
         &self,
         hash: &TokenHash,
     ) -> Result<Option<AccessTokenRecord>, StoreError> {
-        let sql = format!(
-            "SELECT a.scope, a.issued_at, a.expires_at, {GRANT_COLUMNS}
-             FROM oauth_access_tokens a JOIN oauth_grants g ON g.id = a.grant_id
-             WHERE a.hash = $1 AND NOT g.revoked"
-        );
-        let Some(row) = self.query_opt(&sql, &[&hash.as_bytes().as_slice()]).await? else {
+        let Some(row) = self
+            .query_opt(FIND_ACCESS, &[&hash.as_bytes().as_slice()])
+            .await?
+        else {
             return Ok(None);
         };
         let get = |e| StoreError::Corrupt(BoxError::from(e));
@@ -505,13 +551,10 @@ impl TokenStore for PostgresStore {
         &self,
         hash: &TokenHash,
     ) -> Result<Option<RefreshTokenRecord>, StoreError> {
-        let sql = format!(
-            "SELECT r.issued_at, r.expires_at, r.generation, r.access_hash, r.rotated_at, r.sealed,
-                    r.sealed_until, g.generation, {GRANT_COLUMNS}
-             FROM oauth_refresh_tokens r JOIN oauth_grants g ON g.id = r.grant_id
-             WHERE r.hash = $1 AND NOT g.revoked"
-        );
-        let Some(row) = self.query_opt(&sql, &[&hash.as_bytes().as_slice()]).await? else {
+        let Some(row) = self
+            .query_opt(FIND_REFRESH, &[&hash.as_bytes().as_slice()])
+            .await?
+        else {
             return Ok(None);
         };
         let get = |e| StoreError::Corrupt(BoxError::from(e));
@@ -552,43 +595,14 @@ impl TokenStore for PostgresStore {
         &self,
         rotation: Rotation,
     ) -> Result<RotationOutcome, StoreError> {
-        // The UPDATE's row lock is the compare-and-set: of concurrent statements, the first
-        // changes the row and the others, re-checking `rotated_at IS NULL`, match nothing.
-        let set = if rotation.refresh.is_some() {
-            "rotated_at = $2, sealed = $3, sealed_until = $4"
-        } else {
-            "access_hash = $9"
-        };
-        let sql = format!(
-            "WITH cur AS (
-                UPDATE oauth_refresh_tokens r SET {set}
-                FROM oauth_grants g,
-                     (SELECT hash, access_hash AS prev FROM oauth_refresh_tokens WHERE hash = $1) old
-                WHERE r.hash = $1 AND old.hash = r.hash AND r.rotated_at IS NULL AND r.generation = $5
-                  AND r.expires_at > $2 AND g.id = r.grant_id AND NOT g.revoked
-                RETURNING r.grant_id, old.prev
-            ), bump AS (
-                UPDATE oauth_grants SET generation = GREATEST(generation, $6),
-                    purge_at = GREATEST(purge_at, $7)
-                WHERE id = (SELECT grant_id FROM cur)
-            ), del AS (
-                DELETE FROM oauth_access_tokens WHERE $8 AND hash = (SELECT prev FROM cur)
-            ), a AS (
-                INSERT INTO oauth_access_tokens (hash, grant_id, scope, issued_at, expires_at)
-                SELECT $9, grant_id, $10, $11, $12 FROM cur
-            ), nr AS (
-                INSERT INTO oauth_refresh_tokens (hash, grant_id, issued_at, expires_at, generation, access_hash)
-                SELECT $13, grant_id, $14, $15, $6, $9 FROM cur WHERE $13::bytea IS NOT NULL
-            )
-            SELECT count(*) FROM cur"
-        );
         let a = &rotation.access;
         let r = rotation.refresh.as_ref();
         let purge_at = r.map_or(a.expires_at, |r| r.expires_at.max(a.expires_at));
         let sealed = rotation.sealed.as_ref().map(|s| s.bytes.to_vec());
         let sealed_until = rotation.sealed.as_ref().map(|s| i(s.until));
         let r_hash = r.map(|r| r.hash.as_bytes().to_vec());
-        let params: [&(dyn ToSql + Sync); 15] = [
+        let rotating = r.is_some();
+        let params: [&(dyn ToSql + Sync); 16] = [
             &rotation.presented.as_bytes().as_slice(),
             &i(rotation.now),
             &sealed,
@@ -604,8 +618,9 @@ impl TokenStore for PostgresStore {
             &r_hash,
             &r.map_or(0, |r| i(r.issued_at)),
             &r.map_or(0, |r| i(r.expires_at)),
+            &rotating,
         ];
-        Ok(if self.count(&sql, &params).await? == 1 {
+        Ok(if self.count(ROTATE, &params).await? == 1 {
             RotationOutcome::Rotated
         } else {
             RotationOutcome::Conflict

@@ -2,6 +2,8 @@
 //! and helpers that call the endpoints as tower services or over real HTTP on loopback.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod backends;
+
 use std::{
     convert::Infallible,
     net::SocketAddr,
@@ -28,7 +30,8 @@ pub const START: u64 = 1_700_000_000;
 pub struct Harness {
     pub server: AuthServer,
     pub clock: Arc<ManualClock>,
-    pub store: MemoryStore,
+    /// The memory store, when the harness runs on one.
+    pub memory: Option<MemoryStore>,
     pub events: Arc<Mutex<Vec<Event>>>,
 }
 
@@ -102,8 +105,19 @@ pub fn harness_over(
     configure: impl FnOnce(&mut Config),
     wrap: impl FnOnce(MemoryStore) -> Arc<dyn TokenStore>,
 ) -> Harness {
-    let clock = Arc::new(ManualClock::new(START));
-    let store = MemoryStore::new();
+    let memory = MemoryStore::new();
+    let mut h = harness_on(wrap(memory.clone()), START, configure);
+    h.memory = Some(memory);
+    h
+}
+
+/// A harness over any store, its manual clock starting at `start`.
+pub fn harness_on(
+    store: Arc<dyn TokenStore>,
+    start: u64,
+    configure: impl FnOnce(&mut Config),
+) -> Harness {
+    let clock = Arc::new(ManualClock::new(start));
     let events = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&events);
     let mut config = Config::default();
@@ -117,7 +131,7 @@ pub fn harness_over(
                 .with("alice", "wonderland")
                 .with("bob", "builder"),
         )
-        .shared_store(wrap(store.clone()))
+        .shared_store(store)
         .clock(Arc::clone(&clock))
         .on_event(move |e: &Event| sink.lock().unwrap().push(e.clone()))
         .build()
@@ -125,7 +139,7 @@ pub fn harness_over(
     Harness {
         server,
         clock,
-        store,
+        memory: None,
         events,
     }
 }
@@ -215,6 +229,13 @@ where
 }
 
 impl Harness {
+    /// The memory store under this harness.
+    pub fn store(&self) -> &MemoryStore {
+        self.memory
+            .as_ref()
+            .expect("harness runs on a memory store")
+    }
+
     pub async fn token_raw(&self, req: Request<Full<Bytes>>) -> Reply {
         reply(self.server.token_endpoint().oneshot(req).await.unwrap()).await
     }
@@ -367,4 +388,96 @@ pub async fn http(req: Request<Full<Bytes>>) -> Reply {
     use hyper_util::{client::legacy::Client as HttpClient, rt::TokioExecutor};
     let client = HttpClient::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     reply(client.request(req).await.expect("HTTP request failed")).await
+}
+
+/// A store that holds the first `n` refresh-token reads until all `n` have happened, so that
+/// every concurrent request has seen the token active before any of them tries to rotate it:
+/// the store's compare-and-set alone must then decide.
+pub fn gate(inner: Arc<dyn TokenStore>, n: usize) -> Arc<dyn TokenStore> {
+    Arc::new(Gate {
+        inner,
+        barrier: tokio::sync::Barrier::new(n),
+        n,
+        reads: 0.into(),
+    })
+}
+
+struct Gate {
+    inner: Arc<dyn TokenStore>,
+    barrier: tokio::sync::Barrier,
+    n: usize,
+    reads: std::sync::atomic::AtomicUsize,
+}
+
+mod gate_impl {
+    use async_trait::async_trait;
+    use tower_oauth2::{
+        GrantId, StoreError,
+        store::{
+            AccessTokenRecord, AuthorizationCodeRecord, GrantFilter, GrantRecord, NewAccessToken,
+            NewRefreshToken, Redemption, RefreshTokenRecord, Rotation, RotationOutcome, TokenStore,
+        },
+        token::TokenHash,
+    };
+
+    #[async_trait]
+    impl TokenStore for super::Gate {
+        async fn create_grant(
+            &self,
+            g: GrantRecord,
+            a: NewAccessToken,
+            r: Option<NewRefreshToken>,
+        ) -> Result<(), StoreError> {
+            self.inner.create_grant(g, a, r).await
+        }
+        async fn find_access_token(
+            &self,
+            h: &TokenHash,
+        ) -> Result<Option<AccessTokenRecord>, StoreError> {
+            self.inner.find_access_token(h).await
+        }
+        async fn find_refresh_token(
+            &self,
+            h: &TokenHash,
+        ) -> Result<Option<RefreshTokenRecord>, StoreError> {
+            let found = self.inner.find_refresh_token(h).await;
+            if self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < self.n {
+                self.barrier.wait().await;
+            }
+            found
+        }
+        async fn rotate_refresh_token(&self, r: Rotation) -> Result<RotationOutcome, StoreError> {
+            self.inner.rotate_refresh_token(r).await
+        }
+        async fn revoke_access_token(&self, h: &TokenHash) -> Result<bool, StoreError> {
+            self.inner.revoke_access_token(h).await
+        }
+        async fn revoke_grant(&self, id: GrantId) -> Result<bool, StoreError> {
+            self.inner.revoke_grant(id).await
+        }
+        async fn revoke_grants(&self, f: &GrantFilter) -> Result<u64, StoreError> {
+            self.inner.revoke_grants(f).await
+        }
+        async fn create_code(&self, c: AuthorizationCodeRecord) -> Result<(), StoreError> {
+            self.inner.create_code(c).await
+        }
+        async fn find_code(
+            &self,
+            h: &TokenHash,
+        ) -> Result<Option<AuthorizationCodeRecord>, StoreError> {
+            self.inner.find_code(h).await
+        }
+        async fn redeem_code(
+            &self,
+            h: &TokenHash,
+            g: GrantRecord,
+            a: NewAccessToken,
+            r: Option<NewRefreshToken>,
+        ) -> Result<Redemption, StoreError> {
+            self.inner.redeem_code(h, g, a, r).await
+        }
+        async fn purge_expired(&self, now: u64) -> Result<u64, StoreError> {
+            self.inner.purge_expired(now).await
+        }
+    }
 }
