@@ -140,7 +140,7 @@ async fn assert_all_unavailable(h: &Harness, at: &str, rt: &str) {
     assert!(took < BOUND, "bearer check took {took:?}");
 }
 
-async fn timed<'a>(what: &'a str, f: impl Future<Output = Reply>) -> (&'a str, Reply, Duration) {
+async fn timed(what: &str, f: impl Future<Output = Reply>) -> (&str, Reply, Duration) {
     let t = Instant::now();
     let r = f.await;
     (what, r, t.elapsed())
