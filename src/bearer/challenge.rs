@@ -1,6 +1,9 @@
 //! `WWW-Authenticate: Bearer …` challenges (RFC 6750 §3), rendered once per layer.
 
-use http::{HeaderValue, Response, StatusCode, header::WWW_AUTHENTICATE};
+use http::{
+    HeaderValue, Response, StatusCode,
+    header::{CONTENT_TYPE, WWW_AUTHENTICATE},
+};
 
 use crate::{endpoint::response::quote, scope::Scope};
 
@@ -82,7 +85,12 @@ impl Challenges {
         }
     }
 
-    pub(crate) fn response<B: Default>(&self, rejection: Rejection) -> Response<B> {
+    /// The rejection as a response: plain HTTP, or for a gRPC request a trailers-only gRPC
+    /// response (HTTP 200 with `grpc-status`) that gRPC clients turn into a proper `Status`.
+    pub(crate) fn response<B: Default>(&self, rejection: Rejection, grpc: bool) -> Response<B> {
+        if grpc {
+            return self.grpc_response(rejection);
+        }
         let (status, challenge) = match rejection {
             Rejection::Missing => (StatusCode::UNAUTHORIZED, Some(&self.missing)),
             Rejection::Malformed => (StatusCode::BAD_REQUEST, Some(&self.malformed)),
@@ -98,4 +106,35 @@ impl Challenges {
         }
         res
     }
+}
+
+impl Challenges {
+    fn grpc_response<B: Default>(&self, rejection: Rejection) -> Response<B> {
+        // gRPC status codes: 16 UNAUTHENTICATED, 7 PERMISSION_DENIED, 14 UNAVAILABLE.
+        let (code, message, challenge) = match rejection {
+            Rejection::Missing => ("16", "missing bearer token", Some(&self.missing)),
+            Rejection::Malformed => ("16", "malformed bearer credentials", Some(&self.malformed)),
+            Rejection::Invalid => ("16", "invalid or revoked access token", Some(&self.invalid)),
+            Rejection::Expired => ("16", "access token expired", Some(&self.expired)),
+            Rejection::InsufficientScope => ("7", "insufficient scope", Some(&self.insufficient)),
+            Rejection::Unavailable => ("14", "token store unavailable", None),
+        };
+        let mut res = Response::new(B::default());
+        let h = res.headers_mut();
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+        h.insert("grpc-status", HeaderValue::from_static(code));
+        // Plain ASCII without '%', so already valid percent-encoded grpc-message text.
+        h.insert("grpc-message", HeaderValue::from_static(message));
+        if let Some(v) = challenge {
+            h.insert(WWW_AUTHENTICATE, v.clone());
+        }
+        res
+    }
+}
+
+/// Whether a request is gRPC (`content-type: application/grpc…`).
+pub(crate) fn is_grpc<B>(req: &http::Request<B>) -> bool {
+    req.headers()
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
 }

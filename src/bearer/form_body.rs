@@ -138,18 +138,18 @@ where
             };
             let token = match Form::parse(&bytes) {
                 Ok(form) => form.get("access_token").map(str::to_owned),
-                Err(_) => return Ok(challenges.response(Rejection::Malformed)),
+                Err(_) => return Ok(challenges.response(Rejection::Malformed, false)),
             };
             if let Some(token) = token {
                 // RFC 6750 §2: never more than one method; and the token must be a b64token.
                 if parts.headers.contains_key(header::AUTHORIZATION) || !is_b64token(&token) {
-                    return Ok(challenges.response(Rejection::Malformed));
+                    return Ok(challenges.response(Rejection::Malformed, false));
                 }
                 match HeaderValue::from_str(&format!("Bearer {token}")) {
                     Ok(v) => {
                         parts.headers.insert(header::AUTHORIZATION, v);
                     }
-                    Err(_) => return Ok(challenges.response(Rejection::Malformed)),
+                    Err(_) => return Ok(challenges.response(Rejection::Malformed, false)),
                 }
             }
             inner.call(Request::from_parts(parts, B::from(bytes))).await

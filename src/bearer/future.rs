@@ -10,7 +10,11 @@ use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use super::{challenge::Rejection, service::Shared, validator::Validation};
+use super::{
+    challenge::Rejection,
+    service::{Requirement, decide},
+    validator::Validation,
+};
 use crate::{BoxFuture, error::StoreError};
 
 type Pending = BoxFuture<'static, Result<Validation, StoreError>>;
@@ -33,21 +37,27 @@ pin_project! {
     where
         S: Service<Request<B>>,
     {
+        // Boxed: only asynchronous validators take this path, and keeping it out of line keeps
+        // the fast path's future as small as the inner future.
         Validating {
-            validation: Pending,
-            request: Option<Request<B>>,
-            inner: Option<S>,
-            shared: Arc<Shared>,
+            pending: Box<Validating<S, B>>,
         },
         Inner {
             #[pin]
             future: S::Future,
         },
         Rejected {
-            rejection: Rejection,
-            shared: Arc<Shared>,
+            response: Option<S::Response>,
         },
     }
+}
+
+struct Validating<S, B> {
+    validation: Pending,
+    request: Option<Request<B>>,
+    inner: Option<S>,
+    requirement: Arc<Requirement>,
+    grpc: bool,
 }
 
 impl<S, B> fmt::Debug for ResponseFuture<S, B>
@@ -67,23 +77,32 @@ where
         validation: Pending,
         request: Request<B>,
         inner: S,
-        shared: Arc<Shared>,
+        requirement: Arc<Requirement>,
+        grpc: bool,
     ) -> Self {
         Self {
             state: State::Validating {
-                validation,
-                request: Some(request),
-                inner: Some(inner),
-                shared,
+                pending: Box::new(Validating {
+                    validation,
+                    request: Some(request),
+                    inner: Some(inner),
+                    requirement,
+                    grpc,
+                }),
             },
         }
     }
 
-    pub(crate) fn rejected(shared: &Arc<Shared>, rejection: Rejection) -> Self {
+    pub(crate) fn inner(future: S::Future) -> Self {
+        Self {
+            state: State::Inner { future },
+        }
+    }
+
+    pub(crate) fn rejected(response: S::Response) -> Self {
         Self {
             state: State::Rejected {
-                rejection,
-                shared: Arc::clone(shared),
+                response: Some(response),
             },
         }
     }
@@ -100,44 +119,39 @@ where
         let mut this = self.project();
         loop {
             let next = match this.state.as_mut().project() {
-                StateProj::Validating {
-                    validation,
-                    request,
-                    inner,
-                    shared,
-                } => {
+                StateProj::Validating { pending } => {
+                    let Validating {
+                        validation,
+                        request,
+                        inner,
+                        requirement,
+                        grpc,
+                    } = &mut **pending;
                     let verdict = ready!(validation.as_mut().poll(cx));
-                    let reject = |rejection| State::Rejected {
-                        rejection,
-                        shared: Arc::clone(shared),
-                    };
-                    match verdict {
-                        Ok(Validation::Valid(info))
-                            if shared.required.is_subset_of(&info.scope) =>
-                        {
-                            match (request.take(), inner.take()) {
-                                (Some(mut req), Some(mut svc)) => {
-                                    req.extensions_mut().insert(info);
-                                    State::Inner {
-                                        future: svc.call(req),
-                                    }
-                                }
-                                // Only reachable if polled after completion; answer, never panic.
-                                _ => reject(Rejection::Unavailable),
+                    let reject = |r| requirement.challenges.response(r, *grpc);
+                    match (
+                        decide(verdict, &requirement.scope),
+                        request.take(),
+                        inner.take(),
+                    ) {
+                        (Ok(info), Some(mut req), Some(mut svc)) => {
+                            req.extensions_mut().insert(info);
+                            State::Inner {
+                                future: svc.call(req),
                             }
                         }
-                        Ok(Validation::Valid(_)) => reject(Rejection::InsufficientScope),
-                        Ok(Validation::Expired) => reject(Rejection::Expired),
-                        Ok(_) => reject(Rejection::Invalid),
-                        Err(err) => {
-                            tracing::error!(error = %err, "bearer validation failed: store unavailable");
-                            reject(Rejection::Unavailable)
-                        }
+                        (Err(rejection), _, _) => State::Rejected {
+                            response: Some(reject(rejection)),
+                        },
+                        // Only reachable if polled after completion; answer, never panic.
+                        _ => State::Rejected {
+                            response: Some(reject(Rejection::Unavailable)),
+                        },
                     }
                 }
                 StateProj::Inner { future } => return future.poll(cx),
-                StateProj::Rejected { rejection, shared } => {
-                    return Poll::Ready(Ok(shared.challenges.response(*rejection)));
+                StateProj::Rejected { response } => {
+                    return Poll::Ready(Ok(response.take().unwrap_or_default()));
                 }
             };
             this.state.set(next);

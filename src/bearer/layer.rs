@@ -3,8 +3,7 @@ use std::{fmt, sync::Arc};
 use tower_layer::Layer;
 
 use super::{
-    challenge::Challenges,
-    service::{Bearer, Shared},
+    service::{Bearer, Requirement, Shared},
     validator::{LocalValidator, Validator},
 };
 use crate::{AuthServer, scope::Scope};
@@ -14,18 +13,27 @@ use crate::{AuthServer, scope::Scope};
 #[derive(Clone)]
 #[must_use]
 pub struct BearerLayer {
-    validator: Arc<dyn Validator>,
     realm: Arc<str>,
-    required: Scope,
-    allow_query: bool,
+    /// Built once here, not in `layer()`: frameworks may wrap a service per request (axum does
+    /// for routes it converts lazily), and rendering the challenges costs microseconds.
+    shared: Arc<Shared>,
 }
 
 impl fmt::Debug for BearerLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BearerLayer")
             .field("realm", &self.realm)
-            .field("required", &self.required)
-            .field("allow_query", &self.allow_query)
+            .field("required", &self.shared.default.scope)
+            .field(
+                "per_path",
+                &self
+                    .shared
+                    .per_path
+                    .iter()
+                    .map(|(p, r)| (p, &r.scope))
+                    .collect::<Vec<_>>(),
+            )
+            .field("allow_query", &self.shared.allow_query)
             .finish_non_exhaustive()
     }
 }
@@ -44,25 +52,55 @@ impl BearerLayer {
 
     /// A layer using any [`Validator`] (e.g. introspection against a remote server).
     pub fn with_validator(validator: impl Validator, realm: &str) -> Self {
+        let realm: Arc<str> = Arc::from(realm);
         Self {
-            validator: Arc::new(validator),
-            realm: Arc::from(realm),
-            required: Scope::empty(),
-            allow_query: false,
+            shared: Arc::new(Shared {
+                validator: Arc::new(validator),
+                default: Arc::new(Requirement::new(&realm, Scope::empty())),
+                per_path: Vec::new(),
+                allow_query: false,
+            }),
+            realm,
         }
     }
 
-    /// Require every token of `scope` (403 `insufficient_scope` otherwise).
-    pub fn require_scope(mut self, scope: Scope) -> Self {
-        self.required = scope;
-        self
+    fn rebuild(self, f: impl FnOnce(&mut Shared)) -> Self {
+        let old = &self.shared;
+        let mut shared = Shared {
+            validator: Arc::clone(&old.validator),
+            default: Arc::clone(&old.default),
+            per_path: old.per_path.clone(),
+            allow_query: old.allow_query,
+        };
+        f(&mut shared);
+        Self {
+            shared: Arc::new(shared),
+            realm: self.realm,
+        }
+    }
+
+    /// Require every token of `scope` (403 `insufficient_scope` otherwise; gRPC
+    /// `PERMISSION_DENIED`).
+    pub fn require_scope(self, scope: Scope) -> Self {
+        let requirement = Arc::new(Requirement::new(&self.realm, scope));
+        self.rebuild(|s| s.default = requirement)
+    }
+
+    /// Require `scope` on requests to exactly `path` instead of the layer's default — e.g. one
+    /// gRPC method, `/notes.Notes/Add`, on a server where the layer guards every service.
+    pub fn require_scope_for(self, path: &str, scope: Scope) -> Self {
+        let requirement = Arc::new(Requirement::new(&self.realm, scope));
+        let path: Box<str> = Box::from(path);
+        self.rebuild(|s| {
+            s.per_path.retain(|(p, _)| *p != path);
+            s.per_path.push((path, requirement));
+        })
     }
 
     /// Also accept the token in an `access_token` query parameter (RFC 6750 §2.3). Off by
     /// default: URLs end up in logs and browser history.
-    pub fn allow_query_token(mut self, allow: bool) -> Self {
-        self.allow_query = allow;
-        self
+    pub fn allow_query_token(self, allow: bool) -> Self {
+        self.rebuild(|s| s.allow_query = allow)
     }
 }
 
@@ -70,14 +108,6 @@ impl<S> Layer<S> for BearerLayer {
     type Service = Bearer<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Bearer::new(
-            inner,
-            Arc::new(Shared {
-                validator: Arc::clone(&self.validator),
-                challenges: Challenges::new(&self.realm, &self.required),
-                required: self.required.clone(),
-                allow_query: self.allow_query,
-            }),
-        )
+        Bearer::new(inner, Arc::clone(&self.shared))
     }
 }

@@ -9,17 +9,62 @@ use http::{Request, Response, header::AUTHORIZATION};
 use tower_service::Service;
 
 use super::{
-    challenge::{Challenges, Rejection},
+    TokenInfo,
+    challenge::{Challenges, Rejection, is_grpc},
     future::ResponseFuture,
-    validator::Validator,
+    validator::{Validation, Validator},
 };
+use crate::error::StoreError;
+
+/// The verdict on a request: the token's details to pass on, or why it is refused.
+pub(crate) fn decide(
+    verdict: Result<Validation, StoreError>,
+    required: &Scope,
+) -> Result<TokenInfo, Rejection> {
+    match verdict {
+        Ok(Validation::Valid(info)) if required.is_subset_of(&info.scope) => Ok(info),
+        Ok(Validation::Valid(_)) => Err(Rejection::InsufficientScope),
+        Ok(Validation::Expired) => Err(Rejection::Expired),
+        Ok(_) => Err(Rejection::Invalid),
+        Err(err) => {
+            tracing::error!(error = %err, "bearer validation failed: store unavailable");
+            Err(Rejection::Unavailable)
+        }
+    }
+}
 use crate::{endpoint::form::decode, scope::Scope, token::is_b64token};
+
+/// A required scope with its rendered challenges.
+pub(crate) struct Requirement {
+    pub(crate) scope: Scope,
+    pub(crate) challenges: Challenges,
+}
+
+impl Requirement {
+    pub(crate) fn new(realm: &str, scope: Scope) -> Self {
+        Self {
+            challenges: Challenges::new(realm, &scope),
+            scope,
+        }
+    }
+}
 
 pub(crate) struct Shared {
     pub(crate) validator: Arc<dyn Validator>,
-    pub(crate) challenges: Challenges,
-    pub(crate) required: Scope,
+    /// What every path requires unless `per_path` names it.
+    pub(crate) default: Arc<Requirement>,
+    /// Exact paths (e.g. gRPC methods `/pkg.Service/Method`) with their own requirement.
+    pub(crate) per_path: Vec<(Box<str>, Arc<Requirement>)>,
     pub(crate) allow_query: bool,
+}
+
+impl Shared {
+    fn requirement(&self, path: &str) -> &Arc<Requirement> {
+        self.per_path
+            .iter()
+            .find(|(p, _)| &**p == path)
+            .map_or(&self.default, |(_, r)| r)
+    }
 }
 
 /// The service [`super::BearerLayer`] produces.
@@ -33,7 +78,7 @@ impl<S: fmt::Debug> fmt::Debug for Bearer<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Bearer")
             .field("inner", &self.inner)
-            .field("required", &self.shared.required)
+            .field("required", &self.shared.default.scope)
             .finish_non_exhaustive()
     }
 }
@@ -131,20 +176,35 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let validation = match extract(&req, self.shared.allow_query) {
-            Extracted::Token(token) => self.shared.validator.validate(&token),
-            Extracted::Missing => {
-                return ResponseFuture::rejected(&self.shared, Rejection::Missing);
-            }
-            Extracted::Malformed => {
-                return ResponseFuture::rejected(&self.shared, Rejection::Malformed);
-            }
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        let shared = &self.shared;
+        let grpc = is_grpc(&req);
+        let requirement = shared.requirement(req.uri().path());
+        let reject =
+            |rejection| ResponseFuture::rejected(requirement.challenges.response(rejection, grpc));
+        let validation = match extract(&req, shared.allow_query) {
+            Extracted::Token(token) => match shared.validator.validate_now(&token) {
+                // Fast path: decided without waiting, so the inner service (ready, as
+                // `poll_ready` was forwarded) is called right here — no clone, no boxed future.
+                Some(verdict) => {
+                    return match decide(verdict, &requirement.scope) {
+                        Ok(info) => {
+                            req.extensions_mut().insert(info);
+                            ResponseFuture::inner(self.inner.call(req))
+                        }
+                        Err(rejection) => reject(rejection),
+                    };
+                }
+                None => shared.validator.validate(&token),
+            },
+            Extracted::Missing => return reject(Rejection::Missing),
+            Extracted::Malformed => return reject(Rejection::Malformed),
         };
+        let requirement = Arc::clone(requirement);
         // The ready service handles this request; a fresh clone waits for the next
         // (tower's guidance on cloning inner services).
         let clone = self.inner.clone();
         let inner = mem::replace(&mut self.inner, clone);
-        ResponseFuture::validating(validation, req, inner, Arc::clone(&self.shared))
+        ResponseFuture::validating(validation, req, inner, requirement, grpc)
     }
 }

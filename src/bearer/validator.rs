@@ -4,7 +4,13 @@
 use std::sync::Arc;
 
 use super::TokenInfo;
-use crate::{BoxFuture, clock::Clock, error::StoreError, store::TokenStore, token::TokenHash};
+use crate::{
+    BoxFuture,
+    clock::Clock,
+    error::StoreError,
+    store::{AccessTokenRecord, TokenStore},
+    token::TokenHash,
+};
 
 /// The verdict on a presented token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +31,13 @@ pub enum Validation {
 pub trait Validator: Send + Sync + 'static {
     /// Judge `token`.
     fn validate(&self, token: &str) -> BoxFuture<'static, Result<Validation, StoreError>>;
+
+    /// Judge `token` without waiting, when that is possible (a memory store, a cache hit): the
+    /// layer's fast path, which allocates no future. `None` (the default) means "use
+    /// [`validate`](Self::validate)".
+    fn validate_now(&self, _token: &str) -> Option<Result<Validation, StoreError>> {
+        None
+    }
 }
 
 /// Validates against a [`TokenStore`], as the authorization server itself does.
@@ -47,18 +60,25 @@ impl LocalValidator {
     }
 }
 
+fn judge(record: Option<AccessTokenRecord>, clock: &dyn Clock) -> Validation {
+    match record {
+        None => Validation::Invalid,
+        Some(r) if r.expires_at <= clock.now() => Validation::Expired,
+        Some(r) => Validation::Valid(TokenInfo::from(r)),
+    }
+}
+
 impl Validator for LocalValidator {
     fn validate(&self, token: &str) -> BoxFuture<'static, Result<Validation, StoreError>> {
         // Hash now, so the future does not borrow the request.
         let hash = TokenHash::of(token);
         let store = Arc::clone(&self.store);
         let clock = Arc::clone(&self.clock);
-        Box::pin(async move {
-            Ok(match store.find_access_token(&hash).await? {
-                None => Validation::Invalid,
-                Some(r) if r.expires_at <= clock.now() => Validation::Expired,
-                Some(r) => Validation::Valid(TokenInfo::from(r)),
-            })
-        })
+        Box::pin(async move { Ok(judge(store.find_access_token(&hash).await?, &*clock)) })
+    }
+
+    fn validate_now(&self, token: &str) -> Option<Result<Validation, StoreError>> {
+        let found = self.store.find_access_token_now(&TokenHash::of(token))?;
+        Some(found.map(|record| judge(record, &*self.clock)))
     }
 }

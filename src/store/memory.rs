@@ -212,6 +212,17 @@ impl MemoryStore {
         }
     }
 
+    fn access_record(&self, hash: &TokenHash) -> Option<AccessTokenRecord> {
+        self.inner.access.get(hash).and_then(|e| {
+            (!e.grant.is_revoked()).then(|| AccessTokenRecord {
+                grant: e.grant.record.clone(),
+                scope: e.scope.clone(),
+                issued_at: e.issued_at,
+                expires_at: e.expires_at,
+            })
+        })
+    }
+
     fn insert_access(&self, grant: &Arc<Grant>, access: NewAccessToken) {
         self.inner.access.insert(
             access.hash,
@@ -341,14 +352,14 @@ impl TokenStore for MemoryStore {
         &self,
         hash: &TokenHash,
     ) -> Result<Option<AccessTokenRecord>, StoreError> {
-        Ok(self.inner.access.get(hash).and_then(|e| {
-            (!e.grant.is_revoked()).then(|| AccessTokenRecord {
-                grant: e.grant.record.clone(),
-                scope: e.scope.clone(),
-                issued_at: e.issued_at,
-                expires_at: e.expires_at,
-            })
-        }))
+        Ok(self.access_record(hash))
+    }
+
+    fn find_access_token_now(
+        &self,
+        hash: &TokenHash,
+    ) -> Option<Result<Option<AccessTokenRecord>, StoreError>> {
+        Some(Ok(self.access_record(hash)))
     }
 
     async fn find_refresh_token(

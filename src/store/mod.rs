@@ -286,6 +286,16 @@ pub trait TokenStore: Send + Sync + 'static {
         hash: &TokenHash,
     ) -> Result<Option<RefreshTokenRecord>, StoreError>;
 
+    /// [`find_access_token`](Self::find_access_token) answered without waiting, for stores that
+    /// can (memory): the bearer layer's fast path, with no future to allocate. `None` (the
+    /// default) means "ask asynchronously".
+    fn find_access_token_now(
+        &self,
+        _hash: &TokenHash,
+    ) -> Option<Result<Option<AccessTokenRecord>, StoreError>> {
+        None
+    }
+
     /// Apply one use of a refresh token atomically (see [`Rotation`]).
     async fn rotate_refresh_token(&self, rotation: Rotation)
     -> Result<RotationOutcome, StoreError>;
@@ -343,6 +353,12 @@ impl<T: TokenStore + ?Sized> TokenStore for Arc<T> {
         hash: &TokenHash,
     ) -> Result<Option<RefreshTokenRecord>, StoreError> {
         (**self).find_refresh_token(hash).await
+    }
+    fn find_access_token_now(
+        &self,
+        hash: &TokenHash,
+    ) -> Option<Result<Option<AccessTokenRecord>, StoreError>> {
+        (**self).find_access_token_now(hash)
     }
     async fn rotate_refresh_token(
         &self,

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Load benchmarks on loopback with wrk: the server pinned to one CPU, wrk to another.
+# Prints one table: requests/s, p50/p99 latency, non-2xx count, and each ratio.
+#
+#   bash bench/load.sh                       # 3 rounds × 10 s per workload, memory store
+#   DURATION=30s bash bench/load.sh
+#   STORE=redis://127.0.0.1:6379 bash bench/load.sh
+#
+# Bounded: each workload runs ROUNDS times DURATION (defaults 3 × 10s), alternating with the
+# workload it is compared with, and its best round counts (the machine is shared and noisy);
+# a 2 s warm-up comes first. The server is stopped on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-10s}
+ROUNDS=${ROUNDS:-3}
+CONNECTIONS=${CONNECTIONS:-64}
+THREADS=${THREADS:-2}
+PORT=${PORT:-3100}
+SERVER_CPU=${SERVER_CPU:-0}
+WRK_CPU=${WRK_CPU:-1}
+TOKENS=$((CONNECTIONS * 4))
+
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+cargo build --release --quiet --example bench_server
+
+work=$(mktemp -d)
+trap 'kill $server 2>/dev/null || true; rm -rf "$work"' EXIT
+
+store_args=()
+[ -n "${STORE:-}" ] && store_args=(--store "$STORE")
+PORT=$PORT taskset -c "$SERVER_CPU" target/release/examples/bench_server \
+  --refresh-tokens "$work/tokens.txt" --count $((TOKENS * ROUNDS)) "${store_args[@]}" >"$work/server.log" 2>&1 &
+server=$!
+for _ in $(seq 1 200); do grep -q listening "$work/server.log" 2>/dev/null && break; sleep 0.1; done
+grep -q listening "$work/server.log" || { cat "$work/server.log"; exit 1; }
+
+base="http://127.0.0.1:$PORT"
+at=$(curl -s -u bench:bench-secret -d grant_type=client_credentials "$base/oauth/token" |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+
+cat >"$work/post.lua" <<LUA
+wrk.method = "POST"
+wrk.body = "grant_type=client_credentials"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+wrk.headers["Authorization"] = "Basic YmVuY2g6YmVuY2gtc2VjcmV0"
+LUA
+
+run() { # name, url, wrk options… [-- script args…]
+  local name=$1 url=$2; shift 2
+  local opts=() rest=()
+  while [ $# -gt 0 ] && [ "$1" != "--" ]; do opts+=("$1"); shift; done
+  [ $# -gt 0 ] && rest=("$@") # "--" and the script's arguments, after the URL
+  echo "running $name for $DURATION…" >&2
+  if ! taskset -c "$WRK_CPU" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "${opts[@]}" \
+    "$url" "${rest[@]}" >"$work/$name.txt" 2>&1; then
+    echo "wrk failed for $name:" >&2
+    cat "$work/$name.txt" >&2
+    exit 1
+  fi
+}
+
+# Each refresh round gets its own fresh tokens: a round leaves its tokens rotated away.
+split -d -l "$TOKENS" "$work/tokens.txt" "$work/tokens."
+
+# Warm-up: connections, caches, CPU frequency.
+DURATION=2s run warmup "$base/public"
+for round in $(seq 1 "$ROUNDS"); do
+  echo "round $round of $ROUNDS" >&2
+  run "public.$round" "$base/public"
+  run "protected.$round" "$base/protected" -H "Authorization: Bearer $at"
+  run "baseline.$round" "$base/baseline/token" -s "$work/post.lua"
+  run "client_credentials.$round" "$base/oauth/token" -s "$work/post.lua"
+  run "refresh.$round" "$base/oauth/token" -s bench/refresh.lua -- "$work/tokens.$(printf %02d $((round - 1)))" "$THREADS"
+done
+
+python3 - "$work" <<'PY'
+import re, sys, os
+work = sys.argv[1]
+import glob
+def parse(name):
+    rounds = [parse_one(p) for p in sorted(glob.glob(os.path.join(work, name + ".*.txt")))]
+    best = max(rounds, key=lambda r: r["rps"])
+    best["non2xx"] = sum(r["non2xx"] for r in rounds)
+    best["rounds"] = len(rounds)
+    return best
+def parse_one(path):
+    text = open(path).read()
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+    def lat(p):
+        m = re.search(r"\s%s%%\s+([\d.]+)(us|ms|s)\b" % p, text)
+        v, unit = float(m.group(1)), m.group(2)
+        return v * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    errors = re.search(r"Socket errors: (.*)", text)
+    return dict(rps=rps, p50=lat(50), p99=lat(99), non2xx=int(non2xx.group(1)) if non2xx else 0,
+                errors=errors.group(1) if errors else "")
+rows = {n: parse(n) for n in ["public", "protected", "baseline", "client_credentials", "refresh"]}
+ratio = {"public": None, "protected": ("public", 0.95), "baseline": None,
+         "client_credentials": ("baseline", 0.75), "refresh": ("baseline", 0.75)}
+print(f"best of {rows['public']['rounds']} rounds per workload; non-2xx summed over all rounds")
+print(f"{'workload':<20} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}  ratio")
+for name, r in rows.items():
+    rel = ""
+    if ratio[name]:
+        ref, target = ratio[name]
+        x = r["rps"] / rows[ref]["rps"]
+        rel = f"{x:.2f} x {ref} (target >= {target})"
+    print(f"{name:<20} {r['rps']:>10.0f} {r['p50']:>8.3f} {r['p99']:>8.3f} {r['non2xx']:>8}  {rel}"
+          + (f"  socket errors: {r['errors']}" if r['errors'] else ""))
+PY

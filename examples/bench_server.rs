@@ -1,0 +1,149 @@
+//! The benchmark server (run it with `--release`; `bench/load.sh` drives it with wrk).
+//!
+//! ```sh
+//! cargo run --release --example bench_server -- --refresh-tokens /tmp/rt.txt --count 2000
+//! ```
+//!
+//! On 127.0.0.1:3100 (env `PORT` overrides):
+//! - `GET /public` and `GET /protected` return the same small JSON; the second is behind the
+//!   bearer layer;
+//! - `POST /oauth/token` is the library's token endpoint;
+//! - `POST /baseline/token` is a bare axum handler that parses the same form and returns a fixed
+//!   JSON of the same size as a token response: the ceiling any token endpoint can reach here.
+//!
+//! It registers client `bench` / `bench-secret` (client_credentials, password and refresh_token
+//! allowed) and user `bench` / `bench`, and with `--refresh-tokens FILE` writes `--count` (default
+//! 1000) pre-issued refresh tokens to FILE, one a line, for chained refresh load.
+//! `--store URL` runs on Redis or PostgreSQL instead of memory.
+
+use std::{collections::HashMap, net::SocketAddr, sync::Arc};
+
+use axum::{Form, Json, Router, http::header, response::IntoResponse, routing::get, routing::post};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+use tower_oauth2::{
+    AuthServer, Client, GrantType, InMemoryClients,
+    store::{MemoryStore, PostgresStore, RedisStore, TokenStore},
+    user::DemoUsers,
+};
+
+async fn payload() -> Json<Value> {
+    Json(json!({ "status": "ok", "items": [1, 2, 3] }))
+}
+
+/// A token response's size: 43-character tokens, as the library issues.
+const BASELINE: &str = r#"{"access_token":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa","token_type":"Bearer","expires_in":3600,"refresh_token":"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb","scope":"read write"}"#;
+
+async fn baseline(Form(form): Form<HashMap<String, String>>) -> impl IntoResponse {
+    let status = if form.contains_key("grant_type") {
+        200
+    } else {
+        400
+    };
+    (
+        axum::http::StatusCode::from_u16(status).unwrap_or_default(),
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-store"),
+            (header::PRAGMA, "no-cache"),
+        ],
+        BASELINE,
+    )
+}
+
+struct Options {
+    refresh_tokens: Option<String>,
+    count: usize,
+    store: Option<String>,
+}
+
+fn options() -> Result<Options, String> {
+    let mut o = Options {
+        refresh_tokens: None,
+        count: 1000,
+        store: None,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--refresh-tokens" => o.refresh_tokens = Some(value()?),
+            "--count" => o.count = value()?.parse().map_err(|_| "--count takes a number")?,
+            "--store" => o.store = Some(value()?),
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    Ok(o)
+}
+
+async fn open_store(url: Option<&str>) -> Result<Arc<dyn TokenStore>, Box<dyn std::error::Error>> {
+    Ok(match url {
+        None => Arc::new(MemoryStore::new()),
+        Some(u) if u.starts_with("redis") => Arc::new(RedisStore::new(u)?),
+        Some(u) => {
+            let s = PostgresStore::builder(u).pool_size(32).build()?;
+            s.migrate().await?;
+            Arc::new(s)
+        }
+    })
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let opts = options()?;
+    let port: u16 = std::env::var("PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(3100);
+    let server = AuthServer::builder()
+        .clients(
+            InMemoryClients::new().with(
+                Client::confidential("bench", "bench-secret")
+                    .grant_types([
+                        GrantType::ClientCredentials,
+                        GrantType::Password,
+                        GrantType::RefreshToken,
+                    ])
+                    .scope("read write")
+                    .build()?,
+            ),
+        )
+        .users(DemoUsers::new().with("bench", "bench"))
+        .allow_grant_type(GrantType::Password)
+        .shared_store(open_store(opts.store.as_deref()).await?)
+        .build()?;
+
+    if let Some(path) = &opts.refresh_tokens {
+        let mut out = String::new();
+        for _ in 0..opts.count {
+            let req = http::Request::post("/oauth/token")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .header("authorization", "Basic YmVuY2g6YmVuY2gtc2VjcmV0")
+                .body(String::from(
+                    "grant_type=password&username=bench&password=bench",
+                ))?;
+            let res = server.token_endpoint().oneshot(req).await?;
+            let body = http_body_util::BodyExt::collect(res.into_body())
+                .await?
+                .to_bytes();
+            let v: Value = serde_json::from_slice(&body)?;
+            out.push_str(v["refresh_token"].as_str().ok_or("no refresh token")?);
+            out.push('\n');
+        }
+        std::fs::write(path, out)?;
+    }
+
+    let app = Router::new()
+        .route("/protected", get(payload))
+        .route_layer(server.bearer_layer())
+        .route("/public", get(payload))
+        .route("/baseline/token", post(baseline))
+        .route_service("/oauth/token", server.token_endpoint());
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
+    println!(
+        "bench_server listening on http://{}",
+        listener.local_addr()?
+    );
+    axum::serve(listener, app).await?;
+    Ok(())
+}
