@@ -232,6 +232,8 @@ pub enum ConfigError {
     Scope,
     /// A client id is empty.
     ClientId,
+    /// An endpoint URL cannot be used.
+    Endpoint(&'static str),
 }
 
 impl fmt::Display for ConfigError {
@@ -246,6 +248,7 @@ impl fmt::Display for ConfigError {
             Self::BodyLimit => f.write_str("max_body_bytes must be greater than zero"),
             Self::Scope => f.write_str("invalid scope in configuration"),
             Self::ClientId => f.write_str("client id must not be empty"),
+            Self::Endpoint(what) => write!(f, "invalid endpoint: {what}"),
         }
     }
 }

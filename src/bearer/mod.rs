@@ -46,6 +46,8 @@ mod challenge;
 mod extract;
 mod form_body;
 mod future;
+#[cfg(feature = "introspection")]
+mod introspection;
 mod layer;
 mod service;
 mod validator;
@@ -54,6 +56,8 @@ use std::sync::Arc;
 
 #[cfg(feature = "axum")]
 pub use self::extract::MissingTokenInfo;
+#[cfg(feature = "introspection")]
+pub use self::introspection::{IntrospectionValidator, IntrospectionValidatorBuilder};
 pub use self::{
     form_body::{FormBodyToken, FormBodyTokenLayer},
     future::ResponseFuture,

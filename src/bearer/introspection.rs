@@ -1,0 +1,407 @@
+//! Bearer validation by RFC 7662 introspection (feature `introspection`), for resource servers
+//! that run apart from the authorization server.
+//!
+//! - A bounded cache: an active token is cached for the configured TTL but never past its
+//!   `exp`; an inactive one for a short negative TTL. A revocation at the authorization server is
+//!   therefore seen within the TTL at the latest.
+//! - Request coalescing: any number of concurrent requests with one unseen token make one
+//!   introspection call.
+//! - The resource server authenticates with its own client credentials (HTTP Basic).
+//! - An unreachable or failing authorization server is a [`StoreError`]: the layer answers 503
+//!   (gRPC `UNAVAILABLE`), never 401.
+//!
+//! The built-in HTTP client speaks plain HTTP/1.1; put the authorization server on loopback or a
+//! private network, or terminate TLS in front of it.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use tower_oauth2::{BearerLayer, bearer::IntrospectionValidator};
+//!
+//! # fn main() -> Result<(), tower_oauth2::ConfigError> {
+//! let validator = IntrospectionValidator::builder("http://127.0.0.1:3000/oauth/introspect", "rs", "rs-secret")
+//!     .cache_ttl(Duration::from_secs(30))
+//!     .build()?;
+//! let layer = BearerLayer::with_validator(validator, "api");
+//! # let _ = layer;
+//! # Ok(())
+//! # }
+//! ```
+
+use std::{
+    fmt,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use base64::{Engine, engine::general_purpose::STANDARD};
+use bytes::Bytes;
+use dashmap::DashMap;
+use http::{HeaderValue, Request, Uri, header};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::{Client as HttpClient, connect::HttpConnector};
+use serde::Deserialize;
+use tokio::sync::OnceCell;
+
+use super::{
+    TokenInfo,
+    validator::{Validation, Validator},
+};
+use crate::{
+    BoxFuture,
+    clock::{Clock, SystemClock, UnixTime},
+    error::{ConfigError, StoreError},
+    scope::Scope,
+    token::TokenHash,
+};
+
+/// Builds an [`IntrospectionValidator`].
+#[must_use]
+pub struct IntrospectionValidatorBuilder {
+    endpoint: String,
+    client_id: String,
+    client_secret: String,
+    ttl: Duration,
+    negative_ttl: Duration,
+    max_entries: usize,
+    timeout: Duration,
+    clock: Arc<dyn Clock>,
+}
+
+impl fmt::Debug for IntrospectionValidatorBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IntrospectionValidatorBuilder")
+            .field("endpoint", &self.endpoint)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"<redacted>")
+            .finish_non_exhaustive()
+    }
+}
+
+impl IntrospectionValidatorBuilder {
+    /// How long an active token's verdict is cached (default 60 s; never past its `exp`).
+    /// Zero disables caching (coalescing still applies).
+    pub fn cache_ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// How long an inactive token's verdict is cached (default 5 s).
+    pub fn negative_ttl(mut self, ttl: Duration) -> Self {
+        self.negative_ttl = ttl;
+        self
+    }
+
+    /// Most cached verdicts (default 100 000); beyond it, expired entries go first, then
+    /// arbitrary ones.
+    pub fn max_entries(mut self, n: usize) -> Self {
+        self.max_entries = n.max(1);
+        self
+    }
+
+    /// Upper bound of one introspection call (default 2 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The clock for expiry and cache lifetimes (default: the system clock).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Check the endpoint URL (`http://…`) and build.
+    pub fn build(self) -> Result<IntrospectionValidator, ConfigError> {
+        let endpoint: Uri = self
+            .endpoint
+            .parse()
+            .map_err(|_| ConfigError::Endpoint("introspection endpoint is not a URL"))?;
+        if endpoint.scheme_str() != Some("http") || endpoint.host().is_none() {
+            return Err(ConfigError::Endpoint(
+                "introspection endpoint must be an http:// URL (the built-in client has no TLS)",
+            ));
+        }
+        // RFC 6749 §2.3.1: form-urlencode id and secret before Basic encoding.
+        let enc = |s: &str| form_encode(s);
+        let credentials = STANDARD.encode(format!(
+            "{}:{}",
+            enc(&self.client_id),
+            enc(&self.client_secret)
+        ));
+        let mut authorization = HeaderValue::from_str(&format!("Basic {credentials}"))
+            .map_err(|_| ConfigError::Endpoint("client credentials"))?;
+        authorization.set_sensitive(true);
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(self.timeout));
+        Ok(IntrospectionValidator {
+            inner: Arc::new(Inner {
+                endpoint,
+                authorization,
+                http: HttpClient::builder(hyper_util::rt::TokioExecutor::new()).build(connector),
+                cache: DashMap::new(),
+                inflight: DashMap::new(),
+                clock: self.clock,
+                ttl: self.ttl.as_secs(),
+                negative_ttl: self.negative_ttl.as_secs(),
+                max_entries: self.max_entries,
+                timeout: self.timeout,
+                calls: AtomicU64::new(0),
+            }),
+        })
+    }
+}
+
+fn form_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
+                out.push(b as char)
+            }
+            b' ' => out.push('+'),
+            b => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+#[derive(Clone)]
+enum Cached {
+    Active(TokenInfo),
+    Inactive,
+}
+
+struct Entry {
+    verdict: Cached,
+    until: UnixTime,
+}
+
+type Call = Arc<OnceCell<Result<Cached, Arc<StoreError>>>>;
+
+struct Inner {
+    endpoint: Uri,
+    authorization: HeaderValue,
+    http: HttpClient<HttpConnector, Full<Bytes>>,
+    cache: DashMap<TokenHash, Entry>,
+    inflight: DashMap<TokenHash, Call>,
+    clock: Arc<dyn Clock>,
+    ttl: u64,
+    negative_ttl: u64,
+    max_entries: usize,
+    timeout: Duration,
+    calls: AtomicU64,
+}
+
+/// Validates bearer tokens by RFC 7662 introspection, with a cache and request coalescing.
+/// Cheap to clone.
+#[derive(Clone)]
+pub struct IntrospectionValidator {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for IntrospectionValidator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IntrospectionValidator")
+            .field("endpoint", &self.inner.endpoint)
+            .field("cached", &self.inner.cache.len())
+            .field("calls", &self.introspection_calls())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The fields of an RFC 7662 §2.2 response this validator reads.
+#[derive(Deserialize)]
+struct Introspected {
+    active: bool,
+    #[serde(default)]
+    scope: Option<String>,
+    #[serde(default)]
+    client_id: Option<String>,
+    #[serde(default)]
+    sub: Option<String>,
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    token_type: Option<String>,
+    #[serde(default)]
+    exp: Option<u64>,
+    #[serde(default)]
+    iat: Option<u64>,
+}
+
+impl IntrospectionValidator {
+    /// Introspect at `endpoint`, authenticating as `client_id` / `client_secret`.
+    pub fn builder(
+        endpoint: impl Into<String>,
+        client_id: impl Into<String>,
+        client_secret: impl Into<String>,
+    ) -> IntrospectionValidatorBuilder {
+        IntrospectionValidatorBuilder {
+            endpoint: endpoint.into(),
+            client_id: client_id.into(),
+            client_secret: client_secret.into(),
+            ttl: Duration::from_secs(60),
+            negative_ttl: Duration::from_secs(5),
+            max_entries: 100_000,
+            timeout: Duration::from_secs(2),
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// How many introspection calls this validator has made (for metrics and tests).
+    pub fn introspection_calls(&self) -> u64 {
+        self.inner.calls.load(Ordering::Relaxed)
+    }
+
+    /// How many verdicts are cached.
+    pub fn cached(&self) -> usize {
+        self.inner.cache.len()
+    }
+}
+
+impl Inner {
+    fn from_cache(&self, hash: &TokenHash, now: UnixTime) -> Option<Validation> {
+        let entry = self.cache.get(hash)?;
+        if entry.until <= now {
+            return None;
+        }
+        Some(verdict(&entry.verdict, now))
+    }
+
+    fn remember(&self, hash: TokenHash, verdict: &Cached, now: UnixTime) {
+        let until = match verdict {
+            // Never past the token's own expiry.
+            Cached::Active(info) => (now + self.ttl).min(info.expires_at),
+            Cached::Inactive => now + self.negative_ttl,
+        };
+        if until <= now {
+            return;
+        }
+        if self.cache.len() >= self.max_entries {
+            self.cache.retain(|_, e| e.until > now);
+            if self.cache.len() >= self.max_entries {
+                // Still full of live entries: drop an arbitrary tenth.
+                let victims: Vec<TokenHash> = self
+                    .cache
+                    .iter()
+                    .take(self.max_entries / 10 + 1)
+                    .map(|e| *e.key())
+                    .collect();
+                for k in victims {
+                    self.cache.remove(&k);
+                }
+            }
+        }
+        self.cache.insert(
+            hash,
+            Entry {
+                verdict: verdict.clone(),
+                until,
+            },
+        );
+    }
+
+    async fn introspect(&self, token: &str) -> Result<Cached, StoreError> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        let body = format!("token={}&token_type_hint=access_token", form_encode(token));
+        let request = Request::post(self.endpoint.clone())
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::ACCEPT, "application/json")
+            .header(header::AUTHORIZATION, self.authorization.clone())
+            .body(Full::new(Bytes::from(body)))
+            .map_err(StoreError::unavailable)?;
+        let call = async {
+            let response = self
+                .http
+                .request(request)
+                .await
+                .map_err(StoreError::unavailable)?;
+            let status = response.status();
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(StoreError::unavailable)?
+                .to_bytes();
+            Ok::<_, StoreError>((status, body))
+        };
+        let (status, body) = tokio::time::timeout(self.timeout, call)
+            .await
+            .map_err(|_| StoreError::Timeout)??;
+        if !status.is_success() {
+            // 401/403: our own credentials are refused — a configuration fault, not the token's.
+            return Err(StoreError::unavailable(format!(
+                "introspection endpoint answered {status}"
+            )));
+        }
+        let r: Introspected =
+            serde_json::from_slice(&body).map_err(|e| StoreError::Corrupt(e.into()))?;
+        // An active refresh token is not an access token (RFC 7662 §2.2 token_type).
+        let is_access = r
+            .token_type
+            .as_deref()
+            .is_none_or(|t| t.eq_ignore_ascii_case("bearer") || t == "access_token");
+        if !r.active || !is_access {
+            return Ok(Cached::Inactive);
+        }
+        let now = self.clock.now();
+        let scope = Scope::parse(r.scope.as_deref().unwrap_or(""))
+            .map_err(|e| StoreError::Corrupt(e.into()))?;
+        let mut info = TokenInfo::new(
+            r.client_id.unwrap_or_default(),
+            scope,
+            r.iat.unwrap_or(now),
+            r.exp.unwrap_or(now + self.ttl.max(1)),
+        );
+        if let Some(subject) = r.sub.or(r.username) {
+            info = info.with_subject(subject);
+        }
+        Ok(Cached::Active(info))
+    }
+}
+
+fn verdict(cached: &Cached, now: UnixTime) -> Validation {
+    match cached {
+        Cached::Active(info) if info.expires_at <= now => Validation::Expired,
+        Cached::Active(info) => Validation::Valid(info.clone()),
+        Cached::Inactive => Validation::Invalid,
+    }
+}
+
+impl Validator for IntrospectionValidator {
+    fn validate_now(&self, token: &str) -> Option<Result<Validation, StoreError>> {
+        let now = self.inner.clock.now();
+        self.inner.from_cache(&TokenHash::of(token), now).map(Ok)
+    }
+
+    fn validate(&self, token: &str) -> BoxFuture<'static, Result<Validation, StoreError>> {
+        let inner = Arc::clone(&self.inner);
+        let token = token.to_owned();
+        Box::pin(async move {
+            let hash = TokenHash::of(&token);
+            if let Some(v) = inner.from_cache(&hash, inner.clock.now()) {
+                return Ok(v);
+            }
+            // Join the call in flight for this token, or start it.
+            let call: Call = Arc::clone(inner.inflight.entry(hash).or_default().value());
+            let result = call
+                .get_or_init(|| async { inner.introspect(&token).await.map_err(Arc::new) })
+                .await
+                .clone();
+            let now = inner.clock.now();
+            if let Ok(cached) = &result {
+                inner.remember(hash, cached, now);
+            }
+            inner
+                .inflight
+                .remove_if(&hash, |_, c| Arc::ptr_eq(c, &call));
+            match result {
+                Ok(cached) => Ok(verdict(&cached, now)),
+                Err(e) => Err(StoreError::unavailable(e.to_string())),
+            }
+        })
+    }
+}
