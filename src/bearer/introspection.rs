@@ -263,7 +263,7 @@ impl IntrospectionValidator {
 }
 
 impl Inner {
-    fn from_cache(&self, hash: &TokenHash, now: UnixTime) -> Option<Validation> {
+    fn cached_verdict(&self, hash: &TokenHash, now: UnixTime) -> Option<Validation> {
         let entry = self.cache.get(hash)?;
         if entry.until <= now {
             return None;
@@ -374,7 +374,7 @@ fn verdict(cached: &Cached, now: UnixTime) -> Validation {
 impl Validator for IntrospectionValidator {
     fn validate_now(&self, token: &str) -> Option<Result<Validation, StoreError>> {
         let now = self.inner.clock.now();
-        self.inner.from_cache(&TokenHash::of(token), now).map(Ok)
+        self.inner.cached_verdict(&TokenHash::of(token), now).map(Ok)
     }
 
     fn validate(&self, token: &str) -> BoxFuture<'static, Result<Validation, StoreError>> {
@@ -382,7 +382,7 @@ impl Validator for IntrospectionValidator {
         let token = token.to_owned();
         Box::pin(async move {
             let hash = TokenHash::of(&token);
-            if let Some(v) = inner.from_cache(&hash, inner.clock.now()) {
+            if let Some(v) = inner.cached_verdict(&hash, inner.clock.now()) {
                 return Ok(v);
             }
             // Join the call in flight for this token, or start it.
