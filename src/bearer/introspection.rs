@@ -374,7 +374,9 @@ fn verdict(cached: &Cached, now: UnixTime) -> Validation {
 impl Validator for IntrospectionValidator {
     fn validate_now(&self, token: &str) -> Option<Result<Validation, StoreError>> {
         let now = self.inner.clock.now();
-        self.inner.cached_verdict(&TokenHash::of(token), now).map(Ok)
+        self.inner
+            .cached_verdict(&TokenHash::of(token), now)
+            .map(Ok)
     }
 
     fn validate(&self, token: &str) -> BoxFuture<'static, Result<Validation, StoreError>> {
