@@ -14,7 +14,9 @@
 //! It registers client `bench` / `bench-secret` (client_credentials, password and refresh_token
 //! allowed) and user `bench` / `bench`, and with `--refresh-tokens FILE` writes `--count` (default
 //! 1000) pre-issued refresh tokens to FILE, one a line, for chained refresh load.
-//! `--store URL` runs on Redis or PostgreSQL instead of memory.
+//! `--store URL` runs on Redis or PostgreSQL instead of memory; `--access-token-lifetime`,
+//! `--refresh-token-lifetime` and `--sweep-interval` (seconds) shorten lifetimes for the soak
+//! (`bench/soak.sh`), which also uses `POST /oauth/revoke`.
 
 use std::{collections::HashMap, net::SocketAddr, sync::Arc};
 
@@ -55,6 +57,9 @@ struct Options {
     refresh_tokens: Option<String>,
     count: usize,
     store: Option<String>,
+    access_lifetime: Option<u64>,
+    refresh_lifetime: Option<u64>,
+    sweep: Option<u64>,
 }
 
 fn options() -> Result<Options, String> {
@@ -62,6 +67,9 @@ fn options() -> Result<Options, String> {
         refresh_tokens: None,
         count: 1000,
         store: None,
+        access_lifetime: None,
+        refresh_lifetime: None,
+        sweep: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -70,15 +78,27 @@ fn options() -> Result<Options, String> {
             "--refresh-tokens" => o.refresh_tokens = Some(value()?),
             "--count" => o.count = value()?.parse().map_err(|_| "--count takes a number")?,
             "--store" => o.store = Some(value()?),
+            "--access-token-lifetime" => {
+                o.access_lifetime = Some(value()?.parse().map_err(|_| "seconds")?)
+            }
+            "--refresh-token-lifetime" => {
+                o.refresh_lifetime = Some(value()?.parse().map_err(|_| "seconds")?)
+            }
+            "--sweep-interval" => o.sweep = Some(value()?.parse().map_err(|_| "seconds")?),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
     Ok(o)
 }
 
-async fn open_store(url: Option<&str>) -> Result<Arc<dyn TokenStore>, Box<dyn std::error::Error>> {
+async fn open_store(
+    url: Option<&str>,
+    sweep: Option<u64>,
+) -> Result<Arc<dyn TokenStore>, Box<dyn std::error::Error>> {
     Ok(match url {
-        None => Arc::new(MemoryStore::new()),
+        None => Arc::new(MemoryStore::with_sweep_interval(
+            std::time::Duration::from_secs(sweep.unwrap_or(60)),
+        )),
         Some(u) if u.starts_with("redis") => Arc::new(RedisStore::new(u)?),
         Some(u) => {
             let s = PostgresStore::builder(u).pool_size(32).build()?;
@@ -110,7 +130,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .users(DemoUsers::new().with("bench", "bench"))
         .allow_grant_type(GrantType::Password)
-        .shared_store(open_store(opts.store.as_deref()).await?)
+        .configure(|c| {
+            if let Some(s) = opts.access_lifetime {
+                c.access_token_lifetime = std::time::Duration::from_secs(s);
+            }
+            if let Some(s) = opts.refresh_lifetime {
+                c.refresh_token_lifetime = std::time::Duration::from_secs(s);
+            }
+        })
+        .shared_store(open_store(opts.store.as_deref(), opts.sweep).await?)
         .build()?;
 
     if let Some(path) = &opts.refresh_tokens {
@@ -138,7 +166,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route_layer(server.bearer_layer())
         .route("/public", get(payload))
         .route("/baseline/token", post(baseline))
-        .route_service("/oauth/token", server.token_endpoint());
+        .route_service("/oauth/token", server.token_endpoint())
+        .route_service("/oauth/revoke", server.revocation_endpoint());
     let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
     println!(
         "bench_server listening on http://{}",

@@ -56,6 +56,8 @@ pub mod config;
 pub mod endpoint;
 pub mod error;
 pub mod events;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod grant;
 pub mod scope;
 mod server;

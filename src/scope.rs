@@ -170,3 +170,53 @@ mod tests {
         assert!(!Scope::parse("admin").unwrap().is_subset_of(&Scope::empty()));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn token() -> impl Strategy<Value = String> {
+        // RFC 6749 §3.3 scope-token characters.
+        "[!#-\\[\\]-~]{1,10}"
+    }
+
+    proptest! {
+        #[test]
+        fn parse_display_round_trip(tokens in proptest::collection::vec(token(), 0..6)) {
+            let scope = Scope::parse(&tokens.join(" ")).unwrap();
+            prop_assert_eq!(Scope::parse(scope.as_str()).unwrap(), scope.clone());
+            for t in &tokens {
+                prop_assert!(scope.contains(t));
+            }
+        }
+
+        #[test]
+        fn order_and_repeats_do_not_matter(mut tokens in proptest::collection::vec(token(), 1..6)) {
+            let a = Scope::parse(&tokens.join(" ")).unwrap();
+            tokens.reverse();
+            tokens.push(tokens[0].clone());
+            prop_assert_eq!(a, Scope::parse(&tokens.join("  ")).unwrap());
+        }
+
+        #[test]
+        fn containment_is_set_inclusion(
+            a in proptest::collection::btree_set(token(), 0..6),
+            b in proptest::collection::btree_set(token(), 0..6),
+        ) {
+            let sa = Scope::from_tokens(&a).unwrap();
+            let sb = Scope::from_tokens(&b).unwrap();
+            prop_assert_eq!(sa.is_subset_of(&sb), a.is_subset(&b));
+            let union = Scope::from_tokens(a.union(&b)).unwrap();
+            prop_assert!(sa.is_subset_of(&union) && sb.is_subset_of(&union));
+            prop_assert_eq!(sa.intersection(&sb), Scope::from_tokens(a.intersection(&b)).unwrap());
+            prop_assert_eq!(sa.missing_from(&sb).count(), a.difference(&b).count());
+        }
+
+        #[test]
+        fn anything_outside_the_grammar_is_refused(s in "\\PC*[\"\\\\\\t\u{7f}é]\\PC*") {
+            prop_assert!(Scope::parse(&s).is_err());
+        }
+    }
+}

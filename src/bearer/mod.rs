@@ -49,7 +49,7 @@ mod future;
 #[cfg(feature = "introspection")]
 mod introspection;
 mod layer;
-mod service;
+pub(crate) mod service;
 mod validator;
 
 use std::sync::Arc;

@@ -105,7 +105,7 @@ impl<S> Bearer<S> {
 }
 
 /// Where the token was found, if anywhere.
-enum Extracted<'a> {
+pub(crate) enum Extracted<'a> {
     Token(Cow<'a, str>),
     Missing,
     Malformed,
@@ -125,7 +125,7 @@ fn from_query(query: Option<&str>) -> Result<Option<String>, ()> {
     Ok(found)
 }
 
-fn extract<B>(req: &Request<B>, allow_query: bool) -> Extracted<'_> {
+pub(crate) fn extract<B>(req: &Request<B>, allow_query: bool) -> Extracted<'_> {
     let query = if allow_query {
         match from_query(req.uri().query()) {
             Ok(t) => t,

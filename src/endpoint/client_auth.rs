@@ -15,7 +15,7 @@ use crate::{
 };
 
 /// Credentials as presented, before they are checked.
-enum Presented {
+pub(crate) enum Presented {
     /// RFC 6749 §2.3.1 HTTP Basic, id and secret form-urlencoded inside.
     Basic { id: String, secret: Option<String> },
     /// Id (and secret, for `client_secret_post`) in the body.
@@ -27,7 +27,7 @@ pub(crate) fn attempted_http_auth(headers: &HeaderMap) -> bool {
     headers.contains_key(AUTHORIZATION)
 }
 
-fn presented(
+pub(crate) fn presented(
     server: &AuthServer,
     headers: &HeaderMap,
     form: &Form,

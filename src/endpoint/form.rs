@@ -174,3 +174,52 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// The reference encoder: `application/x-www-form-urlencoded` as browsers and clients write it.
+    fn encode(s: &str) -> String {
+        let mut out = String::new();
+        for b in s.bytes() {
+            match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
+                    out.push(b as char)
+                }
+                b' ' => out.push('+'),
+                b => out.push_str(&format!("%{b:02X}")),
+            }
+        }
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn decoding_inverts_encoding(pairs in proptest::collection::btree_map("[a-z_]{1,12}", "\\PC{0,40}", 0..8)) {
+            let body = pairs
+                .iter()
+                .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+                .collect::<Vec<_>>()
+                .join("&");
+            let form = Form::parse(body.as_bytes()).unwrap();
+            for (k, v) in &pairs {
+                // Empty values read as absent (RFC 6749 §3.1).
+                prop_assert_eq!(form.get(k), (!v.is_empty()).then_some(v.as_str()));
+            }
+        }
+
+        #[test]
+        fn parsing_never_panics_and_rejects_or_accepts(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = Form::parse(&bytes);
+        }
+
+        #[test]
+        fn a_repeated_name_is_always_refused(name in "[a-z]{1,8}", a in "[a-z0-9]{0,8}", b in "[a-z0-9]{0,8}") {
+            let body = format!("{name}={a}&{name}={b}");
+            prop_assert!(Form::parse(body.as_bytes()).is_err());
+        }
+    }
+}
