@@ -435,3 +435,27 @@ async fn memory_stays_bounded_under_churn_with_the_automatic_sweep() {
     );
     assert!(peak <= 42, "entries grew to {peak}");
 }
+
+#[tokio::test]
+async fn a_grant_goes_with_its_last_token() {
+    // Regression (found by the soak): grants were kept 300 s after creation whatever their
+    // tokens did, so short-lived tokens issued fast grew memory without bound.
+    let h = harness_with(|c| c.access_token_lifetime = std::time::Duration::from_secs(60));
+    for _ in 0..100 {
+        h.token(
+            Some(("cc-only", "cc-secret")),
+            "grant_type=client_credentials",
+        )
+        .await
+        .assert_token();
+    }
+    assert_eq!(h.store().counts().grants, 100);
+    h.advance(60);
+    h.server
+        .store()
+        .purge_expired(h.server.now())
+        .await
+        .unwrap();
+    let counts = h.store().counts();
+    assert_eq!((counts.access_tokens, counts.grants), (0, 0));
+}

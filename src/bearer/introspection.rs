@@ -52,6 +52,7 @@ use super::{
 use crate::{
     BoxFuture,
     clock::{Clock, SystemClock, UnixTime},
+    endpoint::form::encode,
     error::{ConfigError, StoreError},
     scope::Scope,
     token::TokenHash,
@@ -125,7 +126,7 @@ impl IntrospectionValidatorBuilder {
             ));
         }
         // RFC 6749 §2.3.1: form-urlencode id and secret before Basic encoding.
-        let enc = |s: &str| form_encode(s);
+        let enc = encode;
         let credentials = STANDARD.encode(format!(
             "{}:{}",
             enc(&self.client_id),
@@ -152,20 +153,6 @@ impl IntrospectionValidatorBuilder {
             }),
         })
     }
-}
-
-fn form_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
-                out.push(b as char)
-            }
-            b' ' => out.push('+'),
-            b => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
 }
 
 #[derive(Clone)]
@@ -306,7 +293,7 @@ impl Inner {
 
     async fn introspect(&self, token: &str) -> Result<Cached, StoreError> {
         self.calls.fetch_add(1, Ordering::Relaxed);
-        let body = format!("token={}&token_type_hint=access_token", form_encode(token));
+        let body = format!("token={}&token_type_hint=access_token", encode(token));
         let request = Request::post(self.endpoint.clone())
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
             .header(header::ACCEPT, "application/json")

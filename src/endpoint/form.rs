@@ -90,6 +90,23 @@ pub(crate) fn decode(input: &[u8]) -> Result<String, OAuthError> {
     String::from_utf8(out).map_err(|_| OAuthError::invalid_request("parameters must be UTF-8"))
 }
 
+/// `application/x-www-form-urlencoded` encoding, as clients write it (the inverse of
+/// [`decode`]).
+#[cfg(any(test, feature = "introspection"))]
+pub(crate) fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
+                out.push(b as char)
+            }
+            b' ' => out.push('+'),
+            b => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
 /// Check the content type, then read the body up to `limit` bytes and parse it.
 pub(crate) async fn read_form<B>(
     headers: &HeaderMap,
@@ -180,21 +197,6 @@ mod properties {
     use proptest::prelude::*;
 
     use super::*;
-
-    /// The reference encoder: `application/x-www-form-urlencoded` as browsers and clients write it.
-    fn encode(s: &str) -> String {
-        let mut out = String::new();
-        for b in s.bytes() {
-            match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
-                    out.push(b as char)
-                }
-                b' ' => out.push('+'),
-                b => out.push_str(&format!("%{b:02X}")),
-            }
-        }
-        out
-    }
 
     proptest! {
         #[test]

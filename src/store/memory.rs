@@ -13,9 +13,9 @@ use async_trait::async_trait;
 use dashmap::{DashMap, mapref::entry::Entry};
 
 use super::{
-    AccessTokenRecord, AuthorizationCodeRecord, GrantFilter, GrantRecord, NewAccessToken,
-    NewRefreshToken, Redemption, RefreshTokenRecord, RefreshTokenState, Rotation, RotationOutcome,
-    TokenStore,
+    AccessTokenRecord, AuthorizationCodeRecord, CODE_RETENTION_SECS, GrantFilter, GrantRecord,
+    NewAccessToken, NewRefreshToken, Redemption, RefreshTokenRecord, RefreshTokenState, Rotation,
+    RotationOutcome, TOMBSTONE_SECS, TokenStore,
 };
 use crate::{
     clock::UnixTime,
@@ -48,11 +48,6 @@ impl Hasher for PassThrough {
 }
 
 type Map<K, V> = DashMap<K, V, BuildHasherDefault<PassThrough>>;
-
-/// How long a tombstone (a grant revoked before it was created) or an orphaned grant is kept.
-const GRANT_LINGER_SECS: u64 = 300;
-/// How long a redeemed or expired code is kept so that a second use can still be detected.
-const CODE_RETENTION_SECS: u64 = 24 * 3600;
 
 #[derive(Debug)]
 struct Grant {
@@ -249,26 +244,23 @@ impl MemoryStore {
         );
     }
 
-    fn insert_grant(&self, grant: GrantRecord) -> Arc<Grant> {
-        let id = grant.id;
-        let grant = Arc::new(Grant {
-            record: grant,
-            revoked: AtomicBool::new(false),
-            generation: AtomicU32::new(0),
-        });
+    /// Publish a grant in the grants map. Called only after its tokens hold references, so a
+    /// grant in the map is unreferenced only once its tokens are gone — and the sweep may then
+    /// drop it at once.
+    fn publish_grant(&self, grant: &Arc<Grant>) {
+        let id = grant.record.id;
         // The entry lock makes "revoked before created" and "created" mutually atomic.
         match self.inner.grants.entry(id) {
             Entry::Occupied(mut slot) => {
                 if matches!(slot.get(), GrantSlot::Tombstone(_)) {
                     grant.revoked.store(true, Ordering::Release);
                 }
-                slot.insert(GrantSlot::Live(Arc::clone(&grant)));
+                slot.insert(GrantSlot::Live(Arc::clone(grant)));
             }
             Entry::Vacant(slot) => {
-                slot.insert(GrantSlot::Live(Arc::clone(&grant)));
+                slot.insert(GrantSlot::Live(Arc::clone(grant)));
             }
         }
-        grant
     }
 
     fn store_new_grant(
@@ -278,12 +270,19 @@ impl MemoryStore {
         refresh: Option<NewRefreshToken>,
     ) {
         let now = grant.created_at;
-        let grant = self.insert_grant(grant);
+        let grant = Arc::new(Grant {
+            record: grant,
+            revoked: AtomicBool::new(false),
+            generation: AtomicU32::new(0),
+        });
+        // Tokens first, then the grant: see `publish_grant`. A revocation arriving in between
+        // leaves a tombstone that `publish_grant` turns into a revoked flag on this very Arc.
         let access_hash = access.hash;
         self.insert_access(&grant, access);
         if let Some(refresh) = refresh {
             self.insert_refresh(&grant, refresh, access_hash);
         }
+        self.publish_grant(&grant);
         self.maybe_sweep(now);
     }
 }
@@ -320,11 +319,10 @@ impl Inner {
         });
         self.grants.retain(|_, slot| {
             let keep = match slot {
-                // Only the map holds it: no token refers to it any more.
-                GrantSlot::Live(g) => {
-                    Arc::strong_count(g) > 1 || g.record.created_at + GRANT_LINGER_SECS > now
-                }
-                GrantSlot::Tombstone(seen) => *seen.get_or_insert(now) + GRANT_LINGER_SECS > now,
+                // Only the map holds it: no token refers to it any more (tokens are inserted before
+                // their grant is published, and a grant never gains tokens once it has none).
+                GrantSlot::Live(g) => Arc::strong_count(g) > 1,
+                GrantSlot::Tombstone(seen) => *seen.get_or_insert(now) + TOMBSTONE_SECS > now,
             };
             removed += u64::from(!keep);
             keep

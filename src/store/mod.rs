@@ -49,6 +49,14 @@ use crate::{
     token::{GrantId, TokenHash},
 };
 
+/// How long a redeemed or expired authorization code is kept, so that a second use can still be
+/// recognised (and revoke what the first use issued). Every backend keeps codes this long.
+pub(crate) const CODE_RETENTION_SECS: u64 = 24 * 3600;
+
+/// How long a grant revoked before it was created (a code's second use racing its first) is
+/// remembered, so the late creation is born revoked.
+pub(crate) const TOMBSTONE_SECS: u64 = 24 * 3600;
+
 /// The authorization a family of tokens descends from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GrantRecord {

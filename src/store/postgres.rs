@@ -29,9 +29,9 @@ use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, R
 use tokio_postgres::{NoTls, Row, types::ToSql};
 
 use super::{
-    AccessTokenRecord, AuthorizationCodeRecord, CodeChallengeMethod, GrantFilter, GrantRecord,
-    NewAccessToken, NewRefreshToken, Redemption, RefreshTokenRecord, RefreshTokenState, Rotation,
-    RotationOutcome, Sealed,
+    AccessTokenRecord, AuthorizationCodeRecord, CODE_RETENTION_SECS, CodeChallengeMethod,
+    GrantFilter, GrantRecord, NewAccessToken, NewRefreshToken, Redemption, RefreshTokenRecord,
+    RefreshTokenState, Rotation, RotationOutcome, Sealed, TOMBSTONE_SECS,
 };
 use crate::{
     client::GrantType,
@@ -41,11 +41,6 @@ use crate::{
     store::TokenStore,
     token::{GrantId, TokenHash},
 };
-
-/// How long a redeemed code is kept, so a second use can still be detected.
-const CODE_RETENTION_SECS: i64 = 24 * 3600;
-/// How long a grant revoked before it was created is remembered.
-const TOMBSTONE_SECS: i64 = 24 * 3600;
 
 /// The schema, one entry per version; applied in order by [`PostgresStore::migrate`].
 const MIGRATIONS: &[&str] = &[r#"
@@ -653,7 +648,7 @@ impl TokenStore for PostgresStore {
                     ON CONFLICT (id) DO NOTHING
                  )
                  SELECT count(*) FROM u",
-                &[&gid_bytes(id).as_slice(), &TOMBSTONE_SECS],
+                &[&gid_bytes(id).as_slice(), &i(TOMBSTONE_SECS)],
             )
             .await?;
         Ok(n == 1)
@@ -778,36 +773,55 @@ impl TokenStore for PostgresStore {
     }
 
     async fn purge_expired(&self, now: UnixTime) -> Result<u64, StoreError> {
+        let code_cutoff = i(now.saturating_sub(CODE_RETENTION_SECS));
         let now = i(now);
         let batch = self.inner.purge_batch;
+        // Each statement with the time it compares against.
         let statements = [
-            "WITH d AS (DELETE FROM oauth_access_tokens WHERE hash IN (
+            (
+                "WITH d AS (DELETE FROM oauth_access_tokens WHERE hash IN (
                 SELECT hash FROM oauth_access_tokens WHERE expires_at <= $1 LIMIT $2) RETURNING 1)
              SELECT count(*) FROM d",
-            "WITH d AS (DELETE FROM oauth_access_tokens WHERE hash IN (
+                now,
+            ),
+            (
+                "WITH d AS (DELETE FROM oauth_access_tokens WHERE hash IN (
                 SELECT a.hash FROM oauth_access_tokens a JOIN oauth_grants g ON g.id = a.grant_id
                 WHERE g.revoked OR g.expires_at <= $1 LIMIT $2) RETURNING 1)
              SELECT count(*) FROM d",
-            "WITH d AS (DELETE FROM oauth_refresh_tokens WHERE hash IN (
+                now,
+            ),
+            (
+                "WITH d AS (DELETE FROM oauth_refresh_tokens WHERE hash IN (
                 SELECT hash FROM oauth_refresh_tokens WHERE expires_at <= $1 LIMIT $2) RETURNING 1)
              SELECT count(*) FROM d",
-            "WITH d AS (DELETE FROM oauth_refresh_tokens WHERE hash IN (
+                now,
+            ),
+            (
+                "WITH d AS (DELETE FROM oauth_refresh_tokens WHERE hash IN (
                 SELECT r.hash FROM oauth_refresh_tokens r JOIN oauth_grants g ON g.id = r.grant_id
                 WHERE g.revoked OR g.expires_at <= $1 LIMIT $2) RETURNING 1)
              SELECT count(*) FROM d",
-            "WITH d AS (DELETE FROM oauth_codes WHERE hash IN (
-                SELECT hash FROM oauth_codes WHERE expires_at + 86400 <= $1 LIMIT $2) RETURNING 1)
+                now,
+            ),
+            (
+                "WITH d AS (DELETE FROM oauth_codes WHERE hash IN (
+                SELECT hash FROM oauth_codes WHERE expires_at <= $1 LIMIT $2) RETURNING 1)
              SELECT count(*) FROM d",
-            "WITH d AS (DELETE FROM oauth_grants WHERE id IN (
+                code_cutoff,
+            ),
+            (
+                "WITH d AS (DELETE FROM oauth_grants WHERE id IN (
                 SELECT id FROM oauth_grants WHERE purge_at <= $1 LIMIT $2) RETURNING 1)
              SELECT count(*) FROM d",
+                now,
+            ),
         ];
-        debug_assert_eq!(CODE_RETENTION_SECS, 86400);
         let mut total = 0;
-        for sql in statements {
+        for (sql, cutoff) in statements {
             // Bounded batches: no statement holds locks on more than `batch` rows.
             loop {
-                let n = self.count(sql, &[&now, &batch]).await?;
+                let n = self.count(sql, &[&cutoff, &batch]).await?;
                 total += u(n);
                 if n < batch {
                     break;

@@ -36,9 +36,9 @@ use redis::{
 use tokio::sync::OnceCell;
 
 use super::{
-    AccessTokenRecord, AuthorizationCodeRecord, CodeChallengeMethod, GrantFilter, GrantRecord,
-    NewAccessToken, NewRefreshToken, Redemption, RefreshTokenRecord, RefreshTokenState, Rotation,
-    RotationOutcome, Sealed,
+    AccessTokenRecord, AuthorizationCodeRecord, CODE_RETENTION_SECS, CodeChallengeMethod,
+    GrantFilter, GrantRecord, NewAccessToken, NewRefreshToken, Redemption, RefreshTokenRecord,
+    RefreshTokenState, Rotation, RotationOutcome, Sealed, TOMBSTONE_SECS,
 };
 use crate::{
     client::GrantType,
@@ -48,11 +48,6 @@ use crate::{
     store::TokenStore,
     token::{GrantId, TokenHash},
 };
-
-/// How long a redeemed code is kept, so a second use can still be detected.
-const CODE_RETENTION_SECS: u64 = 24 * 3600;
-/// How long a grant revoked before it was created is remembered.
-const TOMBSTONE_SECS: u64 = 24 * 3600;
 
 const PRELUDE: &str = r#"
 local P = ARGV[1]
@@ -188,12 +183,13 @@ create_grant(3)
 return {'ok'}
 "#;
 
-// ARGV: P now key… — deletes the given token and code keys that are expired or belong to a
+// ARGV: P now code_retention key… — deletes the given token and code keys that are expired or belong to a
 // revoked or ended family.
 const PURGE: &str = r#"
 local now = tonumber(ARGV[2])
+local retention = tonumber(ARGV[3])
 local n = 0
-for i = 3, #ARGV do
+for i = 4, #ARGV do
   local k = ARGV[i]
   local kind = string.sub(k, #P + 1, #P + 2)
   if kind == 'a:' or kind == 'r:' then
@@ -208,7 +204,7 @@ for i = 3, #ARGV do
     end
   elseif kind == 'c:' then
     local e = redis.call('HGET', k, 'exp')
-    if e and tonumber(e) + 86400 <= now then redis.call('DEL', k) n = n + 1 end
+    if e and tonumber(e) + retention <= now then redis.call('DEL', k) n = n + 1 end
   end
 end
 return n
@@ -760,7 +756,7 @@ impl TokenStore for RedisStore {
                 .await?;
             if !keys.is_empty() {
                 let mut inv = self.inner.scripts.purge.prepare_invoke();
-                inv.arg(self.prefix()).arg(now);
+                inv.arg(self.prefix()).arg(now).arg(CODE_RETENTION_SECS);
                 for k in &keys {
                     inv.arg(k);
                 }
