@@ -22,7 +22,7 @@
 //! (`redis://…`) or PostgreSQL (`postgres://…`) server; several instances on one shared store
 //! accept each other's tokens and see each other's revocations at once.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{io::Write, net::SocketAddr, sync::Arc};
 
 use axum::{Extension, Json, Router, routing::get};
 use serde_json::{Value, json};
@@ -137,10 +137,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .as_deref()
         .and_then(|u| u.split(':').next())
         .unwrap_or("memory");
-    println!("tower-oauth2 quickstart listening on http://{addr} (token store: {kind})");
-    println!("Try:");
-    println!(
-        "  curl -X POST -H 'Authorization: Basic dGVzdGNsaWVudDpzZWNyZXQ=' -d 'grant_type=password&username=test&password=test' localhost:{}/oauth/token",
+    // Written, not println!-ed: a closed stdout (`… | head -1`) must not stop the server.
+    let _ = writeln!(
+        std::io::stdout(),
+        "tower-oauth2 quickstart listening on http://{addr} (token store: {kind})\nTry:\n  curl -X POST -H 'Authorization: Basic dGVzdGNsaWVudDpzZWNyZXQ=' -d 'grant_type=password&username=test&password=test' localhost:{}/oauth/token",
         addr.port()
     );
     axum::serve(listener, app)
