@@ -68,6 +68,7 @@ conformance!(
     concurrent_code_redemption,
     grant_revoked_before_creation_stays_revoked,
     records_round_trip,
+    bulk_revocation_covers_more_than_one_batch,
 );
 
 async fn issue_and_validate(ctx: Ctx) {
@@ -510,5 +511,50 @@ async fn records_round_trip(ctx: Ctx) {
             .await
             .unwrap()
             .is_none()
+    );
+}
+
+async fn bulk_revocation_covers_more_than_one_batch(ctx: Ctx) {
+    // More grants than one revocation batch (500 in the Redis store) for one subject.
+    let store = &ctx.store;
+    let mut tokens = Vec::new();
+    for _ in 0..1200 {
+        let (mut g, a, r, at, _) = new_grant(GrantId::generate(), ctx.start);
+        g.subject = Some(Arc::from("many"));
+        store.create_grant(g, a, Some(r)).await.unwrap();
+        tokens.push(at);
+    }
+    let (other, a, r, other_at, _) = new_grant(GrantId::generate(), ctx.start);
+    store.create_grant(other, a, Some(r)).await.unwrap();
+    assert_eq!(
+        store
+            .revoke_grants(&tower_oauth2::store::GrantFilter::Subject("many".into()))
+            .await
+            .unwrap(),
+        1200
+    );
+    for at in tokens.iter().step_by(97).chain(tokens.last()) {
+        assert!(
+            store
+                .find_access_token(&TokenHash::of(at))
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+    assert!(
+        store
+            .find_access_token(&TokenHash::of(&other_at))
+            .await
+            .unwrap()
+            .is_some(),
+        "another subject's grant survives"
+    );
+    assert_eq!(
+        store
+            .revoke_grants(&tower_oauth2::store::GrantFilter::Subject("many".into()))
+            .await
+            .unwrap(),
+        0
     );
 }

@@ -150,19 +150,23 @@ end
 return 0
 "#;
 
+// ARGV: P set batch — pops up to `batch` grant ids from a subject's or client's index and
+// revokes them; called until the index is empty, so no single script blocks Redis for long.
 const REVOKE_SET: &str = r#"
-local sk = P..ARGV[2]
+local ids = redis.call('SPOP', P..ARGV[2], tonumber(ARGV[3]))
 local n = 0
-for _, gid in ipairs(redis.call('SMEMBERS', sk)) do
+for _, gid in ipairs(ids) do
   local gk = P..'g:'..gid
   if redis.call('HGET', gk, 'revoked') == '0' then
     redis.call('HSET', gk, 'revoked', '1')
     n = n + 1
   end
 end
-redis.call('DEL', sk)
-return n
+return {n, #ids}
 "#;
+
+/// Grant ids revoked per script by a bulk revocation.
+const REVOKE_BATCH: usize = 500;
 
 const REVOKE_ACCESS: &str = r#"
 local ak = P..'a:'..ARGV[2]
@@ -610,12 +614,18 @@ impl TokenStore for RedisStore {
             GrantFilter::Subject(s) => format!("s:{s}"),
             GrantFilter::Client(c) => format!("k:{c}"),
         };
-        let mut inv = self.inner.scripts.revoke_set.prepare_invoke();
-        inv.arg(self.prefix()).arg(set);
-        let n: i64 = self
-            .run(|mut c| async move { inv.invoke_async(&mut c).await })
-            .await?;
-        Ok(u64::try_from(n).unwrap_or(0))
+        let mut total = 0u64;
+        loop {
+            let mut inv = self.inner.scripts.revoke_set.prepare_invoke();
+            inv.arg(self.prefix()).arg(&set).arg(REVOKE_BATCH);
+            let (revoked, popped): (u64, usize) = self
+                .run(|mut c| async move { inv.invoke_async(&mut c).await })
+                .await?;
+            total += revoked;
+            if popped < REVOKE_BATCH {
+                return Ok(total);
+            }
+        }
     }
 
     async fn create_code(&self, code: AuthorizationCodeRecord) -> Result<(), StoreError> {
