@@ -46,8 +46,10 @@ pin_project! {
             #[pin]
             future: S::Future,
         },
+        // Boxed like `Validating`: rejections are the rare path, and an inline response would
+        // make every future (and the frameworks' boxes around it) larger.
         Rejected {
-            response: Option<S::Response>,
+            response: Option<Box<S::Response>>,
         },
     }
 }
@@ -102,7 +104,7 @@ where
     pub(crate) fn rejected(response: S::Response) -> Self {
         Self {
             state: State::Rejected {
-                response: Some(response),
+                response: Some(Box::new(response)),
             },
         }
     }
@@ -141,17 +143,17 @@ where
                             }
                         }
                         (Err(rejection), _, _) => State::Rejected {
-                            response: Some(reject(rejection)),
+                            response: Some(Box::new(reject(rejection))),
                         },
                         // Only reachable if polled after completion; answer, never panic.
                         _ => State::Rejected {
-                            response: Some(reject(Rejection::Unavailable)),
+                            response: Some(Box::new(reject(Rejection::Unavailable))),
                         },
                     }
                 }
                 StateProj::Inner { future } => return future.poll(cx),
                 StateProj::Rejected { response } => {
-                    return Poll::Ready(Ok(response.take().unwrap_or_default()));
+                    return Poll::Ready(Ok(response.take().map(|r| *r).unwrap_or_default()));
                 }
             };
             this.state.set(next);
