@@ -149,3 +149,22 @@ async fn store_outage_is_unavailable() {
         "token store unavailable",
     );
 }
+
+#[tokio::test]
+async fn introspection_server_down_is_unavailable_for_grpc() {
+    use tower_oauth2::bearer::IntrospectionValidator;
+    let validator =
+        IntrospectionValidator::builder("http://127.0.0.1:1/oauth/introspect", "rs", "rs-secret")
+            .timeout(std::time::Duration::from_millis(300))
+            .build()
+            .unwrap();
+    let addr = grpc_server(BearerLayer::with_validator(validator, "api")).await;
+    assert_code(
+        client(addr, Some("abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"))
+            .await
+            .list()
+            .await,
+        Code::Unavailable,
+        "token store unavailable",
+    );
+}
