@@ -146,7 +146,7 @@ async fn store_outage_is_unavailable() {
             .list()
             .await,
         Code::Unavailable,
-        "token store unavailable",
+        "token validation unavailable",
     );
 }
 
@@ -165,6 +165,6 @@ async fn introspection_server_down_is_unavailable_for_grpc() {
             .list()
             .await,
         Code::Unavailable,
-        "token store unavailable",
+        "token validation unavailable",
     );
 }

@@ -117,7 +117,7 @@ impl Challenges {
             Rejection::Invalid => ("16", "invalid or revoked access token", Some(&self.invalid)),
             Rejection::Expired => ("16", "access token expired", Some(&self.expired)),
             Rejection::InsufficientScope => ("7", "insufficient scope", Some(&self.insufficient)),
-            Rejection::Unavailable => ("14", "token store unavailable", None),
+            Rejection::Unavailable => ("14", "token validation unavailable", None),
         };
         let mut res = Response::new(B::default());
         let h = res.headers_mut();
