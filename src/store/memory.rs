@@ -15,9 +15,10 @@ use dashmap::{DashMap, mapref::entry::Entry};
 use super::{
     AccessTokenRecord, AuthorizationCodeRecord, CODE_RETENTION_SECS, GrantFilter, GrantRecord,
     NewAccessToken, NewRefreshToken, Redemption, RefreshTokenRecord, RefreshTokenState, Rotation,
-    RotationOutcome, TOMBSTONE_SECS, TokenStore,
+    RotationOutcome, Sealed, TOMBSTONE_SECS, TokenStore,
 };
 use crate::{
+    client::GrantType,
     clock::UnixTime,
     error::StoreError,
     scope::Scope,
@@ -49,14 +50,110 @@ impl Hasher for PassThrough {
 
 type Map<K, V> = DashMap<K, V, BuildHasherDefault<PassThrough>>;
 
+/// A token's map key: the first 128 bits of its SHA-256. Half the size of the full hash in every
+/// table slot (tables at 1 M entries are about half empty, so each byte counts twice), while a
+/// forged match still needs a 128-bit preimage. Compared in constant time.
+#[derive(Clone, Copy)]
+struct Key([u8; 16]);
+
+impl From<&TokenHash> for Key {
+    fn from(h: &TokenHash) -> Self {
+        let mut k = [0u8; 16];
+        k.copy_from_slice(&h.as_bytes()[..16]);
+        Self(k)
+    }
+}
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Self) -> bool {
+        let (a, b) = (u128::from_ne_bytes(self.0), u128::from_ne_bytes(other.0));
+        std::hint::black_box(a ^ b) == 0
+    }
+}
+
+impl Eq for Key {}
+
+impl std::hash::Hash for Key {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&self.0[..8]);
+        state.write_u64(u64::from_le_bytes(w));
+    }
+}
+
+/// Timestamps are kept as `u32` seconds (until 2106; later ones saturate), again for slot size.
+fn t32(t: UnixTime) -> u32 {
+    u32::try_from(t).unwrap_or(u32::MAX)
+}
+
+/// A refresh token's state, with the rarely present grace seal out of line.
+#[derive(Clone)]
+enum State {
+    Active,
+    Rotated {
+        at: u32,
+        sealed: Option<Box<Sealed>>,
+    },
+}
+
+impl State {
+    fn public(&self) -> RefreshTokenState {
+        match self {
+            Self::Active => RefreshTokenState::Active,
+            Self::Rotated { at, sealed } => RefreshTokenState::Rotated {
+                at: UnixTime::from(*at),
+                sealed: sealed.as_deref().cloned(),
+            },
+        }
+    }
+}
+
+/// A grant as kept in memory: the public [`GrantRecord`]'s fields in compact form (`u32`
+/// times, `expires_at` 0 for none) plus the family's revocation flag and generation.
 #[derive(Debug)]
 struct Grant {
-    record: GrantRecord,
+    id: GrantId,
+    client_id: Arc<str>,
+    subject: Option<Arc<str>>,
+    scope: Scope,
+    created_at: u32,
+    expires_at: u32,
+    grant_type: GrantType,
     revoked: AtomicBool,
     generation: AtomicU32,
 }
 
 impl Grant {
+    fn new(r: GrantRecord) -> Self {
+        Self {
+            id: r.id,
+            client_id: r.client_id,
+            subject: r.subject,
+            scope: r.scope,
+            created_at: t32(r.created_at),
+            expires_at: r.expires_at.map_or(0, |e| t32(e).max(1)),
+            grant_type: r.grant_type,
+            revoked: AtomicBool::new(false),
+            generation: AtomicU32::new(0),
+        }
+    }
+
+    fn record(&self) -> GrantRecord {
+        GrantRecord {
+            id: self.id,
+            client_id: Arc::clone(&self.client_id),
+            subject: self.subject.clone(),
+            scope: self.scope.clone(),
+            grant_type: self.grant_type,
+            created_at: UnixTime::from(self.created_at),
+            expires_at: (self.expires_at != 0).then_some(UnixTime::from(self.expires_at)),
+        }
+    }
+
+    fn ended(&self, now: UnixTime) -> bool {
+        self.expires_at != 0 && UnixTime::from(self.expires_at) <= now
+    }
+
     fn is_revoked(&self) -> bool {
         self.revoked.load(Ordering::Acquire)
     }
@@ -72,23 +169,23 @@ enum GrantSlot {
 struct AccessEntry {
     grant: Arc<Grant>,
     scope: Scope,
-    issued_at: UnixTime,
-    expires_at: UnixTime,
+    issued_at: u32,
+    expires_at: u32,
 }
 
 struct RefreshEntry {
     grant: Arc<Grant>,
-    issued_at: UnixTime,
-    expires_at: UnixTime,
+    issued_at: u32,
+    expires_at: u32,
     generation: u32,
+    state: State,
     access: Option<TokenHash>,
-    state: RefreshTokenState,
 }
 
 struct Inner {
     grants: Map<GrantId, GrantSlot>,
-    access: Map<TokenHash, AccessEntry>,
-    refresh: Map<TokenHash, RefreshEntry>,
+    access: Map<Key, AccessEntry>,
+    refresh: Map<Key, RefreshEntry>,
     codes: Map<TokenHash, AuthorizationCodeRecord>,
     sweep_interval: u64,
     next_sweep: AtomicU64,
@@ -208,38 +305,38 @@ impl MemoryStore {
     }
 
     fn access_record(&self, hash: &TokenHash) -> Option<AccessTokenRecord> {
-        self.inner.access.get(hash).and_then(|e| {
+        self.inner.access.get(&Key::from(hash)).and_then(|e| {
             (!e.grant.is_revoked()).then(|| AccessTokenRecord {
-                grant: e.grant.record.clone(),
+                grant: e.grant.record(),
                 scope: e.scope.clone(),
-                issued_at: e.issued_at,
-                expires_at: e.expires_at,
+                issued_at: UnixTime::from(e.issued_at),
+                expires_at: UnixTime::from(e.expires_at),
             })
         })
     }
 
     fn insert_access(&self, grant: &Arc<Grant>, access: NewAccessToken) {
         self.inner.access.insert(
-            access.hash,
+            Key::from(&access.hash),
             AccessEntry {
                 grant: Arc::clone(grant),
                 scope: access.scope,
-                issued_at: access.issued_at,
-                expires_at: access.expires_at,
+                issued_at: t32(access.issued_at),
+                expires_at: t32(access.expires_at),
             },
         );
     }
 
     fn insert_refresh(&self, grant: &Arc<Grant>, refresh: NewRefreshToken, access: TokenHash) {
         self.inner.refresh.insert(
-            refresh.hash,
+            Key::from(&refresh.hash),
             RefreshEntry {
                 grant: Arc::clone(grant),
-                issued_at: refresh.issued_at,
-                expires_at: refresh.expires_at,
+                issued_at: t32(refresh.issued_at),
+                expires_at: t32(refresh.expires_at),
                 generation: refresh.generation,
                 access: Some(access),
-                state: RefreshTokenState::Active,
+                state: State::Active,
             },
         );
     }
@@ -248,7 +345,7 @@ impl MemoryStore {
     /// grant in the map is unreferenced only once its tokens are gone — and the sweep may then
     /// drop it at once.
     fn publish_grant(&self, grant: &Arc<Grant>) {
-        let id = grant.record.id;
+        let id = grant.id;
         // The entry lock makes "revoked before created" and "created" mutually atomic.
         match self.inner.grants.entry(id) {
             Entry::Occupied(mut slot) => {
@@ -270,11 +367,7 @@ impl MemoryStore {
         refresh: Option<NewRefreshToken>,
     ) {
         let now = grant.created_at;
-        let grant = Arc::new(Grant {
-            record: grant,
-            revoked: AtomicBool::new(false),
-            generation: AtomicU32::new(0),
-        });
+        let grant = Arc::new(Grant::new(grant));
         // Tokens first, then the grant: see `publish_grant`. A revocation arriving in between
         // leaves a tombstone that `publish_grant` turns into a revoked flag on this very Arc.
         let access_hash = access.hash;
@@ -293,17 +386,16 @@ impl Inner {
             return 0;
         }
         let mut removed = 0u64;
-        let family_dead =
-            |g: &Grant| g.is_revoked() || g.record.expires_at.is_some_and(|e| e <= now);
+        let family_dead = |g: &Grant| g.is_revoked() || g.ended(now);
         self.access.retain(|_, e| {
-            let keep = e.expires_at > now && !family_dead(&e.grant);
+            let keep = UnixTime::from(e.expires_at) > now && !family_dead(&e.grant);
             removed += u64::from(!keep);
             keep
         });
         self.refresh.retain(|_, e| {
-            let keep = e.expires_at > now && !family_dead(&e.grant);
+            let keep = UnixTime::from(e.expires_at) > now && !family_dead(&e.grant);
             if keep {
-                if let RefreshTokenState::Rotated { sealed, .. } = &mut e.state {
+                if let State::Rotated { sealed, .. } = &mut e.state {
                     if sealed.as_ref().is_some_and(|s| s.until <= now) {
                         *sealed = None;
                     }
@@ -364,16 +456,16 @@ impl TokenStore for MemoryStore {
         &self,
         hash: &TokenHash,
     ) -> Result<Option<RefreshTokenRecord>, StoreError> {
-        Ok(self.inner.refresh.get(hash).and_then(|e| {
+        Ok(self.inner.refresh.get(&Key::from(hash)).and_then(|e| {
             (!e.grant.is_revoked()).then(|| RefreshTokenRecord {
                 hash: *hash,
-                grant: e.grant.record.clone(),
-                issued_at: e.issued_at,
-                expires_at: e.expires_at,
+                grant: e.grant.record(),
+                issued_at: UnixTime::from(e.issued_at),
+                expires_at: UnixTime::from(e.expires_at),
                 generation: e.generation,
                 family_generation: e.grant.generation.load(Ordering::Acquire),
                 access_token: e.access,
-                state: e.state.clone(),
+                state: e.state.public(),
             })
         }))
     }
@@ -392,20 +484,23 @@ impl TokenStore for MemoryStore {
             now,
         } = rotation;
         let (grant, previous_access) = {
-            let Some(mut entry) = self.inner.refresh.get_mut(&presented) else {
+            let Some(mut entry) = self.inner.refresh.get_mut(&Key::from(&presented)) else {
                 return Ok(RotationOutcome::Conflict);
             };
             if entry.grant.is_revoked()
-                || entry.state != RefreshTokenState::Active
+                || !matches!(entry.state, State::Active)
                 || entry.generation != generation
-                || entry.expires_at <= now
+                || UnixTime::from(entry.expires_at) <= now
             {
                 return Ok(RotationOutcome::Conflict);
             }
             let previous = entry.access;
             match &refresh {
                 Some(next) => {
-                    entry.state = RefreshTokenState::Rotated { at: now, sealed };
+                    entry.state = State::Rotated {
+                        at: t32(now),
+                        sealed: sealed.map(Box::new),
+                    };
                     // Bumped under the entry lock: whoever sees the token rotated also sees the
                     // family's new generation.
                     entry
@@ -419,7 +514,7 @@ impl TokenStore for MemoryStore {
         };
         if revoke_previous_access {
             if let Some(previous) = previous_access {
-                self.inner.access.remove(&previous);
+                self.inner.access.remove(&Key::from(&previous));
             }
         }
         let access_hash = access.hash;
@@ -435,7 +530,7 @@ impl TokenStore for MemoryStore {
         Ok(self
             .inner
             .access
-            .remove(hash)
+            .remove(&Key::from(hash))
             .is_some_and(|(_, e)| !e.grant.is_revoked()))
     }
 
@@ -460,8 +555,8 @@ impl TokenStore for MemoryStore {
                 continue;
             };
             let matches = match filter {
-                GrantFilter::Subject(s) => g.record.subject.as_deref() == Some(s.as_str()),
-                GrantFilter::Client(c) => &*g.record.client_id == c.as_str(),
+                GrantFilter::Subject(s) => g.subject.as_deref() == Some(s.as_str()),
+                GrantFilter::Client(c) => &*g.client_id == c.as_str(),
             };
             if matches && !g.revoked.swap(true, Ordering::AcqRel) {
                 count += 1;
