@@ -86,33 +86,16 @@ fn t32(t: UnixTime) -> u32 {
     u32::try_from(t).unwrap_or(u32::MAX)
 }
 
-/// A refresh token's state, with the rarely present grace seal out of line.
-#[derive(Clone)]
-enum State {
-    Active,
-    Rotated {
-        at: u32,
-        sealed: Option<Box<Sealed>>,
-    },
-}
-
-impl State {
-    fn public(&self) -> RefreshTokenState {
-        match self {
-            Self::Active => RefreshTokenState::Active,
-            Self::Rotated { at, sealed } => RefreshTokenState::Rotated {
-                at: UnixTime::from(*at),
-                sealed: sealed.as_deref().cloned(),
-            },
-        }
-    }
-}
-
 /// A grant as kept in memory: the public [`GrantRecord`]'s fields in compact form (`u32`
-/// times, `expires_at` 0 for none) plus the family's revocation flag and generation.
+/// times, `expires_at` 0 for none), the family's revocation flag and newest generation, and the
+/// state of its one active refresh token.
+///
+/// A family has at most one active refresh token, so its state lives here, once per grant,
+/// and the active-refresh table maps a token to its grant and nothing else: the table's slots
+/// (about twice as many as entries, tables being powers of two) stay small.
 #[derive(Debug)]
 struct Grant {
-    id: GrantId,
+    id: Id,
     client_id: Arc<str>,
     subject: Option<Arc<str>>,
     scope: Scope,
@@ -120,13 +103,95 @@ struct Grant {
     expires_at: u32,
     grant_type: GrantType,
     revoked: AtomicBool,
+    active: ActiveRefresh,
+}
+
+/// A grant id as two words: the same 128 bits as [`GrantId`] with 8-byte alignment, so neither
+/// the grant nor the grants table's slots are padded to 16.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Id([u64; 2]);
+
+impl From<GrantId> for Id {
+    fn from(id: GrantId) -> Self {
+        let v = id.as_u128();
+        Self([v as u64, (v >> 64) as u64])
+    }
+}
+
+impl From<Id> for GrantId {
+    fn from(id: Id) -> Self {
+        GrantId::from_u128(u128::from(id.0[0]) | (u128::from(id.0[1]) << 64))
+    }
+}
+
+impl std::hash::Hash for Id {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.0[0] ^ self.0[1]);
+    }
+}
+
+/// The family's active refresh token: meaningful while that token is in the active table.
+///
+/// Atomics so the grant needs no lock of its own, but the fields are written together only
+/// while holding the active token's entry in the active-refresh table (or before the grant is
+/// shared), and read together only under that same lock, so a reader never sees half an update.
+/// `generation` alone is also read without it (a rotated token's `family_generation`).
+#[derive(Debug, Default)]
+struct ActiveRefresh {
+    issued_at: AtomicU32,
+    expires_at: AtomicU32,
+    /// The active token's generation, which is also the family's newest.
     generation: AtomicU32,
+    /// The access token most recently issued with or under it; all zero for none (a SHA-256
+    /// output of all zeros is not a practical possibility).
+    /// (32-bit words: the grant then packs without padding.)
+    access: [AtomicU32; 8],
+}
+
+/// A copy of [`ActiveRefresh`].
+#[derive(Clone, Copy)]
+struct Active {
+    issued_at: u32,
+    expires_at: u32,
+    generation: u32,
+    access: Option<TokenHash>,
+}
+
+impl ActiveRefresh {
+    fn get(&self) -> Active {
+        let mut bytes = [0u8; 32];
+        for (chunk, word) in bytes.chunks_exact_mut(4).zip(&self.access) {
+            chunk.copy_from_slice(&word.load(Ordering::Acquire).to_ne_bytes());
+        }
+        Active {
+            issued_at: self.issued_at.load(Ordering::Acquire),
+            expires_at: self.expires_at.load(Ordering::Acquire),
+            generation: self.generation.load(Ordering::Acquire),
+            access: (bytes != [0; 32]).then(|| TokenHash::from_bytes(bytes)),
+        }
+    }
+
+    fn set_access(&self, access: Option<TokenHash>) {
+        let bytes = access.map_or([0; 32], |h| *h.as_bytes());
+        for (chunk, word) in bytes.chunks_exact(4).zip(&self.access) {
+            let mut w = [0u8; 4];
+            w.copy_from_slice(chunk);
+            word.store(u32::from_ne_bytes(w), Ordering::Release);
+        }
+    }
+
+    fn set(&self, a: Active) {
+        self.issued_at.store(a.issued_at, Ordering::Release);
+        self.expires_at.store(a.expires_at, Ordering::Release);
+        self.generation.store(a.generation, Ordering::Release);
+        self.set_access(a.access);
+    }
 }
 
 impl Grant {
     fn new(r: GrantRecord) -> Self {
         Self {
-            id: r.id,
+            id: Id::from(r.id),
             client_id: r.client_id,
             subject: r.subject,
             scope: r.scope,
@@ -134,13 +199,13 @@ impl Grant {
             expires_at: r.expires_at.map_or(0, |e| t32(e).max(1)),
             grant_type: r.grant_type,
             revoked: AtomicBool::new(false),
-            generation: AtomicU32::new(0),
+            active: ActiveRefresh::default(),
         }
     }
 
     fn record(&self) -> GrantRecord {
         GrantRecord {
-            id: self.id,
+            id: GrantId::from(self.id),
             client_id: Arc::clone(&self.client_id),
             subject: self.subject.clone(),
             scope: self.scope.clone(),
@@ -157,35 +222,49 @@ impl Grant {
     fn is_revoked(&self) -> bool {
         self.revoked.load(Ordering::Acquire)
     }
-}
 
-enum GrantSlot {
-    Live(Arc<Grant>),
-    /// Revoked before it was created (a code's second use raced its first). The time is set by
-    /// the first sweep that sees it, so the store needs no clock of its own.
-    Tombstone(Option<UnixTime>),
+    fn family_generation(&self) -> u32 {
+        self.active.generation.load(Ordering::Acquire)
+    }
 }
 
 struct AccessEntry {
     grant: Arc<Grant>,
-    scope: Scope,
+    /// `None` when the token carries the grant's whole scope (the usual case); a narrower
+    /// scope (a refresh that asked for less) is kept out of line.
+    narrowed: Option<Box<Scope>>,
     issued_at: u32,
     expires_at: u32,
 }
 
-struct RefreshEntry {
+impl AccessEntry {
+    fn scope(&self) -> &Scope {
+        self.narrowed.as_deref().unwrap_or(&self.grant.scope)
+    }
+}
+
+/// A refresh token that has been used and replaced: kept until its own expiry, so that a
+/// replay is recognised (and, inside the grace window, answered from the seal).
+struct RotatedEntry {
     grant: Arc<Grant>,
     issued_at: u32,
     expires_at: u32,
     generation: u32,
-    state: State,
+    rotated_at: u32,
+    sealed: Option<Box<Sealed>>,
     access: Option<TokenHash>,
 }
 
 struct Inner {
-    grants: Map<GrantId, GrantSlot>,
+    /// Live grants by id: for revocation by id and by subject or client.
+    grants: Map<Id, Arc<Grant>>,
+    /// Grants revoked before they were created (a code's second use raced its first), with the
+    /// time the first sweep saw them, so the store needs no clock of its own.
+    tombstones: Map<Id, Option<UnixTime>>,
     access: Map<Key, AccessEntry>,
-    refresh: Map<Key, RefreshEntry>,
+    /// Each family's active refresh token; its state is in the grant.
+    refresh: Map<Key, Arc<Grant>>,
+    rotated: Map<Key, RotatedEntry>,
     codes: Map<TokenHash, AuthorizationCodeRecord>,
     sweep_interval: u64,
     next_sweep: AtomicU64,
@@ -244,8 +323,10 @@ impl MemoryStore {
         Self {
             inner: Arc::new(Inner {
                 grants: Map::default(),
+                tombstones: Map::default(),
                 access: Map::default(),
                 refresh: Map::default(),
+                rotated: Map::default(),
                 codes: Map::default(),
                 sweep_interval: interval.as_secs().max(1),
                 next_sweep: AtomicU64::new(0),
@@ -257,11 +338,12 @@ impl MemoryStore {
 
     /// How many entries each map holds.
     pub fn counts(&self) -> StoreCounts {
+        let inner = &self.inner;
         StoreCounts {
-            grants: self.inner.grants.len(),
-            access_tokens: self.inner.access.len(),
-            refresh_tokens: self.inner.refresh.len(),
-            codes: self.inner.codes.len(),
+            grants: inner.grants.len() + inner.tombstones.len(),
+            access_tokens: inner.access.len(),
+            refresh_tokens: inner.refresh.len() + inner.rotated.len(),
+            codes: inner.codes.len(),
         }
     }
 
@@ -308,7 +390,7 @@ impl MemoryStore {
         self.inner.access.get(&Key::from(hash)).and_then(|e| {
             (!e.grant.is_revoked()).then(|| AccessTokenRecord {
                 grant: e.grant.record(),
-                scope: e.scope.clone(),
+                scope: e.scope().clone(),
                 issued_at: UnixTime::from(e.issued_at),
                 expires_at: UnixTime::from(e.expires_at),
             })
@@ -316,27 +398,14 @@ impl MemoryStore {
     }
 
     fn insert_access(&self, grant: &Arc<Grant>, access: NewAccessToken) {
+        let narrowed = (access.scope != grant.scope).then(|| Box::new(access.scope));
         self.inner.access.insert(
             Key::from(&access.hash),
             AccessEntry {
                 grant: Arc::clone(grant),
-                scope: access.scope,
+                narrowed,
                 issued_at: t32(access.issued_at),
                 expires_at: t32(access.expires_at),
-            },
-        );
-    }
-
-    fn insert_refresh(&self, grant: &Arc<Grant>, refresh: NewRefreshToken, access: TokenHash) {
-        self.inner.refresh.insert(
-            Key::from(&refresh.hash),
-            RefreshEntry {
-                grant: Arc::clone(grant),
-                issued_at: t32(refresh.issued_at),
-                expires_at: t32(refresh.expires_at),
-                generation: refresh.generation,
-                access: Some(access),
-                state: State::Active,
             },
         );
     }
@@ -345,19 +414,13 @@ impl MemoryStore {
     /// grant in the map is unreferenced only once its tokens are gone — and the sweep may then
     /// drop it at once.
     fn publish_grant(&self, grant: &Arc<Grant>) {
-        let id = grant.id;
-        // The entry lock makes "revoked before created" and "created" mutually atomic.
-        match self.inner.grants.entry(id) {
-            Entry::Occupied(mut slot) => {
-                if matches!(slot.get(), GrantSlot::Tombstone(_)) {
-                    grant.revoked.store(true, Ordering::Release);
-                }
-                slot.insert(GrantSlot::Live(Arc::clone(grant)));
-            }
-            Entry::Vacant(slot) => {
-                slot.insert(GrantSlot::Live(Arc::clone(grant)));
-            }
+        // The entry lock (taken before the tombstones' lock, as in `revoke_grant`) makes
+        // "revoked before created" and "created" mutually atomic.
+        let slot = self.inner.grants.entry(grant.id);
+        if self.inner.tombstones.contains_key(&grant.id) {
+            grant.revoked.store(true, Ordering::Release);
         }
+        slot.insert(Arc::clone(grant));
     }
 
     fn store_new_grant(
@@ -373,7 +436,16 @@ impl MemoryStore {
         let access_hash = access.hash;
         self.insert_access(&grant, access);
         if let Some(refresh) = refresh {
-            self.insert_refresh(&grant, refresh, access_hash);
+            // Not shared yet: no lock needed.
+            grant.active.set(Active {
+                issued_at: t32(refresh.issued_at),
+                expires_at: t32(refresh.expires_at),
+                generation: refresh.generation,
+                access: Some(access_hash),
+            });
+            self.inner
+                .refresh
+                .insert(Key::from(&refresh.hash), Arc::clone(&grant));
         }
         self.publish_grant(&grant);
         self.maybe_sweep(now);
@@ -392,14 +464,15 @@ impl Inner {
             removed += u64::from(!keep);
             keep
         });
-        self.refresh.retain(|_, e| {
+        self.refresh.retain(|_, g| {
+            let keep = UnixTime::from(g.active.get().expires_at) > now && !family_dead(g);
+            removed += u64::from(!keep);
+            keep
+        });
+        self.rotated.retain(|_, e| {
             let keep = UnixTime::from(e.expires_at) > now && !family_dead(&e.grant);
-            if keep {
-                if let State::Rotated { sealed, .. } = &mut e.state {
-                    if sealed.as_ref().is_some_and(|s| s.until <= now) {
-                        *sealed = None;
-                    }
-                }
+            if keep && e.sealed.as_ref().is_some_and(|s| s.until <= now) {
+                e.sealed = None;
             }
             removed += u64::from(!keep);
             keep
@@ -409,13 +482,15 @@ impl Inner {
             removed += u64::from(!keep);
             keep
         });
-        self.grants.retain(|_, slot| {
-            let keep = match slot {
-                // Only the map holds it: no token refers to it any more (tokens are inserted before
-                // their grant is published, and a grant never gains tokens once it has none).
-                GrantSlot::Live(g) => Arc::strong_count(g) > 1,
-                GrantSlot::Tombstone(seen) => *seen.get_or_insert(now) + TOMBSTONE_SECS > now,
-            };
+        self.grants.retain(|_, g| {
+            // Only the map holds it: no token refers to it any more (tokens are inserted before
+            // their grant is published, and a grant never gains tokens once it has none).
+            let keep = Arc::strong_count(g) > 1;
+            removed += u64::from(!keep);
+            keep
+        });
+        self.tombstones.retain(|_, seen| {
+            let keep = *seen.get_or_insert(now) + TOMBSTONE_SECS > now;
             removed += u64::from(!keep);
             keep
         });
@@ -456,16 +531,39 @@ impl TokenStore for MemoryStore {
         &self,
         hash: &TokenHash,
     ) -> Result<Option<RefreshTokenRecord>, StoreError> {
-        Ok(self.inner.refresh.get(&Key::from(hash)).and_then(|e| {
+        let key = Key::from(hash);
+        // Active first: a rotation enters the token in `rotated` before it leaves `refresh`
+        // (holding its entry throughout), so a token missing here is found there.
+        if let Some(grant) = self.inner.refresh.get(&key) {
+            if grant.is_revoked() {
+                return Ok(None);
+            }
+            // Read under the entry's lock: see `ActiveRefresh`.
+            let active = grant.active.get();
+            return Ok(Some(RefreshTokenRecord {
+                hash: *hash,
+                grant: grant.record(),
+                issued_at: UnixTime::from(active.issued_at),
+                expires_at: UnixTime::from(active.expires_at),
+                generation: active.generation,
+                family_generation: active.generation,
+                access_token: active.access,
+                state: RefreshTokenState::Active,
+            }));
+        }
+        Ok(self.inner.rotated.get(&key).and_then(|e| {
             (!e.grant.is_revoked()).then(|| RefreshTokenRecord {
                 hash: *hash,
                 grant: e.grant.record(),
                 issued_at: UnixTime::from(e.issued_at),
                 expires_at: UnixTime::from(e.expires_at),
                 generation: e.generation,
-                family_generation: e.grant.generation.load(Ordering::Acquire),
+                family_generation: e.grant.family_generation(),
                 access_token: e.access,
-                state: e.state.public(),
+                state: RefreshTokenState::Rotated {
+                    at: UnixTime::from(e.rotated_at),
+                    sealed: e.sealed.as_deref().cloned(),
+                },
             })
         }))
     }
@@ -483,44 +581,62 @@ impl TokenStore for MemoryStore {
             revoke_previous_access,
             now,
         } = rotation;
-        let (grant, previous_access) = {
-            let Some(mut entry) = self.inner.refresh.get_mut(&Key::from(&presented)) else {
-                return Ok(RotationOutcome::Conflict);
-            };
-            if entry.grant.is_revoked()
-                || !matches!(entry.state, State::Active)
-                || entry.generation != generation
-                || UnixTime::from(entry.expires_at) <= now
-            {
-                return Ok(RotationOutcome::Conflict);
-            }
-            let previous = entry.access;
-            match &refresh {
-                Some(next) => {
-                    entry.state = State::Rotated {
-                        at: t32(now),
-                        sealed: sealed.map(Box::new),
-                    };
-                    // Bumped under the entry lock: whoever sees the token rotated also sees the
-                    // family's new generation.
-                    entry
-                        .grant
-                        .generation
-                        .fetch_max(next.generation, Ordering::AcqRel);
-                }
-                None => entry.access = Some(access.hash),
-            }
-            (Arc::clone(&entry.grant), previous)
+        let inner = &self.inner;
+        // The presented token's entry stays locked until the rotation is recorded: that lock is
+        // the compare-and-set.
+        let Entry::Occupied(entry) = inner.refresh.entry(Key::from(&presented)) else {
+            return Ok(RotationOutcome::Conflict);
         };
+        let grant = Arc::clone(entry.get());
+        // Read and written under the entry's lock: see `ActiveRefresh`.
+        let active = grant.active.get();
+        if grant.is_revoked()
+            || active.generation != generation
+            || UnixTime::from(active.expires_at) <= now
+        {
+            return Ok(RotationOutcome::Conflict);
+        }
+        let previous_access = active.access;
+        match &refresh {
+            Some(next) => {
+                // Into `rotated` before leaving `refresh` (see `find_refresh_token`).
+                inner.rotated.insert(
+                    Key::from(&presented),
+                    RotatedEntry {
+                        grant: Arc::clone(&grant),
+                        issued_at: active.issued_at,
+                        expires_at: active.expires_at,
+                        generation: active.generation,
+                        rotated_at: t32(now),
+                        sealed: sealed.map(Box::new),
+                        access: active.access,
+                    },
+                );
+                // Whoever sees the token rotated also sees the family's new generation.
+                grant.active.set(Active {
+                    issued_at: t32(next.issued_at),
+                    expires_at: t32(next.expires_at),
+                    generation: next.generation,
+                    access: Some(access.hash),
+                });
+            }
+            None => grant.active.set_access(Some(access.hash)),
+        }
+        let successor = refresh.map(|next| Key::from(&next.hash));
+        if successor.is_some() {
+            entry.remove();
+        } else {
+            drop(entry);
+        }
         if revoke_previous_access {
             if let Some(previous) = previous_access {
-                self.inner.access.remove(&Key::from(&previous));
+                inner.access.remove(&Key::from(&previous));
             }
         }
-        let access_hash = access.hash;
         self.insert_access(&grant, access);
-        if let Some(next) = refresh {
-            self.insert_refresh(&grant, next, access_hash);
+        if let Some(key) = successor {
+            // Nobody can present the successor before this response is sent.
+            inner.refresh.insert(key, Arc::clone(&grant));
         }
         self.maybe_sweep(now);
         Ok(RotationOutcome::Rotated)
@@ -535,14 +651,12 @@ impl TokenStore for MemoryStore {
     }
 
     async fn revoke_grant(&self, id: GrantId) -> Result<bool, StoreError> {
-        match self.inner.grants.entry(id) {
-            Entry::Occupied(slot) => Ok(match slot.get() {
-                GrantSlot::Live(g) => !g.revoked.swap(true, Ordering::AcqRel),
-                GrantSlot::Tombstone(_) => false,
-            }),
-            Entry::Vacant(slot) => {
-                // Not created yet (or already swept): remember, so a late create is born revoked.
-                slot.insert(GrantSlot::Tombstone(None));
+        match self.inner.grants.entry(Id::from(id)) {
+            Entry::Occupied(slot) => Ok(!slot.get().revoked.swap(true, Ordering::AcqRel)),
+            Entry::Vacant(_slot) => {
+                // Not created yet (or already swept): remember, so a late create is born
+                // revoked. The vacant entry stays locked meanwhile (see `publish_grant`).
+                self.inner.tombstones.insert(Id::from(id), None);
                 Ok(false)
             }
         }
@@ -550,10 +664,7 @@ impl TokenStore for MemoryStore {
 
     async fn revoke_grants(&self, filter: &GrantFilter) -> Result<u64, StoreError> {
         let mut count = 0;
-        for slot in self.inner.grants.iter() {
-            let GrantSlot::Live(g) = slot.value() else {
-                continue;
-            };
+        for g in self.inner.grants.iter() {
             let matches = match filter {
                 GrantFilter::Subject(s) => g.subject.as_deref() == Some(s.as_str()),
                 GrantFilter::Client(c) => &*g.client_id == c.as_str(),
