@@ -42,7 +42,8 @@ pub fn client_credentials(headers: &HeaderMap, body: &[u8]) -> bool {
 /// Extract a bearer token as the layer does. 0: token, 1: missing, 2: malformed.
 pub fn bearer<B>(req: &Request<B>, allow_query: bool) -> u8 {
     match extract(req, allow_query) {
-        Extracted::Token(_) => 0,
+        Extracted::Token(t) if crate::token::is_b64token(&t) => 0,
+        Extracted::Token(_) => 2,
         Extracted::Missing => 1,
         Extracted::Malformed => 2,
     }

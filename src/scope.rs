@@ -107,7 +107,7 @@ impl Scope {
 
     /// Whether every token of `self` is in `other`.
     pub fn is_subset_of(&self, other: &Scope) -> bool {
-        if self.0 == other.0 {
+        if self.0.is_none() || self.0 == other.0 {
             return true;
         }
         self.iter().all(|t| other.contains(t))

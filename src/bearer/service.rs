@@ -106,6 +106,8 @@ impl<S> Bearer<S> {
 
 /// Where the token was found, if anywhere.
 pub(crate) enum Extracted<'a> {
+    /// A token from the header (its `b64token` syntax not yet checked: see [`Bearer::call`])
+    /// or from the query (checked).
     Token(Cow<'a, str>),
     Missing,
     Malformed,
@@ -155,8 +157,7 @@ pub(crate) fn extract<B>(req: &Request<B>, allow_query: bool) -> Extracted<'_> {
     match (bearer, query) {
         // RFC 6750 §2: a client MUST NOT use more than one method.
         (Some(_), Some(_)) => Extracted::Malformed,
-        (Some(token), None) if is_b64token(token) => Extracted::Token(Cow::Borrowed(token)),
-        (Some(_), None) => Extracted::Malformed,
+        (Some(token), None) => Extracted::Token(Cow::Borrowed(token)),
         (None, Some(token)) if is_b64token(&token) => Extracted::Token(Cow::Owned(token)),
         (None, Some(_)) => Extracted::Malformed,
         (None, None) => Extracted::Missing,
@@ -192,9 +193,14 @@ where
                             req.extensions_mut().insert(info);
                             ResponseFuture::inner(self.inner.call(req))
                         }
+                        // The syntax is checked only now: a token the store knows is one this
+                        // server issued, so well-formed; one it does not know may be malformed,
+                        // which is a bad request (RFC 6750 §3.1), not an invalid token.
+                        Err(_) if !is_b64token(&token) => reject(Rejection::Malformed),
                         Err(rejection) => reject(rejection),
                     };
                 }
+                None if !is_b64token(&token) => return reject(Rejection::Malformed),
                 None => shared.validator.validate(&token),
             },
             Extracted::Missing => return reject(Rejection::Missing),
