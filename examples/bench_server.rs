@@ -7,6 +7,9 @@
 //! On 127.0.0.1:3100 (env `PORT` overrides):
 //! - `GET /public` and `GET /protected` return the same small JSON; the second is behind the
 //!   bearer layer;
+//! - `GET /forward` returns the same JSON behind a layer that does nothing (identity): what
+//!   mounting any route layer costs in axum before it does any work — the reference that splits
+//!   the protected route's cost into "a layer at all" and "the bearer check";
 //! - `POST /oauth/token` is the library's token endpoint;
 //! - `POST /baseline/token` is a bare axum handler that parses the same form and returns a fixed
 //!   JSON of the same size as a token response: the ceiling any token endpoint can reach here.
@@ -164,6 +167,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let app = Router::new()
         .route("/protected", get(payload))
         .route_layer(server.bearer_layer())
+        .route("/forward", get(payload))
+        .route_layer(tower::layer::layer_fn(|route| route))
         .route("/public", get(payload))
         .route("/baseline/token", post(baseline))
         .route_service("/oauth/token", server.token_endpoint())
