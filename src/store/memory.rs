@@ -43,9 +43,6 @@ impl Hasher for PassThrough {
     fn write_u64(&mut self, n: u64) {
         self.0 ^= n;
     }
-    fn write_u128(&mut self, n: u128) {
-        self.0 ^= n as u64 ^ (n >> 64) as u64;
-    }
 }
 
 type Map<K, V> = DashMap<K, V, BuildHasherDefault<PassThrough>>;
@@ -465,7 +462,9 @@ impl Inner {
             keep
         });
         self.refresh.retain(|_, g| {
-            let keep = UnixTime::from(g.active.get().expires_at) > now && !family_dead(g);
+            // Under the entry's (write) lock: see `ActiveRefresh`.
+            let expires_at = g.active.expires_at.load(Ordering::Acquire);
+            let keep = UnixTime::from(expires_at) > now && !family_dead(g);
             removed += u64::from(!keep);
             keep
         });
