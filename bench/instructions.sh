@@ -54,4 +54,5 @@ PY
 measure public /public
 measure public_with_header /public -H "Authorization: Bearer $at"
 measure forward_layer /forward
+measure floor_insert_only /floor -H "Authorization: Bearer $at"
 measure protected /protected -H "Authorization: Bearer $at"

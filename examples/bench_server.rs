@@ -10,6 +10,10 @@
 //! - `GET /forward` returns the same JSON behind a layer that does nothing (identity): what
 //!   mounting any route layer costs in axum before it does any work — the reference that splits
 //!   the protected route's cost into "a layer at all" and "the bearer check";
+//! - `GET /floor` returns the same JSON behind a layer that, when an `Authorization` header is
+//!   present, inserts a fixed `TokenInfo` into the request's extensions and does nothing else:
+//!   the floor of any bearer layer that hands the token's details to handlers (what hyper and
+//!   axum charge for the header and the extension, with no hashing or lookup);
 //! - `POST /oauth/token` is the library's token endpoint;
 //! - `POST /baseline/token` is a bare axum handler that parses the same form and returns a fixed
 //!   JSON of the same size as a token response: the ceiling any token endpoint can reach here.
@@ -21,13 +25,18 @@
 //! `--refresh-token-lifetime` and `--sweep-interval` (seconds) shorten lifetimes for the soak
 //! (`bench/soak.sh`), which also uses `POST /oauth/revoke`.
 
-use std::{collections::HashMap, net::SocketAddr, sync::Arc};
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    sync::Arc,
+    task::{Context, Poll},
+};
 
 use axum::{Form, Json, Router, http::header, response::IntoResponse, routing::get, routing::post};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 use tower_oauth2::{
-    AuthServer, Client, GrantType, InMemoryClients,
+    AuthServer, Client, GrantType, InMemoryClients, Scope, TokenInfo,
     store::{MemoryStore, PostgresStore, RedisStore, TokenStore},
     user::DemoUsers,
 };
@@ -164,11 +173,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::fs::write(path, out)?;
     }
 
-    let app = Router::new()
+    // One route layer per route: `route_layer` wraps every route added before it, so each
+    // layered route gets its own router.
+    let protected = Router::new()
         .route("/protected", get(payload))
-        .route_layer(server.bearer_layer())
+        .route_layer(server.bearer_layer());
+    let forward = Router::new()
         .route("/forward", get(payload))
-        .route_layer(tower::layer::layer_fn(|route| route))
+        .route_layer(tower::layer::layer_fn(|route| route));
+    let floor = Router::new()
+        .route("/floor", get(payload))
+        .route_layer(tower::layer::layer_fn(InsertOnly::new));
+    let app = Router::new()
+        .merge(protected)
+        .merge(forward)
+        .merge(floor)
         .route("/public", get(payload))
         .route("/baseline/token", post(baseline))
         .route_service("/oauth/token", server.token_endpoint())
@@ -180,4 +199,38 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     axum::serve(listener, app).await?;
     Ok(())
+}
+
+/// The floor of any bearer layer that hands details to handlers: no hashing, no lookup, no
+/// clock — when an `Authorization` header is present, a fixed [`TokenInfo`] is inserted into
+/// the request's extensions, as the bearer layer does for a valid token.
+#[derive(Clone)]
+struct InsertOnly<S> {
+    inner: S,
+    info: TokenInfo,
+}
+
+impl<S> InsertOnly<S> {
+    fn new(inner: S) -> Self {
+        let scope = Scope::parse("read write").expect("a valid scope");
+        let info = TokenInfo::new("bench", scope, 0, u64::MAX).with_subject("bench");
+        Self { inner, info }
+    }
+}
+
+impl<S: tower::Service<http::Request<B>>, B> tower::Service<http::Request<B>> for InsertOnly<S> {
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: http::Request<B>) -> S::Future {
+        if req.headers().contains_key(header::AUTHORIZATION) {
+            req.extensions_mut().insert(self.info.clone());
+        }
+        self.inner.call(req)
+    }
 }
