@@ -1,6 +1,8 @@
 //! Building responses: JSON with `Cache-Control: no-store` and `Pragma: no-cache` (RFC 6749 §5.1),
 //! and error bodies (RFC 6749 §5.2).
 
+use std::io::Write as _;
+
 use bytes::Bytes;
 use http::{
     HeaderValue, Response, StatusCode,
@@ -33,26 +35,70 @@ pub(crate) fn to_json(value: &impl Serialize) -> Vec<u8> {
 }
 
 pub(crate) fn token(response: &TokenResponse) -> EndpointResponse {
-    #[derive(Serialize)]
-    struct Body<'a> {
-        access_token: &'a str,
-        token_type: &'static str,
-        expires_in: u64,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        refresh_token: Option<&'a str>,
-        #[serde(skip_serializing_if = "str::is_empty")]
-        scope: &'a str,
+    json(StatusCode::OK, token_body(response))
+}
+
+/// The token response's JSON, written directly: the same bytes `serde_json` produces for the
+/// struct `{access_token, token_type, expires_in, refresh_token?, scope?}` (a test holds the two
+/// equal), without its per-field machinery — this is on every token request's path.
+fn token_body(response: &TokenResponse) -> Vec<u8> {
+    let mut out = Vec::with_capacity(
+        96 + response.access_token.len()
+            + response.refresh_token.as_ref().map_or(0, String::len)
+            + response.scope.as_str().len(),
+    );
+    out.extend_from_slice(b"{\"access_token\":");
+    push_json_string(&mut out, &response.access_token);
+    out.extend_from_slice(b",\"token_type\":");
+    push_json_string(&mut out, TokenResponse::TOKEN_TYPE);
+    out.extend_from_slice(b",\"expires_in\":");
+    // Writing to a Vec cannot fail.
+    let _ = write!(out, "{}", response.expires_in);
+    if let Some(refresh) = &response.refresh_token {
+        out.extend_from_slice(b",\"refresh_token\":");
+        push_json_string(&mut out, refresh);
     }
-    json(
-        StatusCode::OK,
-        to_json(&Body {
-            access_token: &response.access_token,
-            token_type: TokenResponse::TOKEN_TYPE,
-            expires_in: response.expires_in,
-            refresh_token: response.refresh_token.as_deref(),
-            scope: response.scope.as_str(),
-        }),
-    )
+    let scope = response.scope.as_str();
+    if !scope.is_empty() {
+        out.extend_from_slice(b",\"scope\":");
+        push_json_string(&mut out, scope);
+    }
+    out.push(b'}');
+    out
+}
+
+/// A JSON string literal, escaped as `serde_json` escapes it.
+fn push_json_string(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    // A fold rather than `all`: no early exit, so the compiler can vectorise it.
+    let plain = bytes
+        .iter()
+        .fold(true, |ok, &b| ok & (b >= 0x20) & (b != b'"') & (b != b'\\'));
+    if plain {
+        // Tokens and scopes always take this path: nothing to escape.
+        out.extend_from_slice(bytes);
+    } else {
+        for &b in bytes {
+            match b {
+                b'"' => out.extend_from_slice(b"\\\""),
+                b'\\' => out.extend_from_slice(b"\\\\"),
+                b'\n' => out.extend_from_slice(b"\\n"),
+                b'\r' => out.extend_from_slice(b"\\r"),
+                b'\t' => out.extend_from_slice(b"\\t"),
+                0x08 => out.extend_from_slice(b"\\b"),
+                0x0c => out.extend_from_slice(b"\\f"),
+                0..=0x1f => {
+                    const HEX: &[u8; 16] = b"0123456789abcdef";
+                    out.extend_from_slice(b"\\u00");
+                    out.push(HEX[usize::from(b >> 4)]);
+                    out.push(HEX[usize::from(b & 0xf)]);
+                }
+                _ => out.push(b),
+            }
+        }
+    }
+    out.push(b'"');
 }
 
 /// An error response. `basic_challenge`: the client tried HTTP authentication, so a 401 carries
@@ -86,4 +132,65 @@ pub(crate) fn error(err: &OAuthError, realm: &str, basic_challenge: bool) -> End
 /// Escape a value for an RFC 7230 quoted-string.
 pub(crate) fn quote(s: &str) -> String {
     s.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use serde::Serialize;
+
+    use super::token_body;
+    use crate::{grant::TokenResponse, scope::Scope};
+
+    /// What `token_body` replaced: the reference it must match byte for byte.
+    fn with_serde(r: &TokenResponse) -> Vec<u8> {
+        #[derive(Serialize)]
+        struct Body<'a> {
+            access_token: &'a str,
+            token_type: &'static str,
+            expires_in: u64,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            refresh_token: Option<&'a str>,
+            #[serde(skip_serializing_if = "str::is_empty")]
+            scope: &'a str,
+        }
+        serde_json::to_vec(&Body {
+            access_token: &r.access_token,
+            token_type: TokenResponse::TOKEN_TYPE,
+            expires_in: r.expires_in,
+            refresh_token: r.refresh_token.as_deref(),
+            scope: r.scope.as_str(),
+        })
+        .unwrap()
+    }
+
+    proptest! {
+        #[test]
+        fn token_body_is_what_serde_json_writes(
+            access in any::<String>(),
+            refresh in proptest::option::of(any::<String>()),
+            expires_in in any::<u64>(),
+            scope in proptest::option::of("[a-z:._-]{1,8}( [a-z:._-]{1,8}){0,3}"),
+        ) {
+            let scope = scope.map_or_else(Scope::empty, |s| Scope::parse(&s).unwrap());
+            let r = TokenResponse { access_token: access, expires_in, refresh_token: refresh, scope };
+            prop_assert_eq!(token_body(&r), with_serde(&r));
+        }
+    }
+
+    #[test]
+    fn token_body_escapes_like_serde_json() {
+        let r = TokenResponse {
+            access_token: "a\"b\\c\u{1}\n\u{e9}".into(),
+            expires_in: 3600,
+            refresh_token: Some("r".into()),
+            scope: Scope::parse("read write").unwrap(),
+        };
+        assert_eq!(token_body(&r), with_serde(&r));
+        assert_eq!(
+            String::from_utf8(token_body(&r)).unwrap(),
+            "{\"access_token\":\"a\\\"b\\\\c\\u0001\\n\u{e9}\",\"token_type\":\"Bearer\",\
+             \"expires_in\":3600,\"refresh_token\":\"r\",\"scope\":\"read write\"}"
+        );
+    }
 }
