@@ -30,7 +30,7 @@ use sha2::{Digest, Sha256};
 use crate::{
     error::{ConfigError, StoreError},
     scope::Scope,
-    token::ct_eq,
+    token::sha256_matches,
 };
 
 /// The grant types of RFC 6749.
@@ -248,10 +248,7 @@ impl Client {
     pub async fn verify_secret(&self, presented: &str) -> bool {
         match &self.secret {
             None => false,
-            Some(ClientSecret::Sha256(stored)) => {
-                let presented: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
-                ct_eq(&presented, stored)
-            }
+            Some(ClientSecret::Sha256(stored)) => sha256_matches(presented, stored),
             Some(ClientSecret::Custom(v)) => v.verify(presented).await,
         }
     }

@@ -238,9 +238,28 @@ pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.ct_eq(b).into()
 }
 
+/// Whether `presented` hashes (SHA-256) to `stored`, compared in constant time: how client
+/// secrets and demo passwords are checked.
+pub(crate) fn sha256_matches(presented: &str, stored: &[u8; 32]) -> bool {
+    TokenHash::of(presented) == TokenHash::from_bytes(*stored)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn digests_match_in_constant_time_only_when_equal() {
+        let stored: [u8; 32] = Sha256::digest(b"s3cret").into();
+        assert!(sha256_matches("s3cret", &stored));
+        assert!(!sha256_matches("s3cre", &stored));
+        assert!(!sha256_matches("", &stored));
+        let long = "x".repeat(100); // past one block: the streaming path
+        assert!(sha256_matches(
+            &long,
+            &Sha256::digest(long.as_bytes()).into()
+        ));
+    }
 
     #[test]
     fn one_block_hash_is_sha256() {

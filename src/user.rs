@@ -19,7 +19,7 @@ use std::{collections::HashMap, future::Future};
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 
-use crate::{client::Client, error::StoreError, token::ct_eq};
+use crate::{client::Client, error::StoreError, token::sha256_matches};
 
 /// Checks a resource owner's username and password (RFC 6749 §4.3).
 ///
@@ -91,12 +91,11 @@ impl UserAuthenticator for DemoUsers {
         password: &str,
         _client: &Client,
     ) -> Result<Option<String>, StoreError> {
-        let presented: [u8; 32] = Sha256::digest(password.as_bytes()).into();
         // Compare against a fixed value for unknown users so timing does not reveal which exist.
         let (stored, known) = match self.users.get(username) {
             Some(h) => (h, true),
             None => (&[0u8; 32], false),
         };
-        Ok((ct_eq(&presented, stored) && known).then(|| username.to_owned()))
+        Ok((sha256_matches(password, stored) && known).then(|| username.to_owned()))
     }
 }
