@@ -13,6 +13,8 @@
 //! | token store unavailable | 503 | — |
 //!
 //! With axum, add it with `route_layer` so that unknown paths stay 404 instead of becoming 401.
+//! `route_layer` wraps every route added before it, so give each differently guarded group of
+//! routes its own `Router` and `merge` them.
 //!
 //! Tokens elsewhere than the header are refused unless the app opts in: in the query string with
 //! [`BearerLayer::allow_query_token`], in a form body with [`FormBodyTokenLayer`] in front.
