@@ -7,7 +7,7 @@ use http::{HeaderMap, Request};
 
 use crate::{
     AuthServer, Client, GrantType, InMemoryClients,
-    bearer::service::{Extracted, extract, extract_full, fast_token},
+    bearer::service::{Extracted, extract},
     endpoint::{client_auth, form::Form},
 };
 
@@ -40,22 +40,7 @@ pub fn client_credentials(headers: &HeaderMap, body: &[u8]) -> bool {
 }
 
 /// Extract a bearer token as the layer does. 0: token, 1: missing, 2: malformed.
-///
-/// # Panics
-/// When the layer's fast path and its full path disagree: the fast path may only return what
-/// the full path returns, or a token the full path calls malformed that is not a `b64token`
-/// (never in the store, so still answered "malformed").
 pub fn bearer<B>(req: &Request<B>, allow_query: bool) -> u8 {
-    if !allow_query && let Some(fast) = fast_token(req) {
-        match extract_full(req, false) {
-            Extracted::Token(full) => assert_eq!(fast, full, "fast and full paths disagree"),
-            Extracted::Malformed => assert!(
-                !crate::token::is_b64token(fast),
-                "fast path took a token the full path calls malformed"
-            ),
-            Extracted::Missing => panic!("fast path found a token where the full path has none"),
-        }
-    }
     match extract(req, allow_query) {
         Extracted::Token(t) if crate::token::is_b64token(&t) => 0,
         Extracted::Token(_) => 2,

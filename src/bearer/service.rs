@@ -131,40 +131,7 @@ fn from_query(query: Option<&str>) -> Result<Option<String>, ()> {
     Ok(found)
 }
 
-/// The common case, read straight from the bytes: exactly one `Authorization` header that
-/// starts `Bearer ` (any case) followed by the token. `None` sends the request down the full
-/// path in [`extract`], which classifies everything else.
-///
-/// Whatever this returns is what the full path would return too, except that a value with
-/// non-ASCII UTF-8 is returned here while the full path calls it malformed — and such a token
-/// is never one the store knows, so [`Bearer::call`]'s `b64token` check on a miss still answers
-/// "malformed". ([`crate::fuzz::bearer`] checks this on every input.)
-#[inline]
-pub(crate) fn fast_token<B>(req: &Request<B>) -> Option<&str> {
-    let mut headers = req.headers().get_all(AUTHORIZATION).iter();
-    let value = headers.next()?.as_bytes();
-    if headers.next().is_some() {
-        return None;
-    }
-    let (scheme, rest) = value.split_at_checked(7)?;
-    if !(scheme[..6].eq_ignore_ascii_case(b"bearer") && scheme[6] == b' ') {
-        return None;
-    }
-    let is_ows = |b: &u8| *b == b' ' || *b == b'\t';
-    let start = rest.iter().position(|b| !is_ows(b))?;
-    let end = rest.iter().rposition(|b| !is_ows(b))? + 1;
-    std::str::from_utf8(&rest[start..end]).ok()
-}
-
 pub(crate) fn extract<B>(req: &Request<B>, allow_query: bool) -> Extracted<'_> {
-    if !allow_query && let Some(token) = fast_token(req) {
-        return Extracted::Token(Cow::Borrowed(token));
-    }
-    extract_full(req, allow_query)
-}
-
-/// Every case, from the header (as text) and, if allowed, the query.
-pub(crate) fn extract_full<B>(req: &Request<B>, allow_query: bool) -> Extracted<'_> {
     let query = if allow_query {
         match from_query(req.uri().query()) {
             Ok(t) => t,
@@ -251,76 +218,5 @@ where
         let clone = self.inner.clone();
         let inner = mem::replace(&mut self.inner, clone);
         ResponseFuture::validating(validation, req, inner, requirement, grpc)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use http::{HeaderValue, Request, header::AUTHORIZATION};
-    use proptest::prelude::*;
-
-    fn request(values: &[Vec<u8>]) -> Option<Request<()>> {
-        let mut req = Request::new(());
-        for v in values {
-            req.headers_mut()
-                .append(AUTHORIZATION, HeaderValue::from_bytes(v).ok()?);
-        }
-        Some(req)
-    }
-
-    /// A header value: a scheme-like start, a body of token characters and of bytes the full
-    /// path calls malformed, and optional trailing whitespace.
-    fn value() -> impl Strategy<Value = Vec<u8>> {
-        let start = prop_oneof![
-            Just("Bearer "),
-            Just("bEARER "),
-            Just("Bearer  \t"),
-            Just("Bearer\t"),
-            Just("Bearer"),
-            Just("Basic "),
-            Just(" Bearer "),
-            Just(""),
-        ];
-        let piece = prop_oneof![
-            4 => "[A-Za-z0-9._~+/-]{1,12}".prop_map(String::into_bytes),
-            1 => Just(b"=".to_vec()),
-            1 => Just(b" ".to_vec()),
-            1 => Just(b"\t".to_vec()),
-            1 => Just("\u{e9}".as_bytes().to_vec()),
-            1 => Just(vec![0xff]),
-            1 => "[ -~]{1,4}".prop_map(String::into_bytes),
-        ];
-        let end = prop_oneof![Just(""), Just(" "), Just("\t "), Just("  ")];
-        (start, prop::collection::vec(piece, 0..5), end).prop_map(|(start, body, end)| {
-            [start.as_bytes(), &body.concat(), end.as_bytes()].concat()
-        })
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(2048))]
-        #[test]
-        fn fast_path_agrees_with_the_full_path(
-            values in prop::collection::vec(value(), 1..3)
-        ) {
-            if let Some(req) = request(&values) {
-                // Panics where the two disagree.
-                let _ = crate::fuzz::bearer(&req, false);
-            }
-        }
-    }
-
-    #[test]
-    fn fast_path_takes_the_common_forms_only() {
-        let fast = |v: &[u8]| {
-            request(&[v.to_vec()]).and_then(|r| super::fast_token(&r).map(str::to_owned))
-        };
-        assert_eq!(fast(b"Bearer abc").as_deref(), Some("abc"));
-        assert_eq!(fast(b"bearer  abc \t").as_deref(), Some("abc"));
-        assert_eq!(fast(b"Bearer "), None);
-        assert_eq!(fast(b"Bearer\tabc"), None);
-        assert_eq!(fast(b"Basic abc"), None);
-        assert_eq!(fast(b"Bearer a\xffb"), None);
-        let two = request(&[b"Bearer a".to_vec(), b"Bearer a".to_vec()]).unwrap();
-        assert_eq!(super::fast_token(&two), None);
     }
 }
