@@ -1,9 +1,11 @@
 //! Errors: [`OAuthError`] carries an RFC 6749 §5.2 / RFC 6750 §3.1 / RFC 7009 error code and maps
 //! to an HTTP status; [`StoreError`] is a storage failure, which every endpoint answers with 503.
 
-use std::{borrow::Cow, error::Error as StdError, fmt};
+use std::{borrow::Cow, error::Error as StdError, fmt, sync::Arc};
 
 use http::StatusCode;
+
+use crate::wire::WireError;
 
 /// A boxed error, as tower uses.
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
@@ -18,11 +20,23 @@ pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 /// assert_eq!(err.code(), "invalid_grant");
 /// assert_eq!(err.status(), StatusCode::BAD_REQUEST);
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct OAuthError {
     kind: ErrorKind,
     description: Option<Cow<'static, str>>,
+    /// The store failure behind a `temporarily_unavailable`, for the log line written where the
+    /// error is answered. Never sent to the client.
+    cause: Option<Arc<StoreError>>,
 }
+
+/// Two errors are equal when the client would see the same answer; the cause is not compared.
+impl PartialEq for OAuthError {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind && self.description == other.description
+    }
+}
+
+impl Eq for OAuthError {}
 
 /// The error codes this crate answers with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -103,6 +117,7 @@ impl OAuthError {
         Self {
             kind,
             description: Some(description.into()),
+            cause: None,
         }
     }
 
@@ -111,6 +126,7 @@ impl OAuthError {
         Self {
             kind,
             description: None,
+            cause: None,
         }
     }
 
@@ -150,6 +166,12 @@ impl OAuthError {
     pub fn description(&self) -> Option<&str> {
         self.description.as_deref()
     }
+
+    /// The store failure this error reports, if it reports one (also its
+    /// [`source`](StdError::source)).
+    pub fn store_error(&self) -> Option<&StoreError> {
+        self.cause.as_deref()
+    }
 }
 
 impl fmt::Display for OAuthError {
@@ -162,16 +184,32 @@ impl fmt::Display for OAuthError {
     }
 }
 
-impl StdError for OAuthError {}
+impl StdError for OAuthError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.cause
+            .as_deref()
+            .map(|e| e as &(dyn StdError + 'static))
+    }
+}
 
 impl From<StoreError> for OAuthError {
+    /// `temporarily_unavailable`: the client learns only that it may retry. The cause is kept
+    /// for whoever answers the error to log.
     fn from(err: StoreError) -> Self {
-        // The cause is logged where it happens; the client learns only that it may retry.
-        tracing::error!(error = %err, "token store failure");
-        Self::new(
-            ErrorKind::TemporarilyUnavailable,
-            "the token store is temporarily unavailable",
-        )
+        Self {
+            cause: Some(Arc::new(err)),
+            ..Self::new(
+                ErrorKind::TemporarilyUnavailable,
+                "the token store is temporarily unavailable",
+            )
+        }
+    }
+}
+
+impl From<WireError> for OAuthError {
+    /// A form or header that cannot be read is `invalid_request` (RFC 6749 §5.2).
+    fn from(err: WireError) -> Self {
+        Self::invalid_request(err.to_string())
     }
 }
 
@@ -192,6 +230,11 @@ impl StoreError {
     /// A backend failure with its cause.
     pub fn unavailable(cause: impl Into<BoxError>) -> Self {
         Self::Unavailable(cause.into())
+    }
+
+    /// A record the backend returned that this crate cannot read.
+    pub fn corrupt(cause: impl Into<BoxError>) -> Self {
+        Self::Corrupt(cause.into())
     }
 }
 
@@ -234,6 +277,8 @@ pub enum ConfigError {
     ClientId,
     /// An endpoint URL cannot be used.
     Endpoint(&'static str),
+    /// A store cannot be built as configured (a URL that does not parse, an invalid schema name).
+    Store(&'static str),
 }
 
 impl fmt::Display for ConfigError {
@@ -249,6 +294,7 @@ impl fmt::Display for ConfigError {
             Self::Scope => f.write_str("invalid scope in configuration"),
             Self::ClientId => f.write_str("client id must not be empty"),
             Self::Endpoint(what) => write!(f, "invalid endpoint: {what}"),
+            Self::Store(what) => write!(f, "invalid store configuration: {what}"),
         }
     }
 }

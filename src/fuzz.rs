@@ -7,8 +7,9 @@ use http::{HeaderMap, Request};
 
 use crate::{
     AuthServer, Client, GrantType, InMemoryClients,
-    bearer::service::{Extracted, extract},
-    endpoint::{client_auth, form::Form},
+    bearer::credentials::{Extracted, extract},
+    endpoint::client_auth,
+    wire::form::Form,
 };
 
 fn server() -> &'static AuthServer {

@@ -56,6 +56,7 @@ pub mod config;
 pub mod endpoint;
 pub mod error;
 pub mod events;
+#[cfg(fuzzing)]
 #[doc(hidden)]
 pub mod fuzz;
 pub mod grant;
@@ -64,6 +65,7 @@ mod server;
 pub mod store;
 pub mod token;
 pub mod user;
+mod wire;
 
 use std::{future::Future, pin::Pin};
 

@@ -5,7 +5,7 @@ use http::{
     header::{CONTENT_TYPE, WWW_AUTHENTICATE},
 };
 
-use crate::{endpoint::response::quote, scope::Scope};
+use crate::{scope::Scope, wire::header::quote};
 
 /// Why a request was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -32,7 +32,11 @@ use tower_service::Service;
 
 use super::challenge::{Challenges, Rejection};
 use crate::{
-    AuthServer, BoxFuture, endpoint::form::Form, error::BoxError, scope::Scope, token::is_b64token,
+    AuthServer, BoxFuture,
+    error::BoxError,
+    scope::Scope,
+    token::is_b64token,
+    wire::{form::find_unique, header::is_form_media_type},
 };
 
 /// Moves an `access_token` from a form body into the `Authorization` header (RFC 6750 §2.2).
@@ -94,11 +98,7 @@ fn is_form(req: &Request<impl Sized>) -> bool {
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .is_some_and(|v| {
-                v.trim()
-                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-            })
+            .is_some_and(is_form_media_type)
 }
 
 impl<S, B, ResBody> Service<Request<B>> for FormBodyToken<S>
@@ -136,8 +136,10 @@ where
                     return Ok(res);
                 }
             };
-            let token = match Form::parse(&bytes) {
-                Ok(form) => form.get("access_token").map(str::to_owned),
+            // Only `access_token` matters here: the rest of the form is the app's, and may repeat
+            // a field (a multi-select) or hold anything else the app accepts.
+            let token = match find_unique(&bytes, "access_token") {
+                Ok(token) => token.filter(|t| !t.is_empty()),
                 Err(_) => return Ok(challenges.response(Rejection::Malformed, false)),
             };
             if let Some(token) = token {

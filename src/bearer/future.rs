@@ -1,3 +1,5 @@
+//! The response future of [`super::Bearer`], a named future with no box on the fast path.
+
 use std::{
     fmt,
     future::Future,
@@ -12,7 +14,7 @@ use tower_service::Service;
 
 use super::{
     challenge::Rejection,
-    service::{Requirement, decide},
+    requirement::{Requirement, decide},
     validator::Validation,
 };
 use crate::{BoxFuture, error::StoreError};

@@ -52,10 +52,10 @@ use super::{
 use crate::{
     BoxFuture,
     clock::{Clock, SystemClock, UnixTime},
-    endpoint::form::encode,
     error::{ConfigError, StoreError},
     scope::Scope,
     token::TokenHash,
+    wire::form::encode,
 };
 
 /// Builds an [`IntrospectionValidator`].

@@ -1,9 +1,12 @@
+//! [`BearerLayer`]: the settings of the bearer check, cheap to clone.
+
 use std::{fmt, sync::Arc};
 
 use tower_layer::Layer;
 
 use super::{
-    service::{Bearer, Requirement, Shared},
+    requirement::{Requirement, Shared},
+    service::Bearer,
     validator::{LocalValidator, Validator},
 };
 use crate::{AuthServer, scope::Scope};

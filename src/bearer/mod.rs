@@ -43,21 +43,23 @@
 //! # }
 //! ```
 
-mod challenge;
 #[cfg(feature = "axum")]
-mod extract;
+mod axum;
+mod challenge;
+pub(crate) mod credentials;
 mod form_body;
 mod future;
 #[cfg(feature = "introspection")]
 mod introspection;
 mod layer;
-pub(crate) mod service;
+mod requirement;
+mod service;
 mod validator;
 
 use std::sync::Arc;
 
 #[cfg(feature = "axum")]
-pub use self::extract::MissingTokenInfo;
+pub use self::axum::MissingTokenInfo;
 #[cfg(feature = "introspection")]
 pub use self::introspection::{IntrospectionValidator, IntrospectionValidatorBuilder};
 pub use self::{

@@ -7,11 +7,14 @@ use base64::{Engine, engine::general_purpose::STANDARD};
 use http::{HeaderMap, header::AUTHORIZATION};
 use sha2::{Digest, Sha256};
 
-use super::form::{Form, decode};
 use crate::{
     AuthServer, Client, OAuthError,
     error::ErrorKind,
     events::{ClientAuthFailure, Event},
+    wire::{
+        form::{Form, decode},
+        header::{single, split_scheme},
+    },
 };
 
 /// Credentials as presented, before they are checked.
@@ -34,16 +37,7 @@ pub(crate) fn presented(
 ) -> Result<Presented, OAuthError> {
     let body_id = form.get("client_id");
     let body_secret = form.get("client_secret");
-    let mut auth = headers.get_all(AUTHORIZATION).iter();
-    let header = match (auth.next(), auth.next()) {
-        (_, Some(_)) => {
-            return Err(OAuthError::invalid_request(
-                "more than one Authorization header",
-            ));
-        }
-        (h, None) => h,
-    };
-    let Some(header) = header else {
+    let Some(header) = single(headers, AUTHORIZATION, "Authorization")? else {
         return match (body_id, body_secret) {
             (Some(id), secret) => Ok(Presented::Body {
                 id: id.to_owned(),
@@ -62,7 +56,7 @@ pub(crate) fn presented(
     };
     let malformed = || OAuthError::invalid_request("malformed Basic credentials");
     let value = header.to_str().map_err(|_| malformed())?;
-    let (scheme, rest) = value.trim().split_once(' ').unwrap_or((value.trim(), ""));
+    let (scheme, rest) = split_scheme(value);
     if !scheme.eq_ignore_ascii_case("basic") {
         return Err(failed(
             server,
@@ -71,7 +65,7 @@ pub(crate) fn presented(
             "unsupported client authentication method",
         ));
     }
-    let decoded = STANDARD.decode(rest.trim()).map_err(|_| malformed())?;
+    let decoded = STANDARD.decode(rest).map_err(|_| malformed())?;
     let colon = decoded
         .iter()
         .position(|&b| b == b':')

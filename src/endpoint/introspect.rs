@@ -12,10 +12,10 @@ use super::{
 use crate::{
     AuthServer, Client, OAuthError,
     config::IntrospectionAccess,
-    endpoint::form::Form,
     error::ErrorKind,
     store::{GrantRecord, RefreshTokenState},
     token::TokenHash,
+    wire::form::Form,
 };
 
 #[derive(Serialize)]

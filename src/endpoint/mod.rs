@@ -25,8 +25,8 @@
 //! # }
 //! ```
 
+mod body;
 pub(crate) mod client_auth;
-pub(crate) mod form;
 mod introspect;
 mod metadata;
 pub(crate) mod response;
@@ -85,7 +85,7 @@ where
         if parts.method != Method::POST {
             return Err(OAuthError::new(ErrorKind::MethodNotAllowed, "use POST"));
         }
-        let form = form::read_form(&parts.headers, body, server.config().max_body_bytes).await?;
+        let form = body::read_form(&parts.headers, body, server.config().max_body_bytes).await?;
         let client = client_auth::authenticate(&server, &parts.headers, &form).await?;
         match kind {
             Kind::Token => crate::grant::exchange(&server, &client, &form)

@@ -14,6 +14,7 @@ use serde::Serialize;
 use crate::{
     error::{ErrorKind, OAuthError},
     grant::TokenResponse,
+    wire::header::quote,
 };
 
 /// The response type of every endpoint.
@@ -104,6 +105,10 @@ fn push_json_string(out: &mut Vec<u8>, s: &str) {
 /// An error response. `basic_challenge`: the client tried HTTP authentication, so a 401 carries
 /// `WWW-Authenticate: Basic` (RFC 6749 §5.2).
 pub(crate) fn error(err: &OAuthError, realm: &str, basic_challenge: bool) -> EndpointResponse {
+    if let Some(cause) = err.store_error() {
+        // The client learns only that it may retry; the operator learns why.
+        tracing::error!(error = %cause, "token store failure");
+    }
     #[derive(Serialize)]
     struct Body<'a> {
         error: &'a str,
@@ -127,11 +132,6 @@ pub(crate) fn error(err: &OAuthError, realm: &str, basic_challenge: bool) -> End
         }
     }
     res
-}
-
-/// Escape a value for an RFC 7230 quoted-string.
-pub(crate) fn quote(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"")
 }
 
 #[cfg(test)]

@@ -7,9 +7,9 @@ use http::StatusCode;
 use super::response::{self, EndpointResponse};
 use crate::{
     AuthServer, Client, OAuthError,
-    endpoint::form::Form,
     events::{Event, TokenKind},
     token::TokenHash,
+    wire::form::Form,
 };
 
 /// Which kind to look up first: RFC 7009 §2.1, the hint is only an optimisation, and the search

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use super::{NewGrant, TokenResponse, pkce, resolve_scope};
 use crate::{
     AuthServer, Client, GrantType, OAuthError,
-    endpoint::form::Form,
     error::ErrorKind,
     events::{Event, ReusedCredential},
     store::{AuthorizationCodeRecord, CodeChallengeMethod, Redemption},
     token::{self, TokenHash},
+    wire::form::Form,
 };
 
 /// What the resource owner approved, handed to [`AuthServer::issue_authorization_code`] by the

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::{NewGrant, TokenResponse, resolve_scope};
-use crate::{AuthServer, Client, GrantType, OAuthError, endpoint::form::Form};
+use crate::{AuthServer, Client, GrantType, OAuthError, wire::form::Form};
 
 pub(super) async fn exchange(
     server: &AuthServer,

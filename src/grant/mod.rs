@@ -16,12 +16,12 @@ use crate::{
     AuthServer,
     client::{Client, GrantType},
     clock::UnixTime,
-    endpoint::form::Form,
     error::OAuthError,
     events::Event,
     scope::Scope,
     store::{GrantRecord, NewAccessToken, NewRefreshToken},
     token::{self, GrantId, SecretToken},
+    wire::form::Form,
 };
 
 /// A successful token response (RFC 6749 §5.1). `Debug` hides the tokens.

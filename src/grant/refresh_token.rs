@@ -21,7 +21,6 @@ use super::{
 };
 use crate::{
     AuthServer, Client, OAuthError, OnRefresh,
-    endpoint::form::Form,
     events::{Event, ReusedCredential},
     scope::Scope,
     store::{
@@ -29,6 +28,7 @@ use crate::{
         RotationOutcome, Sealed,
     },
     token::{self, TokenHash},
+    wire::form::Form,
 };
 
 pub(super) async fn exchange(
