@@ -81,7 +81,12 @@ mod tests {
     #[test]
     fn decide_cases() {
         let scope = |s: &str| Scope::parse(s).unwrap();
-        let cases: Vec<(Result<Validation, StoreError>, &str, Result<(), Rejection>)> = vec![
+        type Case = (
+            Result<Validation, StoreError>,
+            &'static str,
+            Result<(), Rejection>,
+        );
+        let cases: Vec<Case> = vec![
             (Ok(Validation::Valid(info("read write"))), "", Ok(())),
             (Ok(Validation::Valid(info("read write"))), "read", Ok(())),
             (
