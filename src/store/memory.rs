@@ -13,9 +13,9 @@ use async_trait::async_trait;
 use dashmap::{DashMap, mapref::entry::Entry};
 
 use super::{
-    AccessTokenRecord, AuthorizationCodeRecord, CODE_RETENTION_SECS, GrantFilter, GrantRecord,
-    NewAccessToken, NewRefreshToken, Redemption, RefreshTokenRecord, RefreshTokenState, Rotation,
-    RotationOutcome, Sealed, TOMBSTONE_SECS, TokenStore,
+    AccessTokenRecord, AuthorizationCodeRecord, GrantFilter, GrantRecord, NewAccessToken,
+    NewRefreshToken, Redemption, RefreshTokenRecord, RefreshTokenState, Rotation, RotationOutcome,
+    Sealed, TOMBSTONE_SECS, TokenStore, code_purgeable, token_purgeable,
 };
 use crate::{
     client::GrantType,
@@ -212,8 +212,9 @@ impl Grant {
         }
     }
 
-    fn ended(&self, now: UnixTime) -> bool {
-        self.expires_at != 0 && UnixTime::from(self.expires_at) <= now
+    /// The family's absolute end, if it has one.
+    fn ends_at(&self) -> Option<UnixTime> {
+        (self.expires_at != 0).then(|| UnixTime::from(self.expires_at))
     }
 
     fn is_revoked(&self) -> bool {
@@ -455,21 +456,23 @@ impl Inner {
             return 0;
         }
         let mut removed = 0u64;
-        let family_dead = |g: &Grant| g.is_revoked() || g.ended(now);
+        let purgeable = |expires_at: u32, g: &Grant| {
+            token_purgeable(UnixTime::from(expires_at), g.is_revoked(), g.ends_at(), now)
+        };
         self.access.retain(|_, e| {
-            let keep = UnixTime::from(e.expires_at) > now && !family_dead(&e.grant);
+            let keep = !purgeable(e.expires_at, &e.grant);
             removed += u64::from(!keep);
             keep
         });
         self.refresh.retain(|_, g| {
             // Under the entry's (write) lock: see `ActiveRefresh`.
             let expires_at = g.active.expires_at.load(Ordering::Acquire);
-            let keep = UnixTime::from(expires_at) > now && !family_dead(g);
+            let keep = !purgeable(expires_at, g);
             removed += u64::from(!keep);
             keep
         });
         self.rotated.retain(|_, e| {
-            let keep = UnixTime::from(e.expires_at) > now && !family_dead(&e.grant);
+            let keep = !purgeable(e.expires_at, &e.grant);
             if keep && e.sealed.as_ref().is_some_and(|s| s.until <= now) {
                 e.sealed = None;
             }
@@ -477,7 +480,7 @@ impl Inner {
             keep
         });
         self.codes.retain(|_, c| {
-            let keep = c.expires_at + CODE_RETENTION_SECS > now;
+            let keep = !code_purgeable(c.expires_at, now);
             removed += u64::from(!keep);
             keep
         });

@@ -31,8 +31,9 @@ mod memory;
 mod postgres;
 #[cfg(feature = "redis")]
 mod redis;
+mod retention;
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 
@@ -49,13 +50,9 @@ use crate::{
     token::{GrantId, TokenHash},
 };
 
-/// How long a redeemed or expired authorization code is kept, so that a second use can still be
-/// recognised (and revoke what the first use issued). Every backend keeps codes this long.
-pub(crate) const CODE_RETENTION_SECS: u64 = 24 * 3600;
-
-/// How long a grant revoked before it was created (a code's second use racing its first) is
-/// remembered, so the late creation is born revoked.
-pub(crate) const TOMBSTONE_SECS: u64 = 24 * 3600;
+pub(crate) use self::retention::{
+    CODE_RETENTION_SECS, TOMBSTONE_SECS, code_purgeable, grant_purge_at, token_purgeable,
+};
 
 /// The authorization a family of tokens descends from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -219,6 +216,15 @@ impl CodeChallengeMethod {
             Self::Plain => "plain",
         }
     }
+
+    /// The method of a wire name (RFC 7636 §4.3; case-sensitive), if it is one.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "S256" => Some(Self::S256),
+            "plain" => Some(Self::Plain),
+            _ => None,
+        }
+    }
 }
 
 /// A stored authorization code.
@@ -264,6 +270,37 @@ pub enum GrantFilter {
     Subject(String),
     /// Every grant of a client (client compromise).
     Client(String),
+}
+
+/// Run one backend call, bounded by `timeout` (connecting and waiting for a connection
+/// included): past it, [`StoreError::Timeout`].
+#[cfg(any(feature = "redis", feature = "postgres"))]
+pub(crate) async fn within<T>(
+    timeout: Duration,
+    call: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    tokio::time::timeout(timeout, call)
+        .await
+        .map_err(|_| StoreError::Timeout)?
+}
+
+/// A URL with any password replaced (`redis://user:***@host`).
+#[cfg(any(feature = "redis", feature = "postgres"))]
+pub(crate) fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    // The userinfo ends at the last '@' before the path.
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => {
+            let userinfo = &rest[..at];
+            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
+            let password = if userinfo.contains(':') { ":***" } else { "" };
+            format!("{scheme}://{user}{password}{}", &rest[at..])
+        }
+        None => url.to_owned(),
+    }
 }
 
 /// Storage for grants, tokens and authorization codes.
@@ -403,5 +440,25 @@ impl<T: TokenStore + ?Sized> TokenStore for Arc<T> {
     }
     async fn purge_expired(&self, now: UnixTime) -> Result<u64, StoreError> {
         (**self).purge_expired(now).await
+    }
+}
+
+#[cfg(all(test, any(feature = "redis", feature = "postgres")))]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_are_redacted_from_urls() {
+        let cases = [
+            ("redis://127.0.0.1:6379", "redis://127.0.0.1:6379"),
+            ("redis://:s3cret@host:6379/0", "redis://:***@host:6379/0"),
+            ("redis://user:s3cret@host", "redis://user:***@host"),
+            ("redis://user@host", "redis://user@host"),
+            ("rediss://u:p@ss@host/x@y", "rediss://u:***@host/x@y"),
+            ("not a url", "not a url"),
+        ];
+        for (url, shown) in cases {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
     }
 }

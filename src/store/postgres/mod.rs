@@ -1,0 +1,567 @@
+//! The PostgreSQL token store (feature `postgres`): for apps running on several machines.
+//!
+//! Every operation is one SQL statement (one round trip; each a file under `sql/`): a rotation is
+//! a single `UPDATE … RETURNING` whose row lock makes it a compare-and-set, with the successor
+//! inserts in the same statement's CTEs; a family is revoked by one `UPDATE` of its grant row
+//! (O(1), whatever its size), and every lookup joins on that row. Expiry is indexed and
+//! [`TokenStore::purge_expired`] deletes in bounded batches. The schema ships with the crate
+//! (`migrations/`) and is applied by [`PostgresStore::migrate`], an explicit call.
+//!
+//! Build it from a URL, or from a pool the app already has ([`PostgresStore::from_pool`]). A
+//! URL that does not parse or an invalid schema name is a [`ConfigError`] when the store is
+//! built; failures to reach the database are [`StoreError`]s (503 at the endpoints).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::time::Duration;
+//! use tower_oauth2::store::PostgresStore;
+//!
+//! let store = PostgresStore::builder("postgres://app@127.0.0.1:5432/app")
+//!     .schema("oauth")
+//!     .pool_size(16)
+//!     .timeout(Duration::from_secs(2))
+//!     .build()?;
+//! store.migrate().await?;
+//! # Ok(())
+//! # }
+//! ```
+
+mod rows;
+mod statements;
+
+use std::{fmt, sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::{NoTls, Row, types::ToSql};
+
+use self::{
+    rows::{Columns, GrantParams, from_db, generation_to_db, grant_id_to_db, to_db},
+    statements::{
+        CREATE_CODE, Cutoff, FIND_CODE, MIGRATIONS, REVOKE_ACCESS, REVOKE_GRANT, ROTATE, Statements,
+    },
+};
+use super::{
+    AccessTokenRecord, AuthorizationCodeRecord, CODE_RETENTION_SECS, CodeChallengeMethod,
+    GrantFilter, GrantRecord, NewAccessToken, NewRefreshToken, Redemption, RefreshTokenRecord,
+    RefreshTokenState, Rotation, RotationOutcome, Sealed, TOMBSTONE_SECS, grant_purge_at,
+    redact_url, within,
+};
+use crate::{
+    clock::UnixTime,
+    error::{ConfigError, StoreError},
+    store::TokenStore,
+    token::{GrantId, TokenHash},
+};
+
+/// Where connections come from.
+#[derive(Clone)]
+enum Source {
+    /// A pool made from a URL.
+    Url(String),
+    /// The app's own pool.
+    Pool(Pool),
+}
+
+/// Builds a [`PostgresStore`].
+#[derive(Clone)]
+#[must_use]
+pub struct PostgresStoreBuilder {
+    source: Source,
+    schema: Option<String>,
+    pool_size: usize,
+    timeout: Duration,
+    purge_batch: i64,
+}
+
+impl fmt::Debug for PostgresStoreBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The URL may hold a password: shown without it.
+        let source = match &self.source {
+            Source::Url(url) => redact_url(url),
+            Source::Pool(_) => "<pool>".to_owned(),
+        };
+        f.debug_struct("PostgresStoreBuilder")
+            .field("source", &source)
+            .field("schema", &self.schema)
+            .field("pool_size", &self.pool_size)
+            .field("timeout", &self.timeout)
+            .field("purge_batch", &self.purge_batch)
+            .finish()
+    }
+}
+
+impl PostgresStoreBuilder {
+    /// Keep the tables in this schema (created by `migrate`); default: the connection's
+    /// `search_path` (usually `public`). Letters, digits and `_` only. For a URL source: an
+    /// app's own pool brings its own `search_path`.
+    pub fn schema(mut self, schema: impl Into<String>) -> Self {
+        self.schema = Some(schema.into());
+        self
+    }
+
+    /// Maximum connections in the pool (default 16; for a URL source).
+    pub fn pool_size(mut self, size: usize) -> Self {
+        self.pool_size = size.max(1);
+        self
+    }
+
+    /// Upper bound of each store call: waiting for a connection, connecting and the statement
+    /// (default 2 s; for a URL source also the server-side `statement_timeout`).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Rows deleted per statement by `purge_expired` (default 1000).
+    pub fn purge_batch(mut self, rows: u32) -> Self {
+        self.purge_batch = i64::from(rows.max(1));
+        self
+    }
+
+    /// Check the configuration and build the pool. Connections are made on demand, so an app can
+    /// start while PostgreSQL is down and serve once it is up. A URL that does not parse, an
+    /// invalid schema name, or a schema asked of an app's own pool is [`ConfigError::Store`].
+    pub fn build(self) -> Result<PostgresStore, ConfigError> {
+        if let Some(schema) = &self.schema {
+            let valid = !schema.is_empty()
+                && schema
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            if !valid {
+                return Err(ConfigError::Store("invalid schema name"));
+            }
+        }
+        let pool = match &self.source {
+            Source::Pool(_) if self.schema.is_some() => {
+                return Err(ConfigError::Store(
+                    "a schema cannot be set on the app's own pool: set its search_path",
+                ));
+            }
+            Source::Pool(pool) => pool.clone(),
+            Source::Url(url) => self.pool_from(url)?,
+        };
+        Ok(self.assemble(pool))
+    }
+
+    fn pool_from(&self, url: &str) -> Result<Pool, ConfigError> {
+        let mut config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|_| ConfigError::Store("invalid PostgreSQL URL"))?;
+        let mut options = format!("-c statement_timeout={}", self.timeout.as_millis());
+        if let Some(schema) = &self.schema {
+            options.push_str(&format!(" -c search_path={schema}"));
+        }
+        config.options(&options);
+        config.connect_timeout(self.timeout);
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        Pool::builder(manager)
+            .max_size(self.pool_size)
+            .wait_timeout(Some(self.timeout))
+            .create_timeout(Some(self.timeout))
+            .recycle_timeout(Some(self.timeout))
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(|_| ConfigError::Store("the connection pool cannot be built"))
+    }
+
+    fn assemble(self, pool: Pool) -> PostgresStore {
+        PostgresStore {
+            inner: Arc::new(Inner {
+                pool,
+                schema: self.schema,
+                timeout: self.timeout,
+                purge_batch: self.purge_batch,
+                statements: Statements::new(),
+            }),
+        }
+    }
+}
+
+struct Inner {
+    pool: Pool,
+    schema: Option<String>,
+    timeout: Duration,
+    purge_batch: i64,
+    statements: Statements,
+}
+
+/// The PostgreSQL [`TokenStore`]. Cloning shares the pool.
+#[derive(Clone)]
+pub struct PostgresStore {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The URL may hold a password: not shown.
+        f.debug_struct("PostgresStore")
+            .field("schema", &self.inner.schema)
+            .field("timeout", &self.inner.timeout)
+            .field("pool", &self.inner.pool.status())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresStore {
+    /// A store at `url` (`postgres://user[:password]@host:port/db`) with default settings.
+    pub fn new(url: &str) -> Result<Self, ConfigError> {
+        Self::builder(url).build()
+    }
+
+    /// Configure a store at `url`.
+    pub fn builder(url: impl Into<String>) -> PostgresStoreBuilder {
+        Self::builder_over(Source::Url(url.into()))
+    }
+
+    /// A store on a pool the app already has, with default settings. Its connections'
+    /// `search_path` decides where the tables are.
+    pub fn from_pool(pool: Pool) -> Self {
+        // An app's pool needs no checking.
+        Self::builder_over(Source::Pool(pool.clone())).assemble(pool)
+    }
+
+    /// Configure a store on a pool the app already has.
+    pub fn builder_from_pool(pool: Pool) -> PostgresStoreBuilder {
+        Self::builder_over(Source::Pool(pool))
+    }
+
+    fn builder_over(source: Source) -> PostgresStoreBuilder {
+        PostgresStoreBuilder {
+            source,
+            schema: None,
+            pool_size: 16,
+            timeout: Duration::from_secs(2),
+            purge_batch: 1000,
+        }
+    }
+
+    /// Create or upgrade the schema. Safe to call from several processes at once (it takes an
+    /// advisory lock) and on every start (applied versions are skipped).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(StoreError::unavailable)?;
+        let err = StoreError::unavailable;
+        tx.batch_execute("SELECT pg_advisory_xact_lock(727500213)")
+            .await
+            .map_err(err)?;
+        if let Some(schema) = &self.inner.schema {
+            tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+                .await
+                .map_err(err)?;
+        }
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS oauth_schema_version (version INTEGER PRIMARY KEY)",
+        )
+        .await
+        .map_err(err)?;
+        let applied: i32 = tx
+            .query_one(
+                "SELECT coalesce(max(version), 0) FROM oauth_schema_version",
+                &[],
+            )
+            .await
+            .map_err(err)?
+            .get(0);
+        for (n, sql) in MIGRATIONS.iter().enumerate() {
+            let version = i32::try_from(n + 1).unwrap_or(i32::MAX);
+            if version > applied {
+                tx.batch_execute(sql).await.map_err(err)?;
+                tx.execute("INSERT INTO oauth_schema_version VALUES ($1)", &[&version])
+                    .await
+                    .map_err(err)?;
+            }
+        }
+        tx.commit().await.map_err(err)
+    }
+
+    async fn client(&self) -> Result<Object, StoreError> {
+        self.inner.pool.get().await.map_err(|e| match e {
+            deadpool_postgres::PoolError::Timeout(_) => StoreError::Timeout,
+            e => StoreError::unavailable(e),
+        })
+    }
+
+    /// Run one statement, bounded by the timeout.
+    async fn query(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, StoreError> {
+        within(self.inner.timeout, async {
+            let client = self.client().await?;
+            let stmt = client
+                .prepare_cached(sql)
+                .await
+                .map_err(StoreError::unavailable)?;
+            client
+                .query(&stmt, params)
+                .await
+                .map_err(StoreError::unavailable)
+        })
+        .await
+    }
+
+    async fn query_opt(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, StoreError> {
+        Ok(self.query(sql, params).await?.into_iter().next())
+    }
+
+    /// A statement that answers one row.
+    async fn query_one(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Row, StoreError> {
+        self.query_opt(sql, params)
+            .await?
+            .ok_or_else(|| StoreError::corrupt("no row"))
+    }
+
+    /// A statement that answers one count.
+    async fn count(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, StoreError> {
+        let row = self.query_one(sql, params).await?;
+        Columns(&row).get::<i64>("count").map(from_db)
+    }
+}
+
+#[async_trait]
+impl TokenStore for PostgresStore {
+    async fn create_grant(
+        &self,
+        grant: GrantRecord,
+        access: NewAccessToken,
+        refresh: Option<NewRefreshToken>,
+    ) -> Result<(), StoreError> {
+        let p = GrantParams::new(&grant, &access, refresh.as_ref());
+        self.query(&self.inner.statements.create_grant, &p.with(&[]))
+            .await
+            .map(drop)
+    }
+
+    async fn find_access_token(
+        &self,
+        hash: &TokenHash,
+    ) -> Result<Option<AccessTokenRecord>, StoreError> {
+        let sql = &self.inner.statements.find_access;
+        let Some(row) = self.query_opt(sql, &[&hash.as_bytes().as_slice()]).await? else {
+            return Ok(None);
+        };
+        let c = Columns(&row);
+        Ok(Some(AccessTokenRecord {
+            scope: c.scope("scope")?,
+            issued_at: c.time("issued_at")?,
+            expires_at: c.time("expires_at")?,
+            grant: c.grant()?,
+        }))
+    }
+
+    async fn find_refresh_token(
+        &self,
+        hash: &TokenHash,
+    ) -> Result<Option<RefreshTokenRecord>, StoreError> {
+        let sql = &self.inner.statements.find_refresh;
+        let Some(row) = self.query_opt(sql, &[&hash.as_bytes().as_slice()]).await? else {
+            return Ok(None);
+        };
+        let c = Columns(&row);
+        let state = match c.opt_time("rotated_at")? {
+            None => RefreshTokenState::Active,
+            Some(at) => RefreshTokenState::Rotated {
+                at,
+                sealed: c
+                    .get::<Option<Vec<u8>>>("sealed")?
+                    .zip(c.opt_time("sealed_until")?)
+                    .map(|(bytes, until)| Sealed {
+                        bytes: bytes.into(),
+                        until,
+                    }),
+            },
+        };
+        Ok(Some(RefreshTokenRecord {
+            hash: *hash,
+            issued_at: c.time("issued_at")?,
+            expires_at: c.time("expires_at")?,
+            generation: c.generation("generation")?,
+            access_token: c.opt_token_hash("access_hash")?,
+            state,
+            family_generation: c.generation("grant_generation")?,
+            grant: c.grant()?,
+        }))
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        rotation: Rotation,
+    ) -> Result<RotationOutcome, StoreError> {
+        let a = &rotation.access;
+        let r = rotation.refresh.as_ref();
+        let sealed = rotation.sealed.as_ref().map(|s| s.bytes.to_vec());
+        let sealed_until = rotation.sealed.as_ref().map(|s| to_db(s.until));
+        let successor_hash = r.map(|r| r.hash.as_bytes().to_vec());
+        // rotate.sql's $1…$16, in order.
+        let params: [&(dyn ToSql + Sync); 16] = [
+            &rotation.presented.as_bytes().as_slice(),
+            &to_db(rotation.now),
+            &sealed,
+            &sealed_until,
+            &generation_to_db(rotation.generation),
+            &r.map_or(0, |r| generation_to_db(r.generation)),
+            &to_db(grant_purge_at(a, r)),
+            &rotation.revoke_previous_access,
+            &a.hash.as_bytes().as_slice(),
+            &a.scope.as_str(),
+            &to_db(a.issued_at),
+            &to_db(a.expires_at),
+            &successor_hash,
+            &r.map_or(0, |r| to_db(r.issued_at)),
+            &r.map_or(0, |r| to_db(r.expires_at)),
+            &r.is_some(),
+        ];
+        Ok(if self.count(ROTATE, &params).await? == 1 {
+            RotationOutcome::Rotated
+        } else {
+            RotationOutcome::Conflict
+        })
+    }
+
+    async fn revoke_access_token(&self, hash: &TokenHash) -> Result<bool, StoreError> {
+        let row = self
+            .query_one(REVOKE_ACCESS, &[&hash.as_bytes().as_slice()])
+            .await?;
+        Columns(&row).get("live")
+    }
+
+    async fn revoke_grant(&self, id: GrantId) -> Result<bool, StoreError> {
+        let id = grant_id_to_db(id);
+        let params: [&(dyn ToSql + Sync); 2] = [&id.as_slice(), &to_db(TOMBSTONE_SECS)];
+        Ok(self.count(REVOKE_GRANT, &params).await? == 1)
+    }
+
+    async fn revoke_grants(&self, filter: &GrantFilter) -> Result<u64, StoreError> {
+        let statements = &self.inner.statements;
+        let (sql, value) = match filter {
+            GrantFilter::Subject(s) => (&statements.revoke_by_subject, s),
+            GrantFilter::Client(c) => (&statements.revoke_by_client, c),
+        };
+        self.count(sql, &[value]).await
+    }
+
+    async fn create_code(&self, code: AuthorizationCodeRecord) -> Result<(), StoreError> {
+        let (challenge, method) = match &code.code_challenge {
+            Some((c, m)) => (Some(c.as_str()), Some(m.as_str())),
+            None => (None, None),
+        };
+        // create_code.sql's columns, in order.
+        let params: [&(dyn ToSql + Sync); 9] = [
+            &code.hash.as_bytes().as_slice(),
+            &&*code.client_id,
+            &&*code.subject,
+            &code.redirect_uri,
+            &code.scope.as_str(),
+            &challenge,
+            &method,
+            &to_db(code.issued_at),
+            &to_db(code.expires_at),
+        ];
+        self.query(CREATE_CODE, &params).await.map(drop)
+    }
+
+    async fn find_code(
+        &self,
+        hash: &TokenHash,
+    ) -> Result<Option<AuthorizationCodeRecord>, StoreError> {
+        let Some(row) = self
+            .query_opt(FIND_CODE, &[&hash.as_bytes().as_slice()])
+            .await?
+        else {
+            return Ok(None);
+        };
+        let c = Columns(&row);
+        let code_challenge = match (
+            c.get::<Option<String>>("challenge")?,
+            c.get::<Option<&str>>("challenge_method")?,
+        ) {
+            (None, _) => None,
+            (Some(challenge), Some(method)) => Some((
+                challenge,
+                CodeChallengeMethod::parse(method)
+                    .ok_or_else(|| StoreError::corrupt("bad challenge method"))?,
+            )),
+            (Some(_), None) => return Err(StoreError::corrupt("challenge without a method")),
+        };
+        Ok(Some(AuthorizationCodeRecord {
+            hash: *hash,
+            client_id: Arc::from(c.get::<&str>("client_id")?),
+            subject: Arc::from(c.get::<&str>("subject")?),
+            redirect_uri: c.get("redirect_uri")?,
+            scope: c.scope("scope")?,
+            code_challenge,
+            issued_at: c.time("issued_at")?,
+            expires_at: c.time("expires_at")?,
+            redeemed_by: c.opt_grant_id("redeemed_by")?,
+        }))
+    }
+
+    async fn redeem_code(
+        &self,
+        hash: &TokenHash,
+        grant: GrantRecord,
+        access: NewAccessToken,
+        refresh: Option<NewRefreshToken>,
+    ) -> Result<Redemption, StoreError> {
+        let p = GrantParams::new(&grant, &access, refresh.as_ref());
+        let code = hash.as_bytes().as_slice();
+        let row = self
+            .query_one(&self.inner.statements.redeem_code, &p.with(&[&code]))
+            .await?;
+        let c = Columns(&row);
+        if c.get::<i64>("redeemed")? == 1 {
+            return Ok(Redemption::Redeemed);
+        }
+        if c.get::<i64>("code_exists")? == 0 {
+            return Ok(Redemption::Missing);
+        }
+        // Redeemed by another statement: read it back in a fresh snapshot if this one predates it.
+        if let Some(first) = c.opt_grant_id("redeemed_by")? {
+            return Ok(Redemption::AlreadyRedeemed(first));
+        }
+        let again = self.query_one(FIND_CODE, &[&code]).await?;
+        Columns(&again)
+            .opt_grant_id("redeemed_by")?
+            .map(Redemption::AlreadyRedeemed)
+            .ok_or_else(|| StoreError::corrupt("code neither free nor redeemed"))
+    }
+
+    async fn purge_expired(&self, now: UnixTime) -> Result<u64, StoreError> {
+        let batch = self.inner.purge_batch;
+        let mut total = 0;
+        for (sql, cutoff) in &self.inner.statements.purges {
+            let cutoff = to_db(match cutoff {
+                Cutoff::Now => now,
+                Cutoff::CodeRetention => now.saturating_sub(CODE_RETENTION_SECS),
+            });
+            // Bounded batches: no statement holds locks on more than `batch` rows.
+            loop {
+                let n = self.count(sql, &[&cutoff, &batch]).await?;
+                total += n;
+                if n < from_db(batch) {
+                    break;
+                }
+            }
+        }
+        Ok(total)
+    }
+}

@@ -1,0 +1,7 @@
+-- ARGV: P hash. Reply: gid iat exp gen access state rotated_at sealed sealed_until, then the
+-- grant's fields (see grant_reply); nil when unknown or its family is revoked.
+local r = redis.call('HMGET', P..'r:'..ARGV[2], 'g','iat','exp','gen','access','state','rotated_at','sealed','sealed_until')
+if not r[1] then return nil end
+local g = grant(r[1])
+if not g then return nil end
+return {r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], grant_reply(g)}

@@ -1,0 +1,28 @@
+-- One use of a refresh token, a compare-and-set on its state and generation.
+-- ARGV: P presented gen now ahash ascope aiat aexp has_r rhash riat rexp rgen sealed
+--       sealed_until revoke_prev purge_at
+-- Reply: 1 applied, 0 conflict (no longer active, other generation, expired, family revoked).
+local rk = P..'r:'..ARGV[2]
+local r = redis.call('HMGET', rk, 'g','state','gen','exp','access')
+if not r[1] or r[2] ~= 'active' or r[3] ~= ARGV[3] or tonumber(r[4]) <= tonumber(ARGV[4]) then return 0 end
+local gk = P..'g:'..r[1]
+if redis.call('HGET', gk, 'revoked') ~= '0' then return 0 end
+if ARGV[9] == '1' then
+  redis.call('HSET', rk, 'state', 'rotated', 'rotated_at', ARGV[4])
+  if ARGV[14] ~= '' then redis.call('HSET', rk, 'sealed', ARGV[14], 'sealed_until', ARGV[15]) end
+  if tonumber(ARGV[13]) > tonumber(redis.call('HGET', gk, 'gen') or '0') then
+    redis.call('HSET', gk, 'gen', ARGV[13])
+  end
+  local nk = P..'r:'..ARGV[10]
+  redis.call('HSET', nk, 'g', r[1], 'iat', ARGV[11], 'exp', ARGV[12], 'gen', ARGV[13],
+    'access', ARGV[5], 'state', 'active')
+  redis.call('EXPIREAT', nk, ARGV[12])
+else
+  redis.call('HSET', rk, 'access', ARGV[5])
+end
+if ARGV[16] == '1' and r[5] then redis.call('DEL', P..'a:'..r[5]) end
+local ak = P..'a:'..ARGV[5]
+redis.call('HSET', ak, 'g', r[1], 'scope', ARGV[6], 'iat', ARGV[7], 'exp', ARGV[8])
+redis.call('EXPIREAT', ak, ARGV[8])
+expire_at_least(gk, ARGV[17])
+return 1
