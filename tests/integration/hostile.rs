@@ -1,12 +1,10 @@
 //! Hostile input: every case asserts the exact RFC status and error, that nothing answered 500,
 //! and that the store is unchanged — same entry counts, and a pair issued beforehand still works.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::support::*;
 use bytes::Bytes;
-use common::*;
 use http::{HeaderValue, Request};
 use http_body_util::Full;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -1,19 +1,13 @@
 //! Revocation (RFC 7009), introspection (RFC 7662), metadata (RFC 8414), the Rust security API,
 //! events, and the memory store's sweep.
 
-mod common;
-
+use crate::support::*;
 use bytes::Bytes;
-use common::*;
 use http::Request;
 use http_body_util::Full;
 use serde_json::json;
 use tower::ServiceExt;
 use tower_oauth2::{Metadata, events::Event, store::TokenStore};
-
-const APP: (&str, &str) = ("app", "app-secret");
-const OTHER: (&str, &str) = ("other", "other-secret");
-const RS: (&str, &str) = ("rs", "rs-secret");
 
 #[tokio::test]
 async fn revoking_a_refresh_token_revokes_its_family() {

@@ -1,13 +1,10 @@
 //! RFC 6749 §4.1 with PKCE (RFC 7636): minting codes, exchanging them, single use.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use tower_oauth2::{AuthorizationRequest, error::ErrorKind};
 
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
-const APP: (&str, &str) = ("app", "app-secret");
 const CB: &str = "https%3A%2F%2Fapp.example%2Fcb";
 
 async fn code(h: &Harness, req: AuthorizationRequest) -> String {

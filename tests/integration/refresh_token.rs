@@ -2,18 +2,13 @@
 //! detection revoking the family, the grace window, idle and absolute expiry, client binding,
 //! scope ceiling, `on_refresh`, and concurrency.
 
-mod common;
-
 use std::{
     sync::{Arc, Mutex},
     time::Duration,
 };
 
-use common::*;
+use crate::support::*;
 use tower_oauth2::{OnRefresh, events::Event, store::TokenStore, token::TokenHash};
-
-const APP: (&str, &str) = ("app", "app-secret");
-const OTHER: (&str, &str) = ("other", "other-secret");
 
 #[tokio::test]
 async fn rotation_returns_a_new_refresh_token_and_the_old_one_dies() {

@@ -1,12 +1,10 @@
 //! The bearer layer (RFC 6750): every outcome with its exact status and WWW-Authenticate header.
 
-mod common;
-
 use std::sync::Arc;
 
+use crate::support::*;
 use async_trait::async_trait;
 use bytes::Bytes;
-use common::*;
 use http::Request;
 use http_body_util::Full;
 use tower_oauth2::{

@@ -3,20 +3,15 @@
 //! and introspection endpoints, the bearer layer, the security API — and a few call the
 //! `TokenStore` trait directly for guarantees the endpoints cannot reach.
 
-mod common;
-
 use std::{sync::Arc, time::Duration};
 
-use common::{backends::Backend, *};
+use crate::support::{backends::Backend, *};
 use tower_oauth2::{
     AuthorizationRequest, Config, GrantType, OnRefresh, Scope,
     clock::{Clock, SystemClock},
     store::{GrantRecord, NewAccessToken, NewRefreshToken, RefreshTokenState, TokenStore},
     token::{self, GrantId, TokenHash},
 };
-
-const APP: (&str, &str) = ("app", "app-secret");
-const RS: (&str, &str) = ("rs", "rs-secret");
 
 /// A test's store and the time its clock starts at: now, because Redis expires keys on its own
 /// clock (a past expiry would delete them at once).

@@ -2,8 +2,6 @@
 //! cache hit and miss, negative caching, coalescing (counted at the server), revocation seen
 //! within the cache TTL, refresh tokens refused, and an unreachable server answered with 503.
 
-mod common;
-
 use std::{
     net::SocketAddr,
     sync::{
@@ -13,8 +11,8 @@ use std::{
     time::Duration,
 };
 
+use crate::support::*;
 use bytes::Bytes;
-use common::*;
 use http::Request;
 use http_body_util::Full;
 use tokio::sync::Notify;

@@ -1,9 +1,7 @@
 //! The whole app over real HTTP/1.1 on loopback: axum mounting every endpoint, a hyper client.
 
-mod common;
-
+use crate::support::*;
 use bytes::Bytes;
-use common::*;
 use http::Request;
 use http_body_util::Full;
 

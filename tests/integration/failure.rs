@@ -4,8 +4,6 @@
 //! resumes without a restart once the store is back. A TCP proxy between the store and the real
 //! Redis or PostgreSQL server cuts and restores the connection.
 
-mod common;
-
 use std::{
     net::SocketAddr,
     sync::{
@@ -15,7 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{backends, *};
+use crate::support::{backends, *};
 use tokio::{
     net::{TcpListener, TcpStream},
     task::JoinHandle,

@@ -2,9 +2,7 @@
 //! loopback — password grant then refresh with rotation (the client keeps the new refresh token),
 //! client_credentials, authorization code with PKCE S256, revocation.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use oauth2::{
     AuthorizationCode, ClientId, ClientSecret, PkceCodeChallenge, RedirectUrl, RefreshToken,
     ResourceOwnerPassword, ResourceOwnerUsername, RevocationUrl, Scope, StandardRevocableToken,

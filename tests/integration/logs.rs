@@ -1,11 +1,9 @@
 //! No token, code or secret ever appears in a log line: every `tracing` event emitted during a
 //! full lifecycle (including failures and a store outage) is captured and searched.
 
-mod common;
-
 use std::sync::{Arc, Mutex};
 
-use common::*;
+use crate::support::*;
 use tracing::{
     Event, Metadata, Subscriber,
     field::{Field, Visit},

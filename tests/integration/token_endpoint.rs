@@ -1,10 +1,8 @@
 //! The token endpoint as a tower Service: request handling (RFC 6749 §3.2), client
 //! authentication (§2.3), the password and client_credentials grants, responses (§5).
 
-mod common;
-
+use crate::support::*;
 use bytes::Bytes;
-use common::*;
 use http::{Request, StatusCode};
 use http_body_util::{Full, StreamBody};
 use tower::ServiceExt;

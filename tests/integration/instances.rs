@@ -3,16 +3,14 @@
 //! refresh token rotated on one and replayed on the other revokes the family on both; a
 //! revocation on one is seen by the other at once.
 
-mod common;
-
 use std::{
     io::{BufRead, BufReader},
     net::SocketAddr,
     process::{Child, Command, Stdio},
 };
 
+use crate::support::{backends, *};
 use bytes::Bytes;
-use common::{backends, *};
 use http::Request;
 use http_body_util::Full;
 

@@ -1,14 +1,12 @@
 //! The bearer layer on a tonic 0.14 server (`Server::builder().layer(..)`), called by a real
 //! tonic client over HTTP/2 on loopback: each rejection is a gRPC status.
 
-mod common;
-
-#[path = "../examples/grpc_notes/mod.rs"]
+#[path = "../../examples/grpc_notes/mod.rs"]
 mod grpc_notes;
 
 use std::{net::SocketAddr, sync::Arc};
 
-use common::*;
+use crate::support::*;
 use grpc_notes::{ADD, LIST, NotesClient, NotesServer};
 use tonic::{Code, transport::server::TcpIncoming};
 use tower_oauth2::{AuthServer, BearerLayer, Scope, store::RedisStore};

@@ -1,0 +1,22 @@
+//! The integration tests, one binary: each area a module, the harness (`support`) compiled once.
+//!
+//! One binary rather than one per file: every file used to compile the harness and relink axum,
+//! tonic, reqwest and oauth2 on its own, which made a cold `cargo test` spend most of its time
+//! linking. Run one area with `cargo test --all-features --test integration <area>::`.
+
+mod support;
+
+mod authorization_code;
+mod bearer;
+mod conformance;
+mod failure;
+mod grpc;
+mod hostile;
+mod instances;
+mod introspection;
+mod lifecycle;
+mod logs;
+mod loopback;
+mod oauth2_client;
+mod refresh_token;
+mod token_endpoint;
