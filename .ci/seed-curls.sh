@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
-# Runs the curl commands of the seed documents verbatim against the real quickstart binary:
-# seed 003 (localhost:3000/oauth/token, testclient/secret, test/test) and seed 001 with only the
-# host changed (TestClient/TestSecret, bshaffer/brent123, path /token). Then the README's
-# revoke, introspect and metadata commands. Fails on any unexpected answer.
+# Runs the curl commands users paste first verbatim against the real quickstart binary: the
+# password and refresh grants at localhost:3000/oauth/token (testclient/secret, test/test) and
+# at /token (TestClient/TestSecret, bshaffer/brent123), then the README's revoke, introspect and
+# metadata commands. Fails on any unexpected answer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cargo build --quiet --example quickstart
-bin=target/debug/examples/quickstart
+# Ask cargo where it put the binary, so a CARGO_TARGET_DIR elsewhere works too.
+bin=$(cargo build --quiet --example quickstart --message-format=json |
+  python3 -c 'import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "quickstart" and m.get("executable"):
+        print(m["executable"])')
+[ -x "$bin" ] || { echo "seed-curls: cargo did not report the quickstart binary" >&2; exit 1; }
 
 if (exec 3<>/dev/tcp/127.0.0.1/3000) 2>/dev/null; then
-  echo "seed-curls: port 3000 is in use; the seed commands name it, so this check needs it free" >&2
+  echo "seed-curls: port 3000 is in use; the pasted commands name it, so this check needs it free" >&2
   exit 1
 fi
 
@@ -29,31 +35,31 @@ fail() { echo "seed-curls: FAIL: $*" >&2; exit 1; }
 pass=0
 ok() { pass=$((pass + 1)); echo "ok: $*"; }
 
-# --- seed 003, verbatim ---
+# --- at /oauth/token, verbatim ---
 out=$(curl -s -X POST -H 'Authorization: Basic dGVzdGNsaWVudDpzZWNyZXQ=' -d 'grant_type=password&username=test&password=test' localhost:3000/oauth/token)
 at=$(field access_token <<<"$out"); rt=$(field refresh_token <<<"$out")
-[ "$(field token_type <<<"$out")" = Bearer ] && [ -n "$at" ] && [ -n "$rt" ] || fail "seed 003 password grant: $out"
-ok "seed 003 password grant"
+[ "$(field token_type <<<"$out")" = Bearer ] && [ -n "$at" ] && [ -n "$rt" ] || fail "/oauth/token password grant: $out"
+ok "/oauth/token password grant"
 
 out=$(curl -s -X POST -H 'Authorization: Basic dGVzdGNsaWVudDpzZWNyZXQ=' -d "refresh_token=$rt&grant_type=refresh_token" localhost:3000/oauth/token)
 at2=$(field access_token <<<"$out"); rt2=$(field refresh_token <<<"$out")
-[ -n "$at2" ] && [ -n "$rt2" ] && [ "$rt2" != "$rt" ] || fail "seed 003 refresh: $out"
-ok "seed 003 refresh (rotated)"
+[ -n "$at2" ] && [ -n "$rt2" ] && [ "$rt2" != "$rt" ] || fail "/oauth/token refresh: $out"
+ok "/oauth/token refresh (rotated)"
 
 me=$(curl -s -H "Authorization: Bearer $at2" localhost:3000/api/me)
 [ "$(field user <<<"$me")" = test ] && [ "$(field client_id <<<"$me")" = testclient ] || fail "/api/me: $me"
 ok "/api/me with the new access token"
 
-# --- seed 001, only the host changed ---
+# --- at /token, only the host changed ---
 out=$(curl -s -u TestClient:TestSecret http://localhost:3000/token -d 'grant_type=password&username=bshaffer&password=brent123')
 rt3=$(field refresh_token <<<"$out")
-[ -n "$(field access_token <<<"$out")" ] && [ -n "$rt3" ] || fail "seed 001 password grant: $out"
-ok "seed 001 password grant"
+[ -n "$(field access_token <<<"$out")" ] && [ -n "$rt3" ] || fail "/token password grant: $out"
+ok "/token password grant"
 
 out=$(curl -s -u TestClient:TestSecret http://localhost:3000/token -d "grant_type=refresh_token&refresh_token=$rt3")
 rt4=$(field refresh_token <<<"$out")
-[ -n "$(field access_token <<<"$out")" ] && [ -n "$rt4" ] || fail "seed 001 refresh: $out"
-ok "seed 001 refresh"
+[ -n "$(field access_token <<<"$out")" ] && [ -n "$rt4" ] || fail "/token refresh: $out"
+ok "/token refresh"
 
 # A rotated token used again: invalid_grant, and the family is revoked.
 out=$(curl -s -u TestClient:TestSecret http://localhost:3000/token -d "grant_type=refresh_token&refresh_token=$rt3")

@@ -15,7 +15,7 @@
 //! - `GET /.well-known/oauth-authorization-server` (RFC 8414);
 //! - `GET /api/me` — protected: echoes the token's client, user and scope.
 //!
-//! Demo clients and users (from the seed documents): client `testclient`/`secret` with user
+//! Demo clients and users (those of the refresh-token guides users paste from): client `testclient`/`secret` with user
 //! `test`/`test`, and client `TestClient`/`TestSecret` with user `bshaffer`/`brent123`.
 //!
 //! The token store is in memory unless `--store URL` (or env `STORE_URL`) names a Redis

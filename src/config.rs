@@ -93,7 +93,8 @@ pub enum IntrospectionAccess {
     AnyConfidentialClient,
 }
 
-/// Server configuration. See the README's table for each default and why.
+/// Server configuration. Each field documents its default and why; [`Config::default`] is the
+/// secure baseline.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Config {

@@ -46,6 +46,18 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! ## Feature flags
+//!
+//! The default build has the endpoints, the bearer layer and the memory store, and nothing that
+//! pulls in a network client or a framework. Everything else is opt-in:
+//!
+//! | feature | what it adds | brings in |
+//! | --- | --- | --- |
+//! | `axum` | [`TokenInfo`] as an axum extractor (`bearer::MissingTokenInfo` when unguarded) | `axum-core` |
+//! | `redis` | `store::RedisStore`: Lua scripts, one round trip per operation | `redis` |
+//! | `postgres` | `store::PostgresStore`: one statement per operation, migrations included | `tokio-postgres`, `deadpool-postgres` |
+//! | `introspection` | `bearer::IntrospectionValidator`: RFC 7662 against a remote authorization server | `hyper`, `hyper-util` |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs, rust_2018_idioms, unreachable_pub, unsafe_code)]
 

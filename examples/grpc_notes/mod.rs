@@ -14,7 +14,7 @@
 //! ```
 //!
 //! — so the example builds on a fresh machine with no `protoc` and no build script in the
-//! library. Shared by `examples/tonic.rs` and `tests/grpc.rs`.
+//! library. Shared by `examples/tonic.rs` and `tests/integration/grpc.rs`.
 #![allow(dead_code)]
 
 use std::{

@@ -52,7 +52,8 @@ pub(super) async fn exchange(
     // no longer active and step 2 decides.
     for _ in 0..2 {
         let record = store.find_refresh_token(&hash).await?.ok_or_else(invalid)?;
-        // Seed 000: refresh tokens can be refreshed only by the client they were issued to.
+        // RFC 6749 §6: a refresh token is bound to the client it was issued to; only that client may
+        // use it.
         if *record.grant.client_id != *client.id() {
             return Err(invalid());
         }
