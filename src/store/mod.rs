@@ -284,6 +284,27 @@ pub(crate) async fn within<T>(
         .map_err(|_| StoreError::Timeout)?
 }
 
+/// Where a shared store's connections come from: a URL the store connects to, or a connection
+/// (pool, manager) the app already has. Its `Debug` never shows a password in the URL.
+#[cfg(any(feature = "redis", feature = "postgres"))]
+#[derive(Clone)]
+pub(crate) enum Source<C> {
+    /// Connected from this URL.
+    Url(String),
+    /// The app's own.
+    Given(C),
+}
+
+#[cfg(any(feature = "redis", feature = "postgres"))]
+impl<C> std::fmt::Debug for Source<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Url(url) => f.write_str(&redact_url(url)),
+            Self::Given(_) => f.write_str("<the app's own connection>"),
+        }
+    }
+}
+
 /// A URL with any password replaced (`redis://user:***@host`).
 #[cfg(any(feature = "redis", feature = "postgres"))]
 pub(crate) fn redact_url(url: &str) -> String {

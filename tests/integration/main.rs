@@ -19,4 +19,5 @@ mod logs;
 mod loopback;
 mod oauth2_client;
 mod refresh_token;
+mod stores;
 mod token_endpoint;

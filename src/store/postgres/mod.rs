@@ -44,8 +44,8 @@ use self::{
 use super::{
     AccessTokenRecord, AuthorizationCodeRecord, CODE_RETENTION_SECS, CodeChallengeMethod,
     GrantFilter, GrantRecord, NewAccessToken, NewRefreshToken, Redemption, RefreshTokenRecord,
-    RefreshTokenState, Rotation, RotationOutcome, Sealed, TOMBSTONE_SECS, grant_purge_at,
-    redact_url, within,
+    RefreshTokenState, Rotation, RotationOutcome, Sealed, Source, TOMBSTONE_SECS, grant_purge_at,
+    within,
 };
 use crate::{
     clock::UnixTime,
@@ -54,41 +54,15 @@ use crate::{
     token::{GrantId, TokenHash},
 };
 
-/// Where connections come from.
-#[derive(Clone)]
-enum Source {
-    /// A pool made from a URL.
-    Url(String),
-    /// The app's own pool.
-    Pool(Pool),
-}
-
 /// Builds a [`PostgresStore`].
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 #[must_use]
 pub struct PostgresStoreBuilder {
-    source: Source,
+    source: Source<Pool>,
     schema: Option<String>,
     pool_size: usize,
     timeout: Duration,
     purge_batch: i64,
-}
-
-impl fmt::Debug for PostgresStoreBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // The URL may hold a password: shown without it.
-        let source = match &self.source {
-            Source::Url(url) => redact_url(url),
-            Source::Pool(_) => "<pool>".to_owned(),
-        };
-        f.debug_struct("PostgresStoreBuilder")
-            .field("source", &source)
-            .field("schema", &self.schema)
-            .field("pool_size", &self.pool_size)
-            .field("timeout", &self.timeout)
-            .field("purge_batch", &self.purge_batch)
-            .finish()
-    }
 }
 
 impl PostgresStoreBuilder {
@@ -133,12 +107,12 @@ impl PostgresStoreBuilder {
             }
         }
         let pool = match &self.source {
-            Source::Pool(_) if self.schema.is_some() => {
+            Source::Given(_) if self.schema.is_some() => {
                 return Err(ConfigError::Store(
                     "a schema cannot be set on the app's own pool: set its search_path",
                 ));
             }
-            Source::Pool(pool) => pool.clone(),
+            Source::Given(pool) => pool.clone(),
             Source::Url(url) => self.pool_from(url)?,
         };
         Ok(self.assemble(pool))
@@ -224,15 +198,15 @@ impl PostgresStore {
     /// `search_path` decides where the tables are.
     pub fn from_pool(pool: Pool) -> Self {
         // An app's pool needs no checking.
-        Self::builder_over(Source::Pool(pool.clone())).assemble(pool)
+        Self::builder_over(Source::Given(pool.clone())).assemble(pool)
     }
 
     /// Configure a store on a pool the app already has.
     pub fn builder_from_pool(pool: Pool) -> PostgresStoreBuilder {
-        Self::builder_over(Source::Pool(pool))
+        Self::builder_over(Source::Given(pool))
     }
 
-    fn builder_over(source: Source) -> PostgresStoreBuilder {
+    fn builder_over(source: Source<Pool>) -> PostgresStoreBuilder {
         PostgresStoreBuilder {
             source,
             schema: None,

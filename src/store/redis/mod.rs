@@ -44,8 +44,8 @@ use self::{
 use super::{
     AccessTokenRecord, AuthorizationCodeRecord, CODE_RETENTION_SECS, CodeChallengeMethod,
     GrantFilter, GrantRecord, NewAccessToken, NewRefreshToken, Redemption, RefreshTokenRecord,
-    RefreshTokenState, Rotation, RotationOutcome, Sealed, TOMBSTONE_SECS, grant_purge_at,
-    redact_url, within,
+    RefreshTokenState, Rotation, RotationOutcome, Sealed, Source, TOMBSTONE_SECS, grant_purge_at,
+    within,
 };
 use crate::{
     clock::UnixTime,
@@ -57,39 +57,14 @@ use crate::{
 /// Grant ids revoked per script by a bulk revocation.
 const REVOKE_BATCH: usize = 500;
 
-/// Where the connection comes from.
-#[derive(Clone)]
-enum Source {
-    /// Made from a URL on first use.
-    Url(String),
-    /// The app's own.
-    Manager(ConnectionManager),
-}
-
 /// Builds a [`RedisStore`].
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 #[must_use]
 pub struct RedisStoreBuilder {
-    source: Source,
+    source: Source<ConnectionManager>,
     prefix: String,
     timeout: Duration,
     connect_timeout: Duration,
-}
-
-impl fmt::Debug for RedisStoreBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // The URL may hold a password: shown without it.
-        let source = match &self.source {
-            Source::Url(url) => redact_url(url),
-            Source::Manager(_) => "<connection manager>".to_owned(),
-        };
-        f.debug_struct("RedisStoreBuilder")
-            .field("source", &source)
-            .field("prefix", &self.prefix)
-            .field("timeout", &self.timeout)
-            .field("connect_timeout", &self.connect_timeout)
-            .finish()
-    }
 }
 
 impl RedisStoreBuilder {
@@ -120,14 +95,14 @@ impl RedisStoreBuilder {
                 redis::Client::open(url.as_str())
                     .map_err(|_| ConfigError::Store("invalid Redis URL"))?,
             ),
-            Source::Manager(_) => None,
+            Source::Given(_) => None,
         };
         Ok(self.assemble(client))
     }
 
     fn assemble(self, client: Option<redis::Client>) -> RedisStore {
         let conn = match self.source {
-            Source::Manager(conn) => OnceCell::new_with(Some(conn)),
+            Source::Given(conn) => OnceCell::new_with(Some(conn)),
             Source::Url(_) => OnceCell::new(),
         };
         RedisStore {
@@ -255,10 +230,10 @@ impl RedisStore {
 
     /// Configure a store on a connection the app already has.
     pub fn builder_from_connection_manager(conn: ConnectionManager) -> RedisStoreBuilder {
-        Self::builder_over(Source::Manager(conn))
+        Self::builder_over(Source::Given(conn))
     }
 
-    fn builder_over(source: Source) -> RedisStoreBuilder {
+    fn builder_over(source: Source<ConnectionManager>) -> RedisStoreBuilder {
         RedisStoreBuilder {
             source,
             prefix: "tower-oauth2:".into(),

@@ -17,7 +17,11 @@ pub fn database_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
-fn unreachable(what: &str, url: &str, err: &dyn std::fmt::Display) -> Option<Arc<dyn TokenStore>> {
+pub fn unreachable(
+    what: &str,
+    url: &str,
+    err: &dyn std::fmt::Display,
+) -> Option<Arc<dyn TokenStore>> {
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!("{what} at {url} is unreachable and CI=true requires it: {err}");
     }

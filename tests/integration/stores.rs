@@ -1,0 +1,148 @@
+//! Building the shared stores: configuration mistakes are `ConfigError`s when the store is built,
+//! builders never print a URL's password, and a store made from the app's own pool or
+//! connection serves the whole flow.
+
+use std::{sync::Arc, time::Duration};
+
+use tower_oauth2::{
+    ConfigError,
+    clock::{Clock, SystemClock},
+    store::{PostgresStore, RedisStore, TokenStore},
+};
+
+use crate::support::{
+    APP,
+    backends::{database_url, redis_url, unreachable},
+    harness_on,
+};
+
+#[test]
+fn a_bad_url_or_schema_is_a_config_error_when_built() {
+    let cases: Vec<(&str, Result<(), ConfigError>)> = vec![
+        ("redis: not a URL", RedisStore::new("not a url").map(drop)),
+        (
+            "postgres: not a URL",
+            PostgresStore::new("postgres://u@host:notaport/db").map(drop),
+        ),
+        (
+            "postgres: schema with a quote",
+            PostgresStore::builder(database_url())
+                .schema("oauth; DROP TABLE x")
+                .build()
+                .map(drop),
+        ),
+        (
+            "postgres: empty schema",
+            PostgresStore::builder(database_url())
+                .schema("")
+                .build()
+                .map(drop),
+        ),
+    ];
+    for (what, result) in cases {
+        assert!(
+            matches!(result, Err(ConfigError::Store(_))),
+            "{what}: {result:?}"
+        );
+    }
+    // Well-formed configurations build without connecting.
+    assert!(RedisStore::new("redis://127.0.0.1:1").is_ok());
+    assert!(
+        PostgresStore::builder("postgres://u@127.0.0.1:1/db")
+            .schema("oauth_1")
+            .build()
+            .is_ok()
+    );
+}
+
+#[test]
+fn builders_never_show_the_password() {
+    let redis = format!(
+        "{:?}",
+        RedisStore::builder("redis://user:hunter2@127.0.0.1:6379/0")
+    );
+    let postgres = format!(
+        "{:?}",
+        PostgresStore::builder("postgres://app:hunter2@127.0.0.1:5432/app").schema("oauth")
+    );
+    for shown in [&redis, &postgres] {
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains(":***@127.0.0.1"), "{shown}");
+    }
+    assert!(postgres.contains("oauth"), "{postgres}");
+}
+
+/// Log in, use the access token at the bearer layer, refresh, then revoke: the whole flow on
+/// `store`.
+async fn the_flow_works_on(store: Arc<dyn TokenStore>) {
+    let h = harness_on(store, SystemClock.now(), |_| {});
+    let (access, refresh) = h.login().await;
+    assert!(h.accepted(&access).await);
+    let next = h.refresh(APP, &refresh).await.assert_token();
+    let next_access = next["access_token"].as_str().unwrap().to_owned();
+    assert!(h.accepted(&next_access).await);
+    let revoked = h.revoke(Some(APP), &format!("token={next_access}")).await;
+    assert_eq!(revoked.status, 200);
+    assert!(!h.accepted(&next_access).await);
+}
+
+#[tokio::test]
+async fn a_postgres_store_on_the_apps_own_pool() {
+    let url = database_url();
+    let schema = "t_stores_from_pool";
+    let prepared = async {
+        let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
+        tokio::spawn(conn);
+        client
+            .batch_execute(&format!(
+                "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
+            ))
+            .await
+    };
+    match tokio::time::timeout(Duration::from_secs(3), prepared).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return drop(unreachable("PostgreSQL", &url, &e)),
+        Err(e) => return drop(unreachable("PostgreSQL", &url, &e)),
+    }
+    // The app's pool, with its own search_path.
+    let mut config: tokio_postgres::Config = url.parse().unwrap();
+    config.options(format!("-c search_path={schema}"));
+    let manager = deadpool_postgres::Manager::new(config, tokio_postgres::NoTls);
+    let pool = deadpool_postgres::Pool::builder(manager)
+        .max_size(4)
+        .build()
+        .unwrap();
+    // A schema cannot be imposed on connections the app configured.
+    assert!(matches!(
+        PostgresStore::builder_from_pool(pool.clone())
+            .schema("other")
+            .build(),
+        Err(ConfigError::Store(_))
+    ));
+    let store = PostgresStore::from_pool(pool);
+    store.migrate().await.unwrap();
+    the_flow_works_on(Arc::new(store)).await;
+}
+
+#[tokio::test]
+async fn a_redis_store_on_the_apps_own_connection() {
+    let url = redis_url();
+    let connected = async {
+        let client = redis::Client::open(url.as_str())?;
+        redis::aio::ConnectionManager::new(client).await
+    };
+    let conn = match tokio::time::timeout(Duration::from_secs(3), connected).await {
+        Ok(Ok(conn)) => conn,
+        Ok(Err(e)) => return drop(unreachable("Redis", &url, &e)),
+        Err(e) => return drop(unreachable("Redis", &url, &e)),
+    };
+    let prefix = format!(
+        "tower-oauth2-test:stores-own-connection:{}:",
+        SystemClock.now()
+    );
+    let store = RedisStore::builder_from_connection_manager(conn)
+        .prefix(prefix)
+        .build()
+        .unwrap();
+    the_flow_works_on(Arc::new(store)).await;
+}
