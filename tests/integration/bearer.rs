@@ -444,6 +444,44 @@ async fn form_body_tokens_only_with_the_form_body_layer() {
             .unwrap()
             .contains("invalid_request")
     );
+    // The app's own fields may repeat (a multi-select), with the token in the body or the
+    // header; only access_token itself must not.
+    let multi = format!("tag=a&tag=b&access_token={at}");
+    let r = reply(
+        app.clone()
+            .oneshot(post(multi.clone(), None))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (r.status.as_u16(), r.body.as_ref()),
+        (200, multi.as_bytes())
+    );
+    let r = reply(
+        app.clone()
+            .oneshot(post("tag=a&tag=b".into(), Some(format!("Bearer {at}"))))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (r.status.as_u16(), r.body.as_ref()),
+        (200, &b"tag=a&tag=b"[..])
+    );
+    let r = reply(
+        app.clone()
+            .oneshot(post(format!("access_token={at}&access_token={at}"), None))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert!(
+        r.header("www-authenticate")
+            .unwrap()
+            .contains("invalid_request")
+    );
     // No token in the body, none in the header: the usual 401.
     let r = reply(app.oneshot(post("note=hi".into(), None)).await.unwrap()).await;
     assert_eq!(r.status, 401);

@@ -324,6 +324,37 @@ async fn repeated_parameter_is_invalid_request() {
     .assert_error(400, "invalid_request");
 }
 
+/// Parsing stays linear in the body: a body of thousands of distinct names is refused at the
+/// parameter cap, before client authentication, with a clear `invalid_request` and no store
+/// change — where the pairwise repeat check once made it cost seconds.
+#[tokio::test]
+async fn a_body_of_many_distinct_names_is_refused_at_the_parameter_cap() {
+    let h = harness();
+    let names = |n: usize| {
+        (0..n)
+            .map(|i| format!("{}{}", (b'a' + (i % 26) as u8) as char, i / 26))
+            .collect::<Vec<_>>()
+            .join("&")
+    };
+    // 16 KiB of two- and three-letter names, the most a body may hold.
+    let body = format!("grant_type=client_credentials&{}", names(3600));
+    assert!(body.len() <= 16 * 1024, "{}", body.len());
+    let before = h.store().counts();
+    let r = h.token(Some(("cc-only", "wrong-secret")), &body).await;
+    r.assert_error(400, "invalid_request");
+    assert_eq!(
+        r.json()["error_description"],
+        "too many parameters (at most 100)"
+    );
+    assert_eq!(h.store().counts(), before);
+    assert!(h.events().is_empty(), "refused before authentication");
+    // At the cap itself the request is read as usual.
+    let body = format!("grant_type=client_credentials&scope=read&{}", names(98));
+    h.token(Some(("cc-only", "cc-secret")), &body)
+        .await
+        .assert_token();
+}
+
 #[tokio::test]
 async fn grant_type_missing_unknown_or_not_allowed() {
     let h = harness();
