@@ -49,24 +49,23 @@ async fn wrong_or_missing_verifier_fails_and_leaves_the_code_usable() {
     let h = harness();
     let c = code(&h, app_request()).await;
     let wrong = "x".repeat(43);
-    h.token(
-        Some(APP),
-        &format!("grant_type=authorization_code&code={c}&redirect_uri={CB}&code_verifier={wrong}"),
-    )
-    .await
-    .assert_error(400, "invalid_grant");
-    h.token(
-        Some(APP),
-        &format!("grant_type=authorization_code&code={c}&redirect_uri={CB}"),
-    )
-    .await
-    .assert_error(400, "invalid_grant");
-    h.token(
-        Some(APP),
-        &format!("grant_type=authorization_code&code={c}&redirect_uri={CB}&code_verifier=short"),
-    )
-    .await
-    .assert_error(400, "invalid_grant");
+    let exchange = format!("grant_type=authorization_code&code={c}&redirect_uri={CB}");
+    h.assert_token_errors(&[
+        (
+            Some(APP),
+            &format!("{exchange}&code_verifier={wrong}"),
+            400,
+            "invalid_grant",
+        ),
+        (Some(APP), &exchange, 400, "invalid_grant"),
+        (
+            Some(APP),
+            &format!("{exchange}&code_verifier=short"),
+            400,
+            "invalid_grant",
+        ),
+    ])
+    .await;
     assert_eq!(h.store().counts().grants, 0);
     h.token(
         Some(APP),
@@ -261,12 +260,21 @@ async fn codes_are_short_lived_and_bound_to_their_client() {
     let r = h.token(Some(APP), &body).await;
     r.assert_error(400, "invalid_grant");
     assert_eq!(r.json()["error_description"], "authorization code expired");
-    h.token(Some(APP), "grant_type=authorization_code&code=nope")
-        .await
-        .assert_error(400, "invalid_grant");
-    h.token(Some(APP), "grant_type=authorization_code")
-        .await
-        .assert_error(400, "invalid_request");
+    h.assert_token_errors(&[
+        (
+            Some(APP),
+            "grant_type=authorization_code&code=nope",
+            400,
+            "invalid_grant",
+        ),
+        (
+            Some(APP),
+            "grant_type=authorization_code",
+            400,
+            "invalid_request",
+        ),
+    ])
+    .await;
 }
 
 #[tokio::test]

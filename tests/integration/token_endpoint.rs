@@ -118,18 +118,22 @@ async fn client_credentials_requires_a_confidential_client() {
 #[tokio::test]
 async fn client_credentials_scope_is_checked_against_the_client() {
     let h = harness();
-    h.token(
-        Some(("cc-only", "cc-secret")),
-        "grant_type=client_credentials&scope=write",
-    )
-    .await
-    .assert_error(400, "invalid_scope");
-    h.token(
-        Some(("cc-only", "cc-secret")),
-        "grant_type=client_credentials&scope=bad%22scope",
-    )
-    .await
-    .assert_error(400, "invalid_scope");
+    let cc = Some(("cc-only", "cc-secret"));
+    h.assert_token_errors(&[
+        (
+            cc,
+            "grant_type=client_credentials&scope=write",
+            400,
+            "invalid_scope",
+        ),
+        (
+            cc,
+            "grant_type=client_credentials&scope=bad%22scope",
+            400,
+            "invalid_scope",
+        ),
+    ])
+    .await;
     assert_eq!(h.store().counts().grants, 0);
 }
 
@@ -191,33 +195,43 @@ async fn wrong_secret_in_body_is_401_without_basic_challenge() {
 #[tokio::test]
 async fn unknown_client_and_missing_credentials_are_invalid_client() {
     let h = harness();
-    h.token(Some(("ghost", "x")), "grant_type=client_credentials")
-        .await
-        .assert_error(401, "invalid_client");
-    h.token(None, "grant_type=client_credentials")
-        .await
-        .assert_error(401, "invalid_client");
-    // A confidential client that sends only its id.
-    h.token(None, "grant_type=client_credentials&client_id=app")
-        .await
-        .assert_error(401, "invalid_client");
+    h.assert_token_errors(&[
+        (
+            Some(("ghost", "x")),
+            "grant_type=client_credentials",
+            401,
+            "invalid_client",
+        ),
+        (None, "grant_type=client_credentials", 401, "invalid_client"),
+        // A confidential client that sends only its id.
+        (
+            None,
+            "grant_type=client_credentials&client_id=app",
+            401,
+            "invalid_client",
+        ),
+    ])
+    .await;
 }
 
 #[tokio::test]
 async fn two_client_authentication_methods_are_invalid_request() {
     let h = harness();
-    h.token(
-        Some(("app", "app-secret")),
-        "grant_type=client_credentials&client_id=app&client_secret=app-secret",
-    )
-    .await
-    .assert_error(400, "invalid_request");
-    h.token(
-        Some(("app", "app-secret")),
-        "grant_type=client_credentials&client_id=other",
-    )
-    .await
-    .assert_error(400, "invalid_request");
+    h.assert_token_errors(&[
+        (
+            Some(APP),
+            "grant_type=client_credentials&client_id=app&client_secret=app-secret",
+            400,
+            "invalid_request",
+        ),
+        (
+            Some(APP),
+            "grant_type=client_credentials&client_id=other",
+            400,
+            "invalid_request",
+        ),
+    ])
+    .await;
     // The same id in the body alongside Basic is allowed.
     h.token(
         Some(("app", "app-secret")),
@@ -310,18 +324,22 @@ async fn content_type_must_be_form_urlencoded() {
 #[tokio::test]
 async fn repeated_parameter_is_invalid_request() {
     let h = harness();
-    h.token(
-        Some(("cc-only", "cc-secret")),
-        "grant_type=client_credentials&scope=read&scope=read",
-    )
-    .await
-    .assert_error(400, "invalid_request");
-    h.token(
-        Some(("cc-only", "cc-secret")),
-        "grant_type=client_credentials&grant_type=client_credentials",
-    )
-    .await
-    .assert_error(400, "invalid_request");
+    let cc = Some(("cc-only", "cc-secret"));
+    h.assert_token_errors(&[
+        (
+            cc,
+            "grant_type=client_credentials&scope=read&scope=read",
+            400,
+            "invalid_request",
+        ),
+        (
+            cc,
+            "grant_type=client_credentials&grant_type=client_credentials",
+            400,
+            "invalid_request",
+        ),
+    ])
+    .await;
 }
 
 /// Parsing stays linear in the body: a body of thousands of distinct names is refused at the
@@ -358,22 +376,23 @@ async fn a_body_of_many_distinct_names_is_refused_at_the_parameter_cap() {
 #[tokio::test]
 async fn grant_type_missing_unknown_or_not_allowed() {
     let h = harness();
-    h.token(Some(("app", "app-secret")), "scope=read")
-        .await
-        .assert_error(400, "invalid_request");
-    h.token(
-        Some(("app", "app-secret")),
-        "grant_type=urn:ietf:params:oauth:grant-type:device_code",
-    )
-    .await
-    .assert_error(400, "unsupported_grant_type");
-    // Known and allowed by the server, but not for this client.
-    h.token(
-        Some(("cc-only", "cc-secret")),
-        "grant_type=password&username=alice&password=wonderland",
-    )
-    .await
-    .assert_error(400, "unauthorized_client");
+    h.assert_token_errors(&[
+        (Some(APP), "scope=read", 400, "invalid_request"),
+        (
+            Some(APP),
+            "grant_type=urn:ietf:params:oauth:grant-type:device_code",
+            400,
+            "unsupported_grant_type",
+        ),
+        // Known and allowed by the server, but not for this client.
+        (
+            Some(("cc-only", "cc-secret")),
+            "grant_type=password&username=alice&password=wonderland",
+            400,
+            "unauthorized_client",
+        ),
+    ])
+    .await;
 }
 
 #[tokio::test]
@@ -430,18 +449,22 @@ fn futures_stream(
 #[tokio::test]
 async fn invalid_percent_encoding_and_non_utf8_are_invalid_request() {
     let h = harness();
-    h.token(
-        Some(("cc-only", "cc-secret")),
-        "grant_type=client_credentials&scope=%zz",
-    )
-    .await
-    .assert_error(400, "invalid_request");
-    h.token(
-        Some(("cc-only", "cc-secret")),
-        "grant_type=client_credentials&scope=%ff%fe",
-    )
-    .await
-    .assert_error(400, "invalid_request");
+    let cc = Some(("cc-only", "cc-secret"));
+    h.assert_token_errors(&[
+        (
+            cc,
+            "grant_type=client_credentials&scope=%zz",
+            400,
+            "invalid_request",
+        ),
+        (
+            cc,
+            "grant_type=client_credentials&scope=%ff%fe",
+            400,
+            "invalid_request",
+        ),
+    ])
+    .await;
 }
 
 #[tokio::test]

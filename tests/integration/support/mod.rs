@@ -182,6 +182,21 @@ impl Harness {
         self.token_raw(form("/oauth/token", auth, body)).await
     }
 
+    /// Send each `(client, body)` to the token endpoint and assert the RFC 6749 §5.2 error it
+    /// must get, naming the case when one does not.
+    pub async fn assert_token_errors(&self, cases: &[(Option<(&str, &str)>, &str, u16, &str)]) {
+        for &(client, body, status, error) in cases {
+            let r = self.token(client, body).await;
+            assert_eq!(
+                (r.status.as_u16(), r.json()["error"].as_str()),
+                (status, Some(error)),
+                "{client:?} {body:?}: {}",
+                r.json()
+            );
+            r.assert_error(status, error);
+        }
+    }
+
     pub async fn revoke(&self, auth: Option<(&str, &str)>, body: &str) -> Reply {
         let req = form("/oauth/revoke", auth, body);
         reply(
