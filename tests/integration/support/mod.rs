@@ -28,6 +28,9 @@ use tower_oauth2::{
 
 pub const START: u64 = 1_700_000_000;
 
+/// A token request and the error it must get: (client credentials, body, status, `error`).
+pub type TokenErrorCase<'a> = (Option<(&'a str, &'a str)>, &'a str, u16, &'a str);
+
 /// The demo clients' credentials (see [`clients`]).
 pub const APP: (&str, &str) = ("app", "app-secret");
 pub const OTHER: (&str, &str) = ("other", "other-secret");
@@ -184,7 +187,7 @@ impl Harness {
 
     /// Send each `(client, body)` to the token endpoint and assert the RFC 6749 §5.2 error it
     /// must get, naming the case when one does not.
-    pub async fn assert_token_errors(&self, cases: &[(Option<(&str, &str)>, &str, u16, &str)]) {
+    pub async fn assert_token_errors(&self, cases: &[TokenErrorCase<'_>]) {
         for &(client, body, status, error) in cases {
             let r = self.token(client, body).await;
             assert_eq!(
