@@ -1,8 +1,8 @@
 //! `WWW-Authenticate: Bearer …` challenges (RFC 6750 §3), rendered once per layer.
 
 use http::{
-    HeaderValue, Response, StatusCode,
-    header::{CONTENT_TYPE, WWW_AUTHENTICATE},
+    HeaderValue, Response, StatusCode, Version,
+    header::{CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE},
 };
 
 use crate::{scope::Scope, wire::header::quote};
@@ -87,10 +87,19 @@ impl Challenges {
 
     /// The rejection as a response: plain HTTP, or for a gRPC request a trailers-only gRPC
     /// response (HTTP 200 with `grpc-status`) that gRPC clients turn into a proper `Status`.
+    /// Either way `Cache-Control: no-store`: a refusal must not be cached as the resource.
     pub(crate) fn response<B: Default>(&self, rejection: Rejection, grpc: bool) -> Response<B> {
-        if grpc {
-            return self.grpc_response(rejection);
-        }
+        let mut res = if grpc {
+            self.grpc_response(rejection)
+        } else {
+            self.http_response(rejection)
+        };
+        res.headers_mut()
+            .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        res
+    }
+
+    fn http_response<B: Default>(&self, rejection: Rejection) -> Response<B> {
         let (status, challenge) = match rejection {
             Rejection::Missing => (StatusCode::UNAUTHORIZED, Some(&self.missing)),
             Rejection::Malformed => (StatusCode::BAD_REQUEST, Some(&self.malformed)),
@@ -132,9 +141,13 @@ impl Challenges {
     }
 }
 
-/// Whether a request is gRPC (`content-type: application/grpc…`).
+/// Whether a request is gRPC: HTTP/2 (gRPC runs on nothing else) with
+/// `content-type: application/grpc…`. A REST route called over HTTP/1.1 with that content type
+/// gets a plain HTTP answer, so monitoring and caches never see a refusal as `200 OK`.
 pub(crate) fn is_grpc<B>(req: &http::Request<B>) -> bool {
-    req.headers()
-        .get(CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+    req.version() == Version::HTTP_2
+        && req
+            .headers()
+            .get(CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
 }

@@ -133,6 +133,8 @@ where
                 Err(_) => {
                     let mut res = Response::new(ResBody::default());
                     *res.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
+                    res.headers_mut()
+                        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
                     return Ok(res);
                 }
             };

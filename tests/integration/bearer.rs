@@ -486,3 +486,38 @@ async fn form_body_tokens_only_with_the_form_body_layer() {
     let r = reply(app.oneshot(post("note=hi".into(), None)).await.unwrap()).await;
     assert_eq!(r.status, 401);
 }
+
+/// Every refusal of the layer is `Cache-Control: no-store`, and only real gRPC (HTTP/2) gets a
+/// gRPC-shaped answer: a REST route called over HTTP/1.1 with `content-type: application/grpc`
+/// gets its plain 401, never `200 OK` with `grpc-status`.
+#[tokio::test]
+async fn rejections_are_no_store_and_grpc_shaped_only_over_http2() {
+    let h = harness();
+    let (at, _) = h.login().await;
+    let layer = || {
+        h.server
+            .bearer_layer()
+            .require_scope(Scope::parse("admin").unwrap())
+    };
+    let bearer = format!("Bearer {at}");
+    let cases: [(Option<&str>, u16); 4] = [
+        (None, 401),
+        (Some("Bearer a$b"), 400),
+        (Some("Bearer unknown-token"), 401),
+        (Some(bearer.as_str()), 403),
+    ];
+    for (auth, status) in cases {
+        let r = h.protected(layer(), auth).await;
+        assert_eq!(r.status, status, "{auth:?}");
+        assert_eq!(r.header("cache-control"), Some("no-store"), "{auth:?}");
+    }
+    let grpc_over_http1 = Request::post("/api/notes")
+        .header("content-type", "application/grpc")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let r = call_protected(layer(), grpc_over_http1).await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.header("grpc-status"), None);
+    assert_eq!(r.header("www-authenticate"), Some(REALM));
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+}

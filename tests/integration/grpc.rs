@@ -128,6 +128,7 @@ async fn rejections_carry_the_rfc6750_challenge_and_grpc_headers() {
     assert_eq!(h["grpc-status"], "16");
     assert_eq!(h["content-type"], "application/grpc");
     assert_eq!(h["www-authenticate"], "Bearer realm=\"tower-oauth2\"");
+    assert_eq!(h["cache-control"], "no-store");
 }
 
 #[tokio::test]
