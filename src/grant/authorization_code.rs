@@ -159,11 +159,13 @@ pub(super) async fn exchange(
     let store = &server.inner.store;
     let invalid = || OAuthError::invalid_grant("invalid authorization code");
     let record = store.find_code(&hash).await?.ok_or_else(invalid)?;
-    if let Some(first) = record.redeemed_by {
-        return Err(code_reused(server, first, &record.client_id).await);
-    }
+    // The client first: another client's presentation of a code (leaked, say, and already used)
+    // must neither revoke the grant it started nor tell whether it exists.
     if *record.client_id != *client.id() {
         return Err(invalid());
+    }
+    if let Some(first) = record.redeemed_by {
+        return Err(code_reused(server, first, &record.client_id).await);
     }
     if record.expires_at <= server.now() {
         return Err(OAuthError::invalid_grant("authorization code expired"));

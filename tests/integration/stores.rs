@@ -146,3 +146,105 @@ async fn a_redis_store_on_the_apps_own_connection() {
         .unwrap();
     the_flow_works_on(Arc::new(store)).await;
 }
+
+/// Seconds until `key` expires in Redis (-1 without a TTL, -2 when gone).
+async fn expires_at(conn: &mut redis::aio::MultiplexedConnection, key: &str) -> i64 {
+    redis::cmd("EXPIRETIME")
+        .arg(key)
+        .query_async(conn)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn redis_indexes_live_as_long_as_the_families_they_list() {
+    // A family that keeps rotating outlives its login's refresh lifetime; the subject's and the
+    // client's index must keep it listed (and be trimmed of what is gone), or `revoke_subject`
+    // and `revoke_client` miss it once Redis expires the index on its own clock.
+    let prefix = "tower-oauth2-test:indexes:";
+    let Some(store) = crate::support::backends::open_redis("indexes").await else {
+        return;
+    };
+    let h = harness_on(store, SystemClock.now(), |c| {
+        c.refresh_token_lifetime = Duration::from_secs(2 * 86_400);
+    });
+    let (_, mut rt) = h.login().await;
+    for _ in 0..3 {
+        h.advance(86_400 + 3600);
+        rt = h.refresh(APP, &rt).await.assert_token()["refresh_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    }
+    let client = redis::Client::open(redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let grants: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}g:*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(grants.len(), 1, "{grants:?}");
+    let grant = expires_at(&mut conn, &grants[0]).await;
+    let id = grants[0].rsplit(':').next().unwrap().to_owned();
+    for index in ["s:alice", "k:app"] {
+        let key = format!("{prefix}{index}");
+        let until = expires_at(&mut conn, &key).await;
+        assert!(
+            until >= grant,
+            "{index} expires at {until}, its grant at {grant}"
+        );
+        let score: Option<f64> = redis::cmd("ZSCORE")
+            .arg(&key)
+            .arg(&id)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(
+            score,
+            Some(grant as f64),
+            "{index} scores the grant by its purge time"
+        );
+    }
+    assert_eq!(h.server.revoke_subject("alice").await.unwrap(), 1);
+    h.refresh(APP, &rt).await.assert_error(400, "invalid_grant");
+}
+
+#[tokio::test]
+async fn redis_indexes_written_by_0_1_0_are_converted_and_still_revoked() {
+    let prefix = "tower-oauth2-test:legacy-index:";
+    let Some(store) = crate::support::backends::open_redis("legacy-index").await else {
+        return;
+    };
+    let h = harness_on(Arc::clone(&store), SystemClock.now(), |_| {});
+    let (at, _) = h.login().await;
+    // Rewrite both indexes as 0.1.0 kept them: plain sets with the login's TTL.
+    let client = redis::Client::open(redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    for index in ["s:alice", "k:app"] {
+        let key = format!("{prefix}{index}");
+        let until = expires_at(&mut conn, &key).await;
+        let ids: Vec<String> = redis::cmd("ZRANGE")
+            .arg(&key)
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        redis::pipe()
+            .del(&key)
+            .sadd(&key, &ids)
+            .cmd("EXPIREAT")
+            .arg(&key)
+            .arg(until)
+            .query_async::<()>(&mut conn)
+            .await
+            .unwrap();
+    }
+    // A new login adds to the converted subject index; revocation finds both grants.
+    let (at2, _) = h.login().await;
+    assert_eq!(h.server.revoke_subject("alice").await.unwrap(), 2);
+    assert!(!h.accepted(&at).await && !h.accepted(&at2).await);
+    let (at3, _) = h.login_as(APP, "bob", "builder", "").await;
+    assert_eq!(h.server.revoke_client("app").await.unwrap(), 1);
+    assert!(!h.accepted(&at3).await);
+}

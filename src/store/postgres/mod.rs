@@ -38,7 +38,8 @@ use tokio_postgres::{NoTls, Row, types::ToSql};
 use self::{
     rows::{Columns, GrantParams, from_db, generation_to_db, grant_id_to_db, to_db},
     statements::{
-        CREATE_CODE, Cutoff, FIND_CODE, MIGRATIONS, REVOKE_ACCESS, REVOKE_GRANT, ROTATE, Statements,
+        CLEAR_SEALED, CREATE_CODE, Cutoff, FIND_CODE, LOCK_REFRESH, MIGRATIONS, REVOKE_ACCESS,
+        REVOKE_GRANT, ROTATE, Statements,
     },
 };
 use super::{
@@ -304,6 +305,29 @@ impl PostgresStore {
             .ok_or_else(|| StoreError::corrupt("no row"))
     }
 
+    /// `lock`, then `sql` (which answers one count), in one transaction: `sql` runs with a
+    /// snapshot taken after `lock` got its locks, so it sees what their last holder wrote.
+    async fn count_locked(
+        &self,
+        lock: &str,
+        lock_params: &[&(dyn ToSql + Sync)],
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, StoreError> {
+        let err = StoreError::unavailable;
+        within(self.inner.timeout, async {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await.map_err(err)?;
+            let lock = tx.prepare_cached(lock).await.map_err(err)?;
+            tx.query(&lock, lock_params).await.map_err(err)?;
+            let stmt = tx.prepare_cached(sql).await.map_err(err)?;
+            let row = tx.query_one(&stmt, params).await.map_err(err)?;
+            tx.commit().await.map_err(err)?;
+            Columns(&row).get::<i64>("count").map(from_db)
+        })
+        .await
+    }
+
     /// A statement that answers one count.
     async fn count(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, StoreError> {
         let row = self.query_one(sql, params).await?;
@@ -404,7 +428,13 @@ impl TokenStore for PostgresStore {
             &r.map_or(0, |r| to_db(r.expires_at)),
             &r.is_some(),
         ];
-        Ok(if self.count(ROTATE, &params).await? == 1 {
+        let applied = if r.is_none() && rotation.revoke_previous_access {
+            self.count_locked(LOCK_REFRESH, &params[..1], ROTATE, &params)
+                .await?
+        } else {
+            self.count(ROTATE, &params).await?
+        };
+        Ok(if applied == 1 {
             RotationOutcome::Rotated
         } else {
             RotationOutcome::Conflict
@@ -520,22 +550,32 @@ impl TokenStore for PostgresStore {
     }
 
     async fn purge_expired(&self, now: UnixTime) -> Result<u64, StoreError> {
-        let batch = self.inner.purge_batch;
         let mut total = 0;
         for (sql, cutoff) in &self.inner.statements.purges {
             let cutoff = to_db(match cutoff {
                 Cutoff::Now => now,
                 Cutoff::CodeRetention => now.saturating_sub(CODE_RETENTION_SECS),
             });
-            // Bounded batches: no statement holds locks on more than `batch` rows.
-            loop {
-                let n = self.count(sql, &[&cutoff, &batch]).await?;
-                total += n;
-                if n < from_db(batch) {
-                    break;
-                }
+            total += self.in_batches(sql, cutoff).await?;
+        }
+        // Not counted as removed: the token stays, only the response it sealed goes.
+        self.in_batches(CLEAR_SEALED, to_db(now)).await?;
+        Ok(total)
+    }
+}
+
+impl PostgresStore {
+    /// Run a purge statement (`$1` the cutoff, `$2` the batch size) until it has nothing left
+    /// to do: bounded batches, so no statement holds locks on more than `batch` rows.
+    async fn in_batches(&self, sql: &str, cutoff: i64) -> Result<u64, StoreError> {
+        let batch = self.inner.purge_batch;
+        let mut total = 0;
+        loop {
+            let n = self.count(sql, &[&cutoff, &batch]).await?;
+            total += n;
+            if n < from_db(batch) {
+                return Ok(total);
             }
         }
-        Ok(total)
     }
 }

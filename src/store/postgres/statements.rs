@@ -3,13 +3,18 @@
 //! `/* … */` comment.
 
 /// The schema, one file per version; applied in order by `PostgresStore::migrate`.
-pub(super) const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+pub(super) const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_init.sql"),
+    include_str!("migrations/0002_sealed_until.sql"),
+];
 
 pub(super) const FIND_CODE: &str = include_str!("sql/find_code.sql");
 pub(super) const CREATE_CODE: &str = include_str!("sql/create_code.sql");
 pub(super) const ROTATE: &str = include_str!("sql/rotate.sql");
+pub(super) const LOCK_REFRESH: &str = include_str!("sql/lock_refresh.sql");
 pub(super) const REVOKE_ACCESS: &str = include_str!("sql/revoke_access.sql");
 pub(super) const REVOKE_GRANT: &str = include_str!("sql/revoke_grant.sql");
+pub(super) const CLEAR_SEALED: &str = include_str!("sql/clear_sealed.sql");
 
 /// Which cutoff a purge statement compares against.
 #[derive(Clone, Copy)]

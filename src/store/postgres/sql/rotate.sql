@@ -1,6 +1,9 @@
 -- One use of a refresh token. One statement for both modes ($16: rotating), so it is prepared
 -- once. The UPDATE's row lock is the compare-and-set: of concurrent statements, the first
--- changes the row and the others, re-checking `rotated_at IS NULL`, match nothing.
+-- changes the row and the others, re-checking `rotated_at IS NULL`, match nothing. Without
+-- rotation every statement matches in turn; to revoke the access token the one before it issued
+-- (a row this statement's snapshot would not see), the store first takes the row's lock in a
+-- statement of its own, in one transaction with this one (lock_refresh.sql).
 -- $1 presented hash, $2 now, $3 sealed, $4 sealed_until, $5 presented generation,
 -- $6 successor generation, $7 purge_at, $8 revoke the previous access token, $9 access hash,
 -- $10 access scope, $11 access issued_at, $12 access expires_at, $13 successor hash,

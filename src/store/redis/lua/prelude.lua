@@ -20,6 +20,26 @@ local function expire_at_least(key, ts)
   redis.call('EXPIREAT', key, ts, 'GT')
 end
 
+-- A subject's (s:) or client's (k:) index of grant ids is a sorted set scored by each grant's
+-- purge time: an entry lives as long as its grant (rotation raises the score), and entries whose
+-- grant is gone are trimmed. Version 0.1.0 kept plain sets; one is converted where it is met,
+-- its members scored by the set's own expiry.
+local function upgrade_index(key)
+  if redis.call('TYPE', key).ok ~= 'set' then return end
+  local ids = redis.call('SMEMBERS', key)
+  local ttl = redis.call('EXPIRETIME', key)
+  redis.call('DEL', key)
+  for _, id in ipairs(ids) do redis.call('ZADD', key, ttl, id) end
+  if ttl > 0 then redis.call('EXPIREAT', key, ttl) end
+end
+
+local function index(key, gid, purge_at, now)
+  upgrade_index(key)
+  redis.call('ZADD', key, 'GT', purge_at, gid)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. now)
+  expire_at_least(key, purge_at)
+end
+
 -- A grant with its first tokens, from the 18 arguments starting at ARGV[i]:
 --   gid client has_sub sub scope gtype created gexp purge_at
 --   ahash ascope aiat aexp has_r rhash riat rexp rgen
@@ -31,16 +51,12 @@ local function create_grant(i)
     'created', ARGV[i+6], 'exp', ARGV[i+7], 'gen', '0')
   if ARGV[i+2] == '1' then
     redis.call('HSET', gk, 'sub', ARGV[i+3])
-    local sk = P..'s:'..ARGV[i+3]
-    redis.call('SADD', sk, gid)
-    expire_at_least(sk, ARGV[i+8])
+    index(P..'s:'..ARGV[i+3], gid, ARGV[i+8], ARGV[i+6])
   end
   -- A tombstone (revoked before created) keeps its revoked flag.
   if not existed then redis.call('HSET', gk, 'revoked', '0') end
   expire_at_least(gk, ARGV[i+8])
-  local ck = P..'k:'..ARGV[i+1]
-  redis.call('SADD', ck, gid)
-  expire_at_least(ck, ARGV[i+8])
+  index(P..'k:'..ARGV[i+1], gid, ARGV[i+8], ARGV[i+6])
   local ak = P..'a:'..ARGV[i+9]
   redis.call('HSET', ak, 'g', gid, 'scope', ARGV[i+10], 'iat', ARGV[i+11], 'exp', ARGV[i+12])
   redis.call('EXPIREAT', ak, ARGV[i+12])

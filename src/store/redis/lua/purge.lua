@@ -14,7 +14,18 @@ for i = 4, #ARGV do
         local g = redis.call('HMGET', P..'g:'..f[1], 'revoked', 'exp')
         dead = (not g[1]) or g[1] ~= '0' or (g[2] ~= '' and tonumber(g[2]) <= now)
       end
-      if dead then redis.call('DEL', k) n = n + 1 end
+      if dead then
+        redis.call('DEL', k)
+        n = n + 1
+      end
+      -- A sealed grace-window response goes with its token, or when its window closes.
+      if kind == 'r:' then
+        local su = redis.call('HGET', k, 'sealed_until')
+        if dead or (su and tonumber(su) <= now) then
+          redis.call('DEL', P..'z:'..string.sub(k, #P + 3))
+          if not dead then redis.call('HDEL', k, 'sealed', 'sealed_until') end
+        end
+      end
     end
   elseif kind == 'c:' then
     local e = redis.call('HGET', k, 'exp')

@@ -1,13 +1,16 @@
 -- ARGV: P set batch. Pops up to `batch` grant ids from a subject's or client's index and revokes
 -- them; called until the index is empty, so no single script blocks Redis for long.
 -- Reply: {revoked, popped}.
-local ids = redis.call('SPOP', P..ARGV[2], tonumber(ARGV[3]))
+local key = P..ARGV[2]
+upgrade_index(key)
+-- ZPOPMIN answers id, score, id, score…
+local popped = redis.call('ZPOPMIN', key, tonumber(ARGV[3]))
 local n = 0
-for _, gid in ipairs(ids) do
-  local gk = P..'g:'..gid
+for i = 1, #popped, 2 do
+  local gk = P..'g:'..popped[i]
   if redis.call('HGET', gk, 'revoked') == '0' then
     redis.call('HSET', gk, 'revoked', '1')
     n = n + 1
   end
 end
-return {n, #ids}
+return {n, #popped / 2}

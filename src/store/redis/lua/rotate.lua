@@ -9,7 +9,13 @@ local gk = P..'g:'..r[1]
 if redis.call('HGET', gk, 'revoked') ~= '0' then return 0 end
 if ARGV[9] == '1' then
   redis.call('HSET', rk, 'state', 'rotated', 'rotated_at', ARGV[4])
-  if ARGV[14] ~= '' then redis.call('HSET', rk, 'sealed', ARGV[14], 'sealed_until', ARGV[15]) end
+  if ARGV[14] ~= '' then
+    -- The sealed response lives in a key of its own that expires with the grace window.
+    local zk = P..'z:'..ARGV[2]
+    redis.call('SET', zk, ARGV[14])
+    redis.call('EXPIREAT', zk, ARGV[15])
+    redis.call('HSET', rk, 'sealed_until', ARGV[15])
+  end
   if tonumber(ARGV[13]) > tonumber(redis.call('HGET', gk, 'gen') or '0') then
     redis.call('HSET', gk, 'gen', ARGV[13])
   end
@@ -25,4 +31,8 @@ local ak = P..'a:'..ARGV[5]
 redis.call('HSET', ak, 'g', r[1], 'scope', ARGV[6], 'iat', ARGV[7], 'exp', ARGV[8])
 redis.call('EXPIREAT', ak, ARGV[8])
 expire_at_least(gk, ARGV[17])
+-- The family lives on: so do its entries in its client's and subject's indexes.
+local owner = redis.call('HMGET', gk, 'client', 'sub')
+index(P..'k:'..owner[1], r[1], ARGV[17], ARGV[4])
+if owner[2] then index(P..'s:'..owner[2], r[1], ARGV[17], ARGV[4]) end
 return 1
