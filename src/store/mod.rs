@@ -26,6 +26,8 @@
 //! # }
 //! ```
 
+#[cfg(feature = "test-util")]
+pub mod conformance;
 mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
@@ -33,7 +35,9 @@ mod postgres;
 mod redis;
 mod retention;
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
+#[cfg(any(feature = "redis", feature = "postgres"))]
+use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -50,9 +54,9 @@ use crate::{
     token::{GrantId, TokenHash},
 };
 
-pub(crate) use self::retention::{
-    CODE_RETENTION_SECS, TOMBSTONE_SECS, code_purgeable, grant_purge_at, token_purgeable,
-};
+pub(crate) use self::retention::{TOMBSTONE_SECS, code_purgeable, token_purgeable};
+#[cfg(any(feature = "redis", feature = "postgres"))]
+pub(crate) use self::retention::{CODE_RETENTION_SECS, grant_purge_at};
 
 /// The authorization a family of tokens descends from.
 #[derive(Debug, Clone, PartialEq, Eq)]

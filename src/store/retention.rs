@@ -1,6 +1,7 @@
 //! How long a store keeps what it holds, the same on every backend. The Redis scripts and the
 //! PostgreSQL statements state these rules in their own language; the memory store calls them.
 
+#[cfg(any(feature = "redis", feature = "postgres"))]
 use super::{NewAccessToken, NewRefreshToken};
 use crate::clock::UnixTime;
 
@@ -13,7 +14,9 @@ pub(crate) const CODE_RETENTION_SECS: u64 = 24 * 3600;
 pub(crate) const TOMBSTONE_SECS: u64 = 24 * 3600;
 
 /// The earliest time a grant may go, given the tokens just issued under it: when the last of
-/// them has expired. Later tokens only ever move it later.
+/// them has expired. Later tokens only ever move it later. (The memory store drops a grant with
+/// its last token instead.)
+#[cfg(any(feature = "redis", feature = "postgres"))]
 pub(crate) fn grant_purge_at(
     access: &NewAccessToken,
     refresh: Option<&NewRefreshToken>,

@@ -441,7 +441,9 @@ async fn refresh_reports_events_without_secrets() {
 
 /// A harness whose first `n` refresh-token reads all complete before any rotation.
 fn gated(n: usize, configure: impl FnOnce(&mut tower_oauth2::Config)) -> Harness {
-    harness_over(configure, move |inner| gate(Arc::new(inner), n))
+    harness_over(configure, move |inner| {
+        tower_oauth2::store::conformance::gate(Arc::new(inner), n)
+    })
 }
 
 /// Fire `n` refreshes of one token at once on a multi-threaded runtime.

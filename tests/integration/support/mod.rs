@@ -2,11 +2,10 @@
 //! and helpers that call the endpoints as tower services or over real HTTP on loopback.
 
 pub mod backends;
-mod gate;
 mod net;
 mod reply;
 
-pub use self::{gate::*, net::*, reply::*};
+pub use self::{net::*, reply::*};
 
 use std::{
     sync::{Arc, Mutex},

@@ -1,0 +1,633 @@
+//! The behaviours, one public function each. A case panics, naming what failed, when the store
+//! under it does not behave; [`token_store_conformance!`](crate::token_store_conformance) runs
+//! each as a test of its own.
+//!
+//! Cases that go through the endpoints use the clients `app`, `other` (confidential, every grant),
+//! `spa` (public), `rs` (introspection) and `cc-only`, and the users `alice` and `bob`. Each case
+//! builds its own server on the store it is given, with a clock that starts at the real time and
+//! moves only when the case advances it.
+
+use std::{sync::Arc, time::Duration};
+
+use super::{
+    gate::gate,
+    harness::{APP, Harness, OTHER, Reply, call, form, text},
+};
+use crate::{
+    AuthorizationRequest, GrantType, OnRefresh, Scope,
+    clock::{Clock, SystemClock},
+    store::{
+        GrantFilter, GrantRecord, NewAccessToken, NewRefreshToken, Redemption, RefreshTokenState,
+        TokenStore,
+    },
+    token::{self, GrantId, TokenHash},
+};
+
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+/// Issued tokens validate, with their grant's subject, client and scope; unknown ones and
+/// refresh tokens do not.
+pub async fn issue_and_validate(store: Arc<dyn TokenStore>) {
+    let h = Harness::new(store, |_| {});
+    let (at, rt) = h.login().await;
+    assert!(h.accepted(&at).await);
+    assert!(
+        !h.accepted(&rt).await,
+        "a refresh token is not an access token"
+    );
+    assert!(!h.accepted(token::generate().expose()).await);
+    let v = h.introspect(&format!("token={at}")).await.json();
+    assert_eq!(
+        (&v["active"], &v["sub"], &v["scope"]),
+        (&true.into(), &"alice".into(), &"read write".into())
+    );
+    let v = h
+        .token(
+            Some(("cc-only", "cc-secret")),
+            "grant_type=client_credentials",
+        )
+        .await
+        .assert_token();
+    let cc = text(&v, "access_token");
+    let found = h.server.validate_access_token(&cc).await.unwrap().unwrap();
+    assert_eq!(found.grant.subject, None);
+    assert_eq!(found.grant.grant_type, GrantType::ClientCredentials);
+}
+
+/// A refresh rotates the pair; presenting the old refresh token again is a replay that revokes
+/// the whole family — and only that family.
+pub async fn rotation_and_replay_revoke_the_family(store: Arc<dyn TokenStore>) {
+    let h = Harness::new(store, |_| {});
+    let (at0, rt0) = h.login().await;
+    let (other, _) = h.login().await;
+    let v = h.refresh(APP, &rt0).await.assert_token();
+    let (at1, rt1) = (text(&v, "access_token"), text(&v, "refresh_token"));
+    assert!(h.accepted(&at1).await);
+    h.refresh(APP, &rt0)
+        .await
+        .assert_error(400, "invalid_grant");
+    assert!(!h.accepted(&at0).await && !h.accepted(&at1).await);
+    h.refresh(APP, &rt1)
+        .await
+        .assert_error(400, "invalid_grant");
+    assert!(h.accepted(&other).await, "another family is untouched");
+    assert_eq!(h.count_events("reuse_detected"), 1);
+}
+
+/// With rotation off and `OnRefresh::RevokeAccessTokens`, the refresh token stays and each
+/// refresh revokes the access token before it.
+pub async fn rotation_off_with_on_refresh_revoke(store: Arc<dyn TokenStore>) {
+    let h = Harness::new(store, |c| {
+        c.rotate_refresh_token = false;
+        c.on_refresh = OnRefresh::RevokeAccessTokens;
+    });
+    let (at0, rt) = h.login().await;
+    let at1 = text(&h.refresh(APP, &rt).await.assert_token(), "access_token");
+    let v = h.refresh(APP, &rt).await.assert_token();
+    assert!(v.get("refresh_token").is_none());
+    assert!(!h.accepted(&at0).await && !h.accepted(&at1).await);
+    assert!(h.accepted(&text(&v, "access_token")).await);
+}
+
+/// Concurrent refreshes with rotation off and `OnRefresh::RevokeAccessTokens` all succeed, and
+/// exactly one of the access tokens they issued survives: each revoked the one before it, read
+/// under the same lock that replaced it.
+pub async fn concurrent_refreshes_without_rotation_leave_one_access_token(
+    store: Arc<dyn TokenStore>,
+) {
+    const N: usize = 8;
+    let h = Harness::new(gate(store, N), |c| {
+        c.rotate_refresh_token = false;
+        c.on_refresh = OnRefresh::RevokeAccessTokens;
+    });
+    let (at0, rt) = h.login().await;
+    let mut live = 0;
+    for r in concurrent_refreshes(&h, &rt, N).await {
+        if h.accepted(&text(&r.assert_token(), "access_token")).await {
+            live += 1;
+        }
+    }
+    assert_eq!(live, 1, "access tokens left alive");
+    assert!(!h.accepted(&at0).await);
+}
+
+/// Inside the grace window a repeated refresh gets the very pair the first one got; a token two
+/// rotations back is a replay even inside it.
+pub async fn grace_window_returns_the_same_pair(store: Arc<dyn TokenStore>) {
+    let h = Harness::new(store, |c| {
+        c.refresh_token_grace_period = Duration::from_secs(30)
+    });
+    let (_, rt0) = h.login().await;
+    let first = h.refresh(APP, &rt0).await.assert_token();
+    h.advance(5);
+    let again = h.refresh(APP, &rt0).await.assert_token();
+    assert_eq!(again["access_token"], first["access_token"]);
+    assert_eq!(again["refresh_token"], first["refresh_token"]);
+    assert_eq!(again["expires_in"], 3595);
+    let second = h
+        .refresh(APP, &text(&first, "refresh_token"))
+        .await
+        .assert_token();
+    h.refresh(APP, &rt0)
+        .await
+        .assert_error(400, "invalid_grant");
+    assert!(!h.accepted(&text(&second, "access_token")).await);
+}
+
+/// The sealed grace-window response is gone once its window has closed and the store has been
+/// purged: a copy of the store plus an old refresh token must not open the current pair.
+pub async fn sealed_response_is_dropped_after_its_window(store: Arc<dyn TokenStore>) {
+    let h = Harness::new(store, |c| {
+        c.refresh_token_grace_period = Duration::from_secs(30)
+    });
+    let (_, rt0) = h.login().await;
+    h.refresh(APP, &rt0).await.assert_token();
+    let sealed = |r: Option<crate::store::RefreshTokenRecord>| match r.map(|r| r.state) {
+        Some(RefreshTokenState::Rotated { sealed, .. }) => sealed,
+        other => panic!("expected a rotated token, found {other:?}"),
+    };
+    let hash = TokenHash::of(&rt0);
+    let inside = sealed(h.store().find_refresh_token(&hash).await.unwrap());
+    assert!(inside.is_some(), "the window holds the sealed pair");
+    h.advance(31);
+    h.store().purge_expired(h.now()).await.unwrap();
+    let after = sealed(h.store().find_refresh_token(&hash).await.unwrap());
+    assert!(after.is_none(), "still held after the window: {after:?}");
+    h.refresh(APP, &rt0)
+        .await
+        .assert_error(400, "invalid_grant");
+}
+
+/// Revoking an access token revokes that token; revoking a refresh token revokes its family;
+/// another client's token is left alone.
+pub async fn revocation_of_family_and_of_one_access_token(store: Arc<dyn TokenStore>) {
+    let h = Harness::new(store, |_| {});
+    let (at, rt) = h.login().await;
+    assert_eq!(
+        h.revoke(Some(APP), &format!("token={at}")).await.status,
+        200
+    );
+    assert!(!h.accepted(&at).await);
+    let v = h.refresh(APP, &rt).await.assert_token();
+    let (at1, rt1) = (text(&v, "access_token"), text(&v, "refresh_token"));
+    let by_other = h.revoke(Some(OTHER), &format!("token={rt1}")).await;
+    assert_eq!(by_other.status, 200);
+    assert!(
+        h.accepted(&at1).await,
+        "another client's revocation did nothing"
+    );
+    let body = format!("token={rt1}&token_type_hint=refresh_token");
+    assert_eq!(h.revoke(Some(APP), &body).await.status, 200);
+    assert!(!h.accepted(&at1).await);
+    h.refresh(APP, &rt1)
+        .await
+        .assert_error(400, "invalid_grant");
+    let r = h.introspect(&format!("token={rt1}")).await;
+    assert_eq!(&r.body[..], br#"{"active":false}"#);
+}
+
+/// `revoke_subject` and `revoke_client` revoke exactly the matching grants, and count them.
+pub async fn revocation_by_user_and_by_client(store: Arc<dyn TokenStore>) {
+    let h = Harness::new(store, |_| {});
+    let (a1, _) = h.login().await;
+    let (a2, _) = h.login_as(OTHER, "alice", "wonderland").await;
+    let (b1, _) = h.login_as(APP, "bob", "builder").await;
+    let (b2, _) = h.login_as(OTHER, "bob", "builder").await;
+    assert_eq!(h.server.revoke_subject("alice").await.unwrap(), 2);
+    assert!(!h.accepted(&a1).await && !h.accepted(&a2).await);
+    assert!(h.accepted(&b1).await && h.accepted(&b2).await);
+    assert_eq!(h.server.revoke_client("other").await.unwrap(), 1);
+    assert!(h.accepted(&b1).await && !h.accepted(&b2).await);
+    assert_eq!(h.server.revoke_subject("alice").await.unwrap(), 0);
+}
+
+/// A family that keeps rotating outlives its first refresh token's lifetime, and a purge in
+/// between, and is still found by `revoke_subject` and `revoke_client`.
+pub async fn long_lived_family_is_revoked_by_user_and_by_client(store: Arc<dyn TokenStore>) {
+    const DAY: u64 = 86_400;
+    let h = Harness::new(store, |c| {
+        c.refresh_token_lifetime = Duration::from_secs(2 * DAY)
+    });
+    let (_, mut alice) = h.login().await;
+    let (_, mut bob) = h.login_as(APP, "bob", "builder").await;
+    for _ in 0..3 {
+        h.advance(DAY + 3600);
+        alice = text(
+            &h.refresh(APP, &alice).await.assert_token(),
+            "refresh_token",
+        );
+        bob = text(&h.refresh(APP, &bob).await.assert_token(), "refresh_token");
+        h.store().purge_expired(h.now()).await.unwrap();
+    }
+    assert_eq!(h.server.revoke_subject("alice").await.unwrap(), 1);
+    h.refresh(APP, &alice)
+        .await
+        .assert_error(400, "invalid_grant");
+    assert_eq!(h.server.revoke_client("app").await.unwrap(), 1);
+    h.refresh(APP, &bob)
+        .await
+        .assert_error(400, "invalid_grant");
+}
+
+/// Access tokens expire; refresh tokens expire when idle and when their family reaches its
+/// absolute end, whichever comes first.
+pub async fn expiry_idle_and_absolute(store: Arc<dyn TokenStore>) {
+    let h = Harness::new(store, |c| {
+        c.refresh_token_lifetime = Duration::from_secs(10 * 86_400);
+        c.refresh_token_max_lifetime = Some(Duration::from_secs(15 * 86_400));
+    });
+    let (at, rt0) = h.login().await;
+    h.advance(3600);
+    assert!(!h.accepted(&at).await, "access token expired");
+    h.advance(9 * 86_400 - 3601);
+    let rt1 = text(&h.refresh(APP, &rt0).await.assert_token(), "refresh_token");
+    // Idle, rt1 would live to day 19; the family ends on day 15.
+    h.advance(6 * 86_400 + 1);
+    h.refresh(APP, &rt1)
+        .await
+        .assert_error(400, "invalid_grant");
+    let (_, rt2) = h.login().await;
+    h.advance(10 * 86_400);
+    h.refresh(APP, &rt2)
+        .await
+        .assert_error(400, "invalid_grant");
+}
+
+/// A purge removes expired and revoked tokens and keeps live ones.
+pub async fn purge_removes_expired_and_revoked(store: Arc<dyn TokenStore>) {
+    let h = Harness::new(store, |_| {});
+    let store = h.store();
+    let (at1, rt1) = h.login().await;
+    let (at2, rt2) = h.login().await;
+    h.revoke(Some(APP), &format!("token={rt2}")).await;
+    h.advance(3600);
+    let purged = store.purge_expired(h.now()).await.unwrap();
+    assert!(purged >= 3, "purged {purged}");
+    for at in [&at1, &at2] {
+        let found = store.find_access_token(&TokenHash::of(at)).await.unwrap();
+        assert!(found.is_none(), "an expired access token is kept");
+    }
+    let held = |rt: &str| {
+        let hash = TokenHash::of(rt);
+        async move { store.find_refresh_token(&hash).await.unwrap().is_some() }
+    };
+    assert!(!held(&rt2).await, "a revoked one is kept");
+    assert!(held(&rt1).await, "a live one is purged");
+    h.advance(1_209_600);
+    store.purge_expired(h.now()).await.unwrap();
+    assert!(!held(&rt1).await, "an expired one is kept");
+}
+
+/// `n` refreshes of `rt` by `app` at once, each on a task of its own.
+async fn concurrent_refreshes(h: &Harness, rt: &str, n: usize) -> Vec<Reply> {
+    let body = format!("grant_type=refresh_token&refresh_token={rt}");
+    concurrently(h, Some(APP), &body, n).await
+}
+
+async fn concurrently(
+    h: &Harness,
+    client: Option<(&str, &str)>,
+    body: &str,
+    n: usize,
+) -> Vec<Reply> {
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let (endpoint, req) = (
+                h.server.token_endpoint(),
+                form("/oauth/token", client, body),
+            );
+            tokio::spawn(call(endpoint, req))
+        })
+        .collect();
+    let mut replies = Vec::with_capacity(n);
+    for task in tasks {
+        replies.push(task.await.expect("a request task"));
+    }
+    replies
+}
+
+/// Of concurrent refreshes that all read the token active, exactly one rotates it; the others are
+/// replays, which revoke the family, the winner's successor included.
+pub async fn concurrent_refreshes_have_one_winner(store: Arc<dyn TokenStore>) {
+    let h = Harness::new(gate(store, 16), |_| {});
+    let (_, rt) = h.login().await;
+    let replies = concurrent_refreshes(&h, &rt, 16).await;
+    let winners: Vec<_> = replies.iter().filter(|r| r.status == 200).collect();
+    assert_eq!(winners.len(), 1);
+    for r in replies.iter().filter(|r| r.status != 200) {
+        r.assert_error(400, "invalid_grant");
+    }
+    let won = winners[0].json();
+    assert!(!h.accepted(&text(&won, "access_token")).await);
+    h.refresh(APP, &text(&won, "refresh_token"))
+        .await
+        .assert_error(400, "invalid_grant");
+}
+
+/// Inside the grace window, concurrent refreshes all get one and the same successor.
+pub async fn concurrent_refreshes_in_grace_share_one_successor(store: Arc<dyn TokenStore>) {
+    let h = Harness::new(gate(store, 16), |c| {
+        c.refresh_token_grace_period = Duration::from_secs(60)
+    });
+    let (_, rt) = h.login().await;
+    let replies = concurrent_refreshes(&h, &rt, 16).await;
+    let first = replies[0].assert_token();
+    for r in &replies {
+        let v = r.assert_token();
+        assert_eq!(v["refresh_token"], first["refresh_token"]);
+        assert_eq!(v["access_token"], first["access_token"]);
+    }
+    let successor = text(&first, "refresh_token");
+    let found = h
+        .store()
+        .find_refresh_token(&TokenHash::of(&successor))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((found.generation, found.family_generation), (1, 1));
+    h.refresh(APP, &successor).await.assert_token();
+}
+
+/// A refresh token presented by a client other than its own is `invalid_grant` and changes
+/// nothing: it is not a replay, its family stays live, and its own client can still use it.
+pub async fn refresh_by_another_client_changes_nothing(store: Arc<dyn TokenStore>) {
+    let h = Harness::new(store, |_| {});
+    let (at, rt) = h.login().await;
+    for _ in 0..2 {
+        h.refresh(OTHER, &rt)
+            .await
+            .assert_error(400, "invalid_grant");
+    }
+    assert!(h.accepted(&at).await, "the family is still live");
+    assert_eq!(h.count_events("reuse_detected"), 0);
+    let v = h.refresh(APP, &rt).await.assert_token();
+    assert!(h.accepted(&text(&v, "access_token")).await);
+}
+
+/// Code for `spa`, with PKCE: the code and the token request that redeems it.
+async fn spa_code(h: &Harness) -> (String, String) {
+    let code = h
+        .server
+        .issue_authorization_code(
+            AuthorizationRequest::new("spa", "alice")
+                .redirect_uri("https://spa.example/cb")
+                .scope("read")
+                .code_challenge(CHALLENGE, Some("S256")),
+        )
+        .await
+        .unwrap();
+    let body = format!(
+        "grant_type=authorization_code&code={code}&client_id=spa\
+         &redirect_uri=https%3A%2F%2Fspa.example%2Fcb&code_verifier={VERIFIER}"
+    );
+    (code, body)
+}
+
+/// A code redeems once; a wrong verifier does not use it up; a second use is refused and revokes
+/// what the first issued.
+pub async fn code_is_single_use(store: Arc<dyn TokenStore>) {
+    let h = Harness::new(store, |_| {});
+    let (_, body) = spa_code(&h).await;
+    let wrong = body.replace(VERIFIER, &VERIFIER.replace('d', "x"));
+    h.token(None, &wrong)
+        .await
+        .assert_error(400, "invalid_grant");
+    let v = h.token(None, &body).await.assert_token();
+    assert_eq!(v["scope"], "read");
+    h.token(None, &body)
+        .await
+        .assert_error(400, "invalid_grant");
+    assert!(
+        !h.accepted(&text(&v, "access_token")).await,
+        "a second use revokes the first's tokens"
+    );
+}
+
+/// A code presented by a client other than its own is `invalid_grant` with no effect — before
+/// its redemption (it stays usable) and after (the grant it started stays live).
+pub async fn code_presented_by_another_client_changes_nothing(store: Arc<dyn TokenStore>) {
+    let h = Harness::new(store, |_| {});
+    let (code, body) = spa_code(&h).await;
+    let by_other = format!(
+        "grant_type=authorization_code&code={code}\
+         &redirect_uri=https%3A%2F%2Fspa.example%2Fcb&code_verifier={VERIFIER}"
+    );
+    let as_other_public = body.replace("client_id=spa", "client_id=nobody");
+    h.token(Some(OTHER), &by_other)
+        .await
+        .assert_error(400, "invalid_grant");
+    h.token(None, &as_other_public)
+        .await
+        .assert_error(401, "invalid_client");
+    let v = h.token(None, &body).await.assert_token();
+    let at = text(&v, "access_token");
+    h.token(Some(OTHER), &by_other)
+        .await
+        .assert_error(400, "invalid_grant");
+    assert!(
+        h.accepted(&at).await,
+        "another client's use of a redeemed code revoked its grant"
+    );
+    h.token(None, &body)
+        .await
+        .assert_error(400, "invalid_grant");
+    assert!(
+        !h.accepted(&at).await,
+        "its own client's second use revokes"
+    );
+}
+
+/// Of concurrent redemptions of one code, exactly one succeeds; the rest are second uses, which
+/// revoke what it issued.
+pub async fn concurrent_code_redemption(store: Arc<dyn TokenStore>) {
+    let h = Harness::new(store, |_| {});
+    let code = h
+        .server
+        .issue_authorization_code(
+            AuthorizationRequest::new("app", "alice").redirect_uri("https://app.example/cb"),
+        )
+        .await
+        .unwrap();
+    let body = format!(
+        "grant_type=authorization_code&code={code}&redirect_uri=https%3A%2F%2Fapp.example%2Fcb"
+    );
+    let mut ok = Vec::new();
+    for r in concurrently(&h, Some(APP), &body, 8).await {
+        if r.status == 200 {
+            ok.push(r.assert_token());
+        } else {
+            r.assert_error(400, "invalid_grant");
+        }
+    }
+    assert_eq!(ok.len(), 1, "exactly one redemption");
+    assert!(!h.accepted(&text(&ok[0], "access_token")).await);
+}
+
+/// A grant with its first tokens, as the token endpoint would create it, and those tokens.
+fn new_grant(
+    id: GrantId,
+    now: u64,
+) -> (GrantRecord, NewAccessToken, NewRefreshToken, String, String) {
+    let (at, rt) = (token::generate(), token::generate());
+    let scope = Scope::parse("read").expect("a valid scope");
+    let grant = GrantRecord {
+        id,
+        client_id: Arc::from("app"),
+        subject: Some(Arc::from("alice")),
+        scope: scope.clone(),
+        grant_type: GrantType::Password,
+        created_at: now,
+        expires_at: Some(now + 90 * 86_400),
+    };
+    let access = NewAccessToken {
+        hash: at.hash(),
+        scope,
+        issued_at: now,
+        expires_at: now + 3600,
+    };
+    let refresh = NewRefreshToken {
+        hash: rt.hash(),
+        issued_at: now,
+        expires_at: now + 86_400,
+        generation: 0,
+    };
+    (
+        grant,
+        access,
+        refresh,
+        at.expose().to_owned(),
+        rt.expose().to_owned(),
+    )
+}
+
+/// `redeem_code` called twice on one code: the first redeems and creates the grant, the second
+/// reports the grant the first started and creates nothing.
+pub async fn code_redeemed_twice_in_the_store(store: Arc<dyn TokenStore>) {
+    let h = Harness::new(Arc::clone(&store), |_| {});
+    let (code, _) = spa_code(&h).await;
+    let hash = TokenHash::of(&code);
+    let now = h.now();
+    let (first, a1, r1, at1, _) = new_grant(GrantId::generate(), now);
+    let (second, a2, r2, at2, _) = new_grant(GrantId::generate(), now);
+    let first_id = first.id;
+    let redeemed = store.redeem_code(&hash, first, a1, Some(r1)).await.unwrap();
+    assert_eq!(redeemed, Redemption::Redeemed);
+    let again = store
+        .redeem_code(&hash, second, a2, Some(r2))
+        .await
+        .unwrap();
+    assert_eq!(again, Redemption::AlreadyRedeemed(first_id));
+    assert!(
+        store
+            .find_access_token(&TokenHash::of(&at1))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        store
+            .find_access_token(&TokenHash::of(&at2))
+            .await
+            .unwrap()
+            .is_none(),
+        "the second redemption created a grant"
+    );
+    let missing = TokenHash::of(token::generate().expose());
+    let (g, a, r, _, _) = new_grant(GrantId::generate(), now);
+    assert_eq!(
+        store.redeem_code(&missing, g, a, Some(r)).await.unwrap(),
+        Redemption::Missing
+    );
+}
+
+/// A grant revoked before it is created (a code's second use racing its first) is born revoked.
+pub async fn grant_revoked_before_creation_stays_revoked(store: Arc<dyn TokenStore>) {
+    let id = GrantId::generate();
+    assert!(
+        !store.revoke_grant(id).await.unwrap(),
+        "nothing live to revoke yet"
+    );
+    let (g, a, r, at, rt) = new_grant(id, SystemClock.now());
+    store.create_grant(g, a, Some(r)).await.unwrap();
+    assert!(
+        store
+            .find_access_token(&TokenHash::of(&at))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .find_refresh_token(&TokenHash::of(&rt))
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+/// What a store returns is what it was given, field for field.
+pub async fn records_round_trip(store: Arc<dyn TokenStore>) {
+    let now = SystemClock.now();
+    let id = GrantId::generate();
+    let (g, a, r, at, rt) = new_grant(id, now);
+    store.create_grant(g.clone(), a, Some(r)).await.unwrap();
+    let found = store
+        .find_access_token(&TokenHash::of(&at))
+        .await
+        .unwrap()
+        .expect("the access token");
+    assert_eq!(found.grant, g);
+    assert_eq!(found.scope.as_str(), "read");
+    assert_eq!((found.issued_at, found.expires_at), (now, now + 3600));
+    let rec = store
+        .find_refresh_token(&TokenHash::of(&rt))
+        .await
+        .unwrap()
+        .expect("the refresh token");
+    assert_eq!(rec.grant, g);
+    assert_eq!(rec.state, RefreshTokenState::Active);
+    assert_eq!(rec.access_token, Some(TokenHash::of(&at)));
+    assert_eq!((rec.generation, rec.family_generation), (0, 0));
+    assert!(store.revoke_grant(id).await.unwrap());
+    assert!(!store.revoke_grant(id).await.unwrap());
+    assert!(
+        store
+            .find_access_token(&TokenHash::of(&at))
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+/// A bulk revocation covers every matching grant, however many (more than one batch of the
+/// Redis store's 500), and no other.
+pub async fn bulk_revocation_covers_more_than_one_batch(store: Arc<dyn TokenStore>) {
+    let now = SystemClock.now();
+    let mut tokens = Vec::new();
+    for _ in 0..1200 {
+        let (mut g, a, r, at, _) = new_grant(GrantId::generate(), now);
+        g.subject = Some(Arc::from("many"));
+        store.create_grant(g, a, Some(r)).await.unwrap();
+        tokens.push(at);
+    }
+    let (other, a, r, other_at, _) = new_grant(GrantId::generate(), now);
+    store.create_grant(other, a, Some(r)).await.unwrap();
+    let many = GrantFilter::Subject("many".into());
+    assert_eq!(store.revoke_grants(&many).await.unwrap(), 1200);
+    for at in tokens.iter().step_by(97).chain(tokens.last()) {
+        assert!(
+            store
+                .find_access_token(&TokenHash::of(at))
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+    let survivor = store
+        .find_access_token(&TokenHash::of(&other_at))
+        .await
+        .unwrap();
+    assert!(survivor.is_some(), "another subject's grant survives");
+    assert_eq!(store.revoke_grants(&many).await.unwrap(), 0);
+}
