@@ -13,6 +13,10 @@
 //! | [`TokenStore::redeem_code`] | a code is redeemed at most once, and the grant it starts is created in the same step |
 //! | [`TokenStore::revoke_grant`] | the whole family at once; a grant revoked before it is created stays revoked |
 //!
+//! A store of your own proves that it keeps this contract by passing the same conformance suite
+//! as the memory, Redis and PostgreSQL stores: `store::conformance` and
+//! `token_store_conformance!`, with the `test-util` feature.
+//!
 //! ```
 //! use tower_oauth2::store::{MemoryStore, TokenStore};
 //! use tower_oauth2::token::TokenHash;
