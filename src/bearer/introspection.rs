@@ -5,7 +5,14 @@
 //!   `exp`; an inactive one for a short negative TTL. A revocation at the authorization server is
 //!   therefore seen within the TTL at the latest.
 //! - Request coalescing: any number of concurrent requests with one unseen token make one
-//!   introspection call.
+//!   introspection call. The call runs in a task of its own, so a request that goes away (a
+//!   client that closes early) leaves nothing behind, and its verdict is still cached.
+//! - Bounded under abuse: at most [`max_concurrent_calls`] calls are in flight (a request that
+//!   would start one more is answered 503, as for an outage), a full cache evicts the
+//!   least recently used verdicts first (so a flood of junk tokens cannot push out the tokens in
+//!   use), and the authorization server's answer is read up to 64 KiB.
+//!
+//! [`max_concurrent_calls`]: IntrospectionValidatorBuilder::max_concurrent_calls
 //! - The resource server authenticates with its own client credentials (HTTP Basic).
 //! - An unreachable or failing authorization server is a [`StoreError`]: the layer answers 503
 //!   (gRPC `UNAVAILABLE`), never 401.
@@ -40,10 +47,10 @@ use base64::{Engine, engine::general_purpose::STANDARD};
 use bytes::Bytes;
 use dashmap::DashMap;
 use http::{HeaderValue, Request, Uri, header};
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::{Client as HttpClient, connect::HttpConnector};
 use serde::Deserialize;
-use tokio::sync::OnceCell;
+use tokio::sync::{Semaphore, watch};
 
 use super::{
     TokenInfo,
@@ -67,9 +74,13 @@ pub struct IntrospectionValidatorBuilder {
     ttl: Duration,
     negative_ttl: Duration,
     max_entries: usize,
+    max_calls: usize,
     timeout: Duration,
     clock: Arc<dyn Clock>,
 }
+
+/// The most of an introspection response that is read: RFC 7662 answers are a few hundred bytes.
+const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
 impl fmt::Debug for IntrospectionValidatorBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -95,10 +106,19 @@ impl IntrospectionValidatorBuilder {
         self
     }
 
-    /// Most cached verdicts (default 100 000); beyond it, expired entries go first, then
-    /// arbitrary ones.
+    /// Most cached verdicts (default 100 000); beyond it, expired entries go first, then the
+    /// least recently used.
     pub fn max_entries(mut self, n: usize) -> Self {
         self.max_entries = n.max(1);
+        self
+    }
+
+    /// Most introspection calls in flight at once (default 64). Each unseen token costs one
+    /// call (concurrent requests with the same token share it); a request that would start one
+    /// more is refused as the authorization server being unavailable (503), so a flood of
+    /// random tokens cannot turn into a flood of outbound calls.
+    pub fn max_concurrent_calls(mut self, n: usize) -> Self {
+        self.max_calls = n.max(1);
         self
     }
 
@@ -144,6 +164,8 @@ impl IntrospectionValidatorBuilder {
                 http: HttpClient::builder(hyper_util::rt::TokioExecutor::new()).build(connector),
                 cache: DashMap::new(),
                 inflight: DashMap::new(),
+                permits: Arc::new(Semaphore::new(self.max_calls)),
+                recency: AtomicU64::new(0),
                 clock: self.clock,
                 ttl: self.ttl.as_secs(),
                 negative_ttl: self.negative_ttl.as_secs(),
@@ -164,9 +186,12 @@ enum Cached {
 struct Entry {
     verdict: Cached,
     until: UnixTime,
+    /// The cache's insertion count when the entry was last used: the larger, the more recent.
+    used: AtomicU64,
 }
 
-type Call = Arc<OnceCell<Result<Cached, Arc<StoreError>>>>;
+/// A call in flight, as its waiters see it: `None` until it has finished.
+type Call = watch::Receiver<Option<Result<Cached, Arc<StoreError>>>>;
 
 struct Inner {
     endpoint: Uri,
@@ -174,6 +199,10 @@ struct Inner {
     http: HttpClient<HttpConnector, Full<Bytes>>,
     cache: DashMap<TokenHash, Entry>,
     inflight: DashMap<TokenHash, Call>,
+    /// One per call that may be in flight.
+    permits: Arc<Semaphore>,
+    /// Counts insertions into the cache: the clock that entries' `used` is read on.
+    recency: AtomicU64,
     clock: Arc<dyn Clock>,
     ttl: u64,
     negative_ttl: u64,
@@ -233,6 +262,7 @@ impl IntrospectionValidator {
             ttl: Duration::from_secs(60),
             negative_ttl: Duration::from_secs(5),
             max_entries: 100_000,
+            max_calls: 64,
             timeout: Duration::from_secs(2),
             clock: Arc::new(SystemClock),
         }
@@ -247,6 +277,11 @@ impl IntrospectionValidator {
     pub fn cached(&self) -> usize {
         self.inner.cache.len()
     }
+
+    /// How many introspection calls are in flight.
+    pub fn calls_in_flight(&self) -> usize {
+        self.inner.inflight.len()
+    }
 }
 
 impl Inner {
@@ -255,6 +290,11 @@ impl Inner {
         if entry.until <= now {
             return None;
         }
+        // A relaxed load and store, no lock: recency need not be exact, only ordered enough
+        // that entries in use outrank those that are not.
+        entry
+            .used
+            .store(self.recency.load(Ordering::Relaxed), Ordering::Relaxed);
         Some(verdict(&entry.verdict, now))
     }
 
@@ -268,27 +308,36 @@ impl Inner {
             return;
         }
         if self.cache.len() >= self.max_entries {
-            self.cache.retain(|_, e| e.until > now);
-            if self.cache.len() >= self.max_entries {
-                // Still full of live entries: drop an arbitrary tenth.
-                let victims: Vec<TokenHash> = self
-                    .cache
-                    .iter()
-                    .take(self.max_entries / 10 + 1)
-                    .map(|e| *e.key())
-                    .collect();
-                for k in victims {
-                    self.cache.remove(&k);
-                }
-            }
+            self.evict(now);
         }
+        let used = self.recency.fetch_add(1, Ordering::Relaxed) + 1;
         self.cache.insert(
             hash,
             Entry {
                 verdict: verdict.clone(),
                 until,
+                used: AtomicU64::new(used),
             },
         );
+    }
+
+    /// Make room in a full cache: expired entries go, then the least recently used tenth. One
+    /// pass over the cache per tenth of its size inserted, so constant work per insertion.
+    fn evict(&self, now: UnixTime) {
+        self.cache.retain(|_, e| e.until > now);
+        let excess = self.cache.len().saturating_sub(self.max_entries * 9 / 10);
+        if excess == 0 {
+            return;
+        }
+        let mut by_use: Vec<(u64, TokenHash)> = self
+            .cache
+            .iter()
+            .map(|e| (e.used.load(Ordering::Relaxed), *e.key()))
+            .collect();
+        by_use.select_nth_unstable_by_key(excess - 1, |(used, _)| *used);
+        for (_, key) in &by_use[..excess] {
+            self.cache.remove(key);
+        }
     }
 
     async fn introspect(&self, token: &str) -> Result<Cached, StoreError> {
@@ -307,11 +356,10 @@ impl Inner {
                 .await
                 .map_err(StoreError::unavailable)?;
             let status = response.status();
-            let body = response
-                .into_body()
+            let body = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
                 .collect()
                 .await
-                .map_err(StoreError::unavailable)?
+                .map_err(|e| StoreError::unavailable(format!("introspection response: {e}")))?
                 .to_bytes();
             Ok::<_, StoreError>((status, body))
         };
@@ -374,23 +422,54 @@ impl Validator for IntrospectionValidator {
             if let Some(v) = inner.cached_verdict(&hash, inner.clock.now()) {
                 return Ok(v);
             }
-            // Join the call in flight for this token, or start it.
-            let call: Call = Arc::clone(inner.inflight.entry(hash).or_default().value());
-            let result = call
-                .get_or_init(|| async { inner.introspect(&token).await.map_err(Arc::new) })
+            let mut call = Inner::join_or_start(&inner, hash, token)?;
+            let finished = call
+                .wait_for(Option::is_some)
                 .await
+                .map_err(|_| StoreError::unavailable("introspection call abandoned"))?
                 .clone();
-            let now = inner.clock.now();
-            if let Ok(cached) = &result {
-                inner.remember(hash, cached, now);
-            }
-            inner
-                .inflight
-                .remove_if(&hash, |_, c| Arc::ptr_eq(c, &call));
-            match result {
-                Ok(cached) => Ok(verdict(&cached, now)),
-                Err(e) => Err(StoreError::unavailable(e.to_string())),
+            match finished {
+                Some(Ok(cached)) => Ok(verdict(&cached, inner.clock.now())),
+                Some(Err(e)) => Err(StoreError::unavailable(e.to_string())),
+                None => Err(StoreError::unavailable("introspection call abandoned")),
             }
         })
+    }
+}
+
+impl Inner {
+    /// The call in flight for this token, or a new one in a task of its own: it caches its
+    /// verdict and leaves the in-flight map whether or not anyone still waits for it.
+    fn join_or_start(
+        inner: &Arc<Self>,
+        hash: TokenHash,
+        token: String,
+    ) -> Result<Call, StoreError> {
+        let (permit, tx, rx) = match inner.inflight.entry(hash) {
+            dashmap::Entry::Occupied(e) => return Ok(e.get().clone()),
+            dashmap::Entry::Vacant(e) => {
+                let permit = Arc::clone(&inner.permits)
+                    .try_acquire_owned()
+                    .map_err(|_| {
+                        StoreError::unavailable("too many introspection calls in flight")
+                    })?;
+                let (tx, rx) = watch::channel(None);
+                e.insert(rx.clone());
+                (permit, tx, rx)
+            }
+        };
+        let task = Arc::clone(inner);
+        tokio::spawn(async move {
+            let result = task.introspect(&token).await.map_err(Arc::new);
+            if let Ok(cached) = &result {
+                task.remember(hash, cached, task.clock.now());
+            }
+            // Answer first, so a request that joins meanwhile gets this verdict; nobody may be
+            // waiting any more, which is fine.
+            let _ = tx.send(Some(result));
+            task.inflight.remove(&hash);
+            drop(permit);
+        });
+        Ok(rx)
     }
 }

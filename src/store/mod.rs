@@ -58,9 +58,9 @@ use crate::{
     token::{GrantId, TokenHash},
 };
 
-pub(crate) use self::retention::{TOMBSTONE_SECS, code_purgeable, token_purgeable};
 #[cfg(any(feature = "redis", feature = "postgres"))]
 pub(crate) use self::retention::{CODE_RETENTION_SECS, grant_purge_at};
+pub(crate) use self::retention::{TOMBSTONE_SECS, code_purgeable, token_purgeable};
 
 /// The authorization a family of tokens descends from.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -218,3 +218,187 @@ fn only_http_endpoints_are_accepted() {
         );
     }
 }
+
+/// An authorization server that answers every introspection with `body` (200, JSON).
+async fn answering(body: String) -> SocketAddr {
+    let app = axum::Router::new().route(
+        "/oauth/introspect",
+        axum::routing::post(move || {
+            let body = body.clone();
+            async move { ([("content-type", "application/json")], body) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+fn validator_at(addr: SocketAddr) -> tower_oauth2::bearer::IntrospectionValidatorBuilder {
+    IntrospectionValidator::builder(format!("http://{addr}/oauth/introspect"), "rs", "rs-secret")
+        .timeout(Duration::from_millis(300))
+}
+
+#[tokio::test]
+async fn an_active_answer_with_a_past_exp_is_an_expired_token() {
+    let now = tower_oauth2::clock::Clock::now(&tower_oauth2::clock::SystemClock);
+    let past = format!(
+        r#"{{"active":true,"client_id":"app","scope":"read","exp":{}}}"#,
+        now - 10
+    );
+    let v = validator_at(answering(past).await).build().unwrap();
+    for _ in 0..2 {
+        let r = get(&v, "some-token").await;
+        assert_eq!(r.status, 401);
+        let challenge = r.header("www-authenticate").unwrap();
+        assert!(
+            challenge.contains(r#"error="invalid_token""#),
+            "{challenge}"
+        );
+    }
+    assert_eq!(v.cached(), 0, "an expired verdict is not cached");
+}
+
+#[tokio::test]
+async fn an_oversized_answer_is_refused_as_unavailable() {
+    // A valid RFC 7662 answer, but 100 KiB of scope: read no further than the cap.
+    let huge = format!(
+        r#"{{"active":true,"client_id":"app","scope":"{}"}}"#,
+        "a".repeat(100 * 1024)
+    );
+    let v = validator_at(answering(huge).await).build().unwrap();
+    let r = get(&v, "some-token").await;
+    assert_eq!(r.status, 503);
+    assert_eq!(v.cached(), 0);
+    // A normal answer from the same kind of server passes.
+    let fine = r#"{"active":true,"client_id":"app","scope":"read"}"#.to_owned();
+    let v = validator_at(answering(fine).await).build().unwrap();
+    assert_eq!(get(&v, "some-token").await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelled_requests_leave_no_call_behind() {
+    // A server that never answers: the listener exists, nobody accepts. Every request is
+    // dropped while its introspection call is pending, as when clients close early.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let v = validator_at(silent.local_addr().unwrap())
+        .timeout(Duration::from_secs(2))
+        .max_concurrent_calls(20_000)
+        .build()
+        .unwrap();
+    let mut pending = Vec::new();
+    for i in 0..10_000 {
+        let v = v.clone();
+        let token = format!("unknown-{i}");
+        pending.push(tokio::spawn(async move {
+            tokio::time::timeout(Duration::from_millis(20), get(&v, &token)).await
+        }));
+    }
+    let mut dropped = 0;
+    for p in pending {
+        match p.await.unwrap() {
+            Err(_) => dropped += 1,
+            // The machine may refuse so many sockets at once: that is an outage, 503.
+            Ok(r) => assert_eq!(r.status, 503),
+        }
+    }
+    assert!(
+        dropped >= 1000,
+        "only {dropped} requests were pending when dropped"
+    );
+    assert!(v.calls_in_flight() > 0, "the calls outlive their requests");
+    // Each call ends at the validator's timeout whether or not anyone waits for it.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while v.calls_in_flight() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(v.calls_in_flight(), 0, "calls left in flight");
+    drop(silent);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn calls_in_flight_are_bounded_and_the_excess_is_503() {
+    let h = harness();
+    let gate = Arc::new(Notify::new());
+    let (addr, calls) = authorization_server(&h, Some(Arc::clone(&gate))).await;
+    let v = validator_at(addr)
+        .clock(Arc::clone(&h.clock))
+        .timeout(Duration::from_secs(5))
+        .max_concurrent_calls(4)
+        .build()
+        .unwrap();
+    let (at, _) = h.login().await;
+    let mut held = Vec::new();
+    for token in [at.clone(), "a".into(), "b".into(), "c".into()] {
+        let v = v.clone();
+        held.push(tokio::spawn(async move { get(&v, &token).await.status }));
+    }
+    while calls.load(Ordering::SeqCst) < 4 {
+        tokio::task::yield_now().await;
+    }
+    // A fifth unseen token would be a fifth call: refused at once.
+    let r = get(&v, "d").await;
+    assert_eq!(r.status, 503);
+    assert_eq!(r.header("www-authenticate"), None);
+    // The same token as a call in flight joins it instead.
+    let joined = {
+        let (v, at) = (v.clone(), at.clone());
+        tokio::spawn(async move { get(&v, &at).await.status })
+    };
+    for _ in 0..1000 {
+        tokio::task::yield_now().await;
+    }
+    for _ in 0..5 {
+        gate.notify_waiters();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let statuses: Vec<_> = futures_collect(held).await;
+    assert_eq!(statuses, [200, 401, 401, 401]);
+    assert_eq!(joined.await.unwrap(), 200);
+    assert_eq!(calls.load(Ordering::SeqCst), 4);
+}
+
+async fn futures_collect(tasks: Vec<tokio::task::JoinHandle<http::StatusCode>>) -> Vec<u16> {
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap().as_u16());
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_full_cache_keeps_the_tokens_in_use_against_a_flood_of_junk() {
+    let h = harness();
+    let (addr, calls) = authorization_server(&h, None).await;
+    let v = validator_at(addr)
+        .clock(Arc::clone(&h.clock))
+        .max_entries(100)
+        .build()
+        .unwrap();
+    let mut live = Vec::new();
+    for _ in 0..10 {
+        live.push(h.login().await.0);
+    }
+    for at in &live {
+        assert_eq!(get(&v, at).await.status, 200);
+    }
+    for i in 0..1000 {
+        assert_eq!(get(&v, &format!("junk-{i}")).await.status, 401);
+        if i % 40 == 0 {
+            // The tokens in use are used now and then, as real traffic would.
+            for at in &live {
+                assert_eq!(get(&v, at).await.status, 200);
+            }
+        }
+    }
+    assert!(v.cached() <= 100, "cached {}", v.cached());
+    let before = calls.load(Ordering::SeqCst);
+    for at in &live {
+        assert_eq!(get(&v, at).await.status, 200);
+    }
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        before,
+        "a token in use was evicted for junk"
+    );
+}
