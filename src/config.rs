@@ -25,6 +25,10 @@ use crate::{
 /// The longest grace period allowed.
 pub const MAX_GRACE_PERIOD: Duration = Duration::from_secs(300);
 
+/// The longest any lifetime may be: ten years. Longer ones are a mistake (a token that outlives
+/// every key rotation and every audit), and `Duration::MAX` would overflow the clock.
+pub const MAX_LIFETIME: Duration = Duration::from_secs(10 * 365 * 86_400);
+
 /// What to do, after a successful refresh, with what the old refresh token had produced
 /// (Grape::OAuth2's `on_refresh`).
 #[derive(Clone, Default)]
@@ -168,9 +172,22 @@ impl Default for Config {
 }
 
 impl Config {
-    /// Check that the settings can work together.
+    /// Check that the settings can work together: every lifetime at least 1 s and at most
+    /// [`MAX_LIFETIME`], the family's absolute lifetime no shorter than one refresh token's, the
+    /// grace period at most [`MAX_GRACE_PERIOD`].
     pub fn validate(&self) -> Result<(), ConfigError> {
         let secs = |d: Duration| d.as_secs();
+        let lifetimes = [
+            Some(self.access_token_lifetime),
+            Some(self.refresh_token_lifetime),
+            self.refresh_token_max_lifetime,
+            Some(self.authorization_code_lifetime),
+        ];
+        if lifetimes.into_iter().flatten().any(|d| d > MAX_LIFETIME) {
+            return Err(ConfigError::Lifetime(
+                "a lifetime is longer than MAX_LIFETIME (ten years)",
+            ));
+        }
         if secs(self.access_token_lifetime) == 0 {
             return Err(ConfigError::Lifetime(
                 "access_token_lifetime must be at least 1 s",

@@ -301,8 +301,8 @@ impl Inner {
     fn remember(&self, hash: TokenHash, verdict: &Cached, now: UnixTime) {
         let until = match verdict {
             // Never past the token's own expiry.
-            Cached::Active(info) => (now + self.ttl).min(info.expires_at),
-            Cached::Inactive => now + self.negative_ttl,
+            Cached::Active(info) => now.saturating_add(self.ttl).min(info.expires_at),
+            Cached::Inactive => now.saturating_add(self.negative_ttl),
         };
         if until <= now {
             return;
@@ -389,7 +389,7 @@ impl Inner {
             r.client_id.unwrap_or_default(),
             scope,
             r.iat.unwrap_or(now),
-            r.exp.unwrap_or(now + self.ttl.max(1)),
+            r.exp.unwrap_or(now.saturating_add(self.ttl.max(1))),
         );
         if let Some(subject) = r.sub.or(r.username) {
             info = info.with_subject(subject);

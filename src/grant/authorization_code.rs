@@ -140,7 +140,7 @@ pub(crate) async fn issue(
             scope,
             code_challenge,
             issued_at: now,
-            expires_at: now + config.authorization_code_lifetime.as_secs(),
+            expires_at: now.saturating_add(config.authorization_code_lifetime.as_secs()),
             redeemed_by: None,
         })
         .await?;

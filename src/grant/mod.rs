@@ -125,7 +125,11 @@ impl NewGrant {
             && server.grant_allowed(client, GrantType::RefreshToken)
             && (!config.refresh_token_requires_offline_access || scope.contains("offline_access"));
         let family_end = issue_refresh
-            .then(|| config.refresh_token_max_lifetime.map(|m| now + m.as_secs()))
+            .then(|| {
+                config
+                    .refresh_token_max_lifetime
+                    .map(|m| now.saturating_add(m.as_secs()))
+            })
             .flatten();
         let record = GrantRecord {
             id: GrantId::generate(),
@@ -141,14 +145,20 @@ impl NewGrant {
             hash: access_token.hash(),
             scope,
             issued_at: now,
-            expires_at: cap(now + config.access_token_lifetime.as_secs(), family_end),
+            expires_at: cap(
+                now.saturating_add(config.access_token_lifetime.as_secs()),
+                family_end,
+            ),
         };
         let (refresh_token, refresh) = if issue_refresh {
             let t = token::generate();
             let r = NewRefreshToken {
                 hash: t.hash(),
                 issued_at: now,
-                expires_at: cap(now + config.refresh_token_lifetime.as_secs(), family_end),
+                expires_at: cap(
+                    now.saturating_add(config.refresh_token_lifetime.as_secs()),
+                    family_end,
+                ),
                 generation: 0,
             };
             (Some(t), Some(r))

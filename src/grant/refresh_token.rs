@@ -119,14 +119,20 @@ fn prepare(
         hash: access_token.hash(),
         scope: scope.clone(),
         issued_at: now,
-        expires_at: cap(now + config.access_token_lifetime.as_secs(), family_end),
+        expires_at: cap(
+            now.saturating_add(config.access_token_lifetime.as_secs()),
+            family_end,
+        ),
     };
     let successor = rotate.then(token::generate);
     let refresh = successor.as_ref().map(|t| NewRefreshToken {
         hash: t.hash(),
         issued_at: now,
         // Idle lifetime starts again; the family's absolute end does not move.
-        expires_at: cap(now + config.refresh_token_lifetime.as_secs(), family_end),
+        expires_at: cap(
+            now.saturating_add(config.refresh_token_lifetime.as_secs()),
+            family_end,
+        ),
         generation: record.generation + 1,
     });
     let grace = config.refresh_token_grace_period.as_secs();
@@ -142,7 +148,7 @@ fn prepare(
         )
         .map(|bytes| Sealed {
             bytes: bytes.into(),
-            until: now + grace,
+            until: now.saturating_add(grace),
         }),
         _ => None,
     };

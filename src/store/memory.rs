@@ -361,7 +361,7 @@ impl MemoryStore {
             .next_sweep
             .compare_exchange(
                 due,
-                now + inner.sweep_interval,
+                now.saturating_add(inner.sweep_interval),
                 Ordering::AcqRel,
                 Ordering::Relaxed,
             )
@@ -450,11 +450,28 @@ impl MemoryStore {
     }
 }
 
+/// The one sweep running: clears the flag when the sweep ends, even by a panic (which would
+/// otherwise stop sweeps for good).
+struct SweepGuard<'a>(&'a AtomicBool);
+
+impl<'a> SweepGuard<'a> {
+    /// `None` when another sweep is running.
+    fn enter(flag: &'a AtomicBool) -> Option<Self> {
+        (!flag.swap(true, Ordering::AcqRel)).then_some(Self(flag))
+    }
+}
+
+impl Drop for SweepGuard<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
 impl Inner {
     fn sweep(&self, now: UnixTime) -> u64 {
-        if self.sweeping.swap(true, Ordering::AcqRel) {
+        let Some(_sweeping) = SweepGuard::enter(&self.sweeping) else {
             return 0;
-        }
+        };
         let mut removed = 0u64;
         let purgeable = |expires_at: u32, g: &Grant| {
             token_purgeable(UnixTime::from(expires_at), g.is_revoked(), g.ends_at(), now)
@@ -492,11 +509,10 @@ impl Inner {
             keep
         });
         self.tombstones.retain(|_, seen| {
-            let keep = *seen.get_or_insert(now) + TOMBSTONE_SECS > now;
+            let keep = seen.get_or_insert(now).saturating_add(TOMBSTONE_SECS) > now;
             removed += u64::from(!keep);
             keep
         });
-        self.sweeping.store(false, Ordering::Release);
         self.sweeps.fetch_add(1, Ordering::AcqRel);
         tracing::debug!(removed, "memory store swept");
         removed
@@ -714,5 +730,25 @@ impl TokenStore for MemoryStore {
 
     async fn purge_expired(&self, now: UnixTime) -> Result<u64, StoreError> {
         Ok(self.inner.sweep(now))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sweep_that_panics_does_not_stop_the_next() {
+        let flag = AtomicBool::new(false);
+        let crashed = std::panic::catch_unwind(|| {
+            let _sweeping = SweepGuard::enter(&flag).expect("no sweep running");
+            assert!(SweepGuard::enter(&flag).is_none(), "one sweep at a time");
+            panic!("a sweep fails");
+        });
+        assert!(crashed.is_err());
+        assert!(
+            SweepGuard::enter(&flag).is_some(),
+            "sweeps stopped for good"
+        );
     }
 }

@@ -526,3 +526,38 @@ async fn configuration_is_validated() {
     let err = AuthServer::builder().build().unwrap_err();
     assert_eq!(err, ConfigError::MissingClients);
 }
+
+#[tokio::test]
+async fn lifetimes_are_bounded_and_the_longest_allowed_works() {
+    use std::time::Duration;
+    use tower_oauth2::{AuthServer, Config, ConfigError, InMemoryClients, config::MAX_LIFETIME};
+    let too_long: [fn(&mut Config); 5] = [
+        |c| c.access_token_lifetime = Duration::MAX,
+        |c| c.refresh_token_lifetime = Duration::MAX,
+        |c| c.refresh_token_max_lifetime = Some(Duration::MAX),
+        |c| c.authorization_code_lifetime = Duration::MAX,
+        |c| c.access_token_lifetime = MAX_LIFETIME + Duration::from_secs(1),
+    ];
+    for (i, set) in too_long.iter().enumerate() {
+        let mut c = Config::default();
+        set(&mut c);
+        let err = AuthServer::builder()
+            .config(c)
+            .clients(InMemoryClients::new())
+            .build()
+            .unwrap_err();
+        assert!(matches!(err, ConfigError::Lifetime(_)), "case {i}: {err:?}");
+    }
+    // Everything at the bound: tokens are issued live and expire when they should.
+    let h = harness_with(|c| {
+        c.access_token_lifetime = MAX_LIFETIME;
+        c.refresh_token_lifetime = MAX_LIFETIME;
+        c.refresh_token_max_lifetime = Some(MAX_LIFETIME);
+    });
+    let (at, rt) = h.login().await;
+    assert!(h.accepted(&at).await);
+    let v = h.refresh(APP, &rt).await.assert_token();
+    assert_eq!(v["expires_in"], MAX_LIFETIME.as_secs());
+    h.advance(MAX_LIFETIME.as_secs());
+    assert!(!h.accepted(v["access_token"].as_str().unwrap()).await);
+}

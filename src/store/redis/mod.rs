@@ -461,7 +461,7 @@ impl TokenStore for RedisStore {
             .ignore()
             .cmd("EXPIREAT")
             .arg(&key)
-            .arg(code.expires_at + CODE_RETENTION_SECS)
+            .arg(code.expires_at.saturating_add(CODE_RETENTION_SECS))
             .ignore();
         self.run(|mut c| async move { cmd.query_async::<()>(&mut c).await })
             .await
