@@ -134,6 +134,11 @@ impl fmt::Debug for GrantTypes {
 
 /// Checks a presented client secret; for apps that keep slow (argon2, bcrypt) hashes of
 /// human-chosen secrets. Run expensive work off the async executor (e.g. `spawn_blocking`).
+///
+/// So that a slow verifier does not tell which client ids exist, a presented secret for an
+/// unknown id is checked too, by a decoy: the one given to
+/// [`AuthServerBuilder::unknown_client_verifier`](crate::AuthServerBuilder::unknown_client_verifier),
+/// or else the first custom verifier a known client used.
 #[async_trait]
 pub trait SecretVerifier: Send + Sync + 'static {
     /// Whether `presented` is this client's secret.
@@ -242,6 +247,14 @@ impl Client {
     /// Whether this client may call the introspection endpoint.
     pub fn may_introspect(&self) -> bool {
         self.introspect
+    }
+
+    /// The app's own secret verifier, when it has one.
+    pub(crate) fn custom_verifier(&self) -> Option<&Arc<dyn SecretVerifier>> {
+        match &self.secret {
+            Some(ClientSecret::Custom(v)) => Some(v),
+            _ => None,
+        }
     }
 
     /// Check a presented secret in constant time.

@@ -1,11 +1,14 @@
 //! [`AuthServer`]: the shared core every endpoint and the bearer layer hold, and its builder.
 
-use std::{fmt, sync::Arc};
+use std::{
+    fmt,
+    sync::{Arc, OnceLock},
+};
 
 use crate::{
     Config,
     bearer::BearerLayer,
-    client::{Client, ClientStore, GrantType},
+    client::{Client, ClientStore, GrantType, SecretVerifier},
     clock::{Clock, SystemClock, UnixTime},
     endpoint::{
         IntrospectionEndpoint, Metadata, MetadataEndpoint, RevocationEndpoint, TokenEndpoint,
@@ -24,6 +27,9 @@ pub(crate) struct Inner {
     pub(crate) users: Option<Arc<dyn UserAuthenticator>>,
     pub(crate) store: Arc<dyn TokenStore>,
     pub(crate) clock: Arc<dyn Clock>,
+    /// Run for a secret presented with an unknown client id, so that it costs what a known
+    /// client's check costs: given to the builder, or the first custom verifier used.
+    pub(crate) decoy_verifier: OnceLock<Arc<dyn SecretVerifier>>,
     listeners: Vec<Arc<dyn EventListener>>,
 }
 
@@ -194,6 +200,7 @@ pub struct AuthServerBuilder {
     users: Option<Arc<dyn UserAuthenticator>>,
     store: Option<Arc<dyn TokenStore>>,
     clock: Option<Arc<dyn Clock>>,
+    decoy_verifier: Option<Arc<dyn SecretVerifier>>,
     listeners: Vec<Arc<dyn EventListener>>,
 }
 
@@ -254,6 +261,18 @@ impl AuthServerBuilder {
         self
     }
 
+    /// The secret check to spend on a client id that does not exist, so that an unknown id
+    /// takes as long as a known one: typically your slow verifier over a fixed dummy hash.
+    /// Only matters when clients use [`ClientBuilder::secret_verifier`]; without this, the
+    /// first custom verifier a known client uses serves as the decoy from then on (and an
+    /// unknown id costs one SHA-256, as a built-in secret does).
+    ///
+    /// [`ClientBuilder::secret_verifier`]: crate::client::ClientBuilder::secret_verifier
+    pub fn unknown_client_verifier(mut self, verifier: impl SecretVerifier) -> Self {
+        self.decoy_verifier = Some(Arc::new(verifier));
+        self
+    }
+
     /// Subscribe to [`Event`]s.
     pub fn on_event(mut self, listener: impl EventListener) -> Self {
         self.listeners.push(Arc::new(listener));
@@ -272,8 +291,13 @@ impl AuthServerBuilder {
         {
             return Err(ConfigError::MissingUserAuthenticator);
         }
+        let decoy_verifier = OnceLock::new();
+        if let Some(v) = self.decoy_verifier {
+            let _ = decoy_verifier.set(v);
+        }
         Ok(AuthServer {
             inner: Arc::new(Inner {
+                decoy_verifier,
                 config: self.config,
                 clients,
                 users: self.users,

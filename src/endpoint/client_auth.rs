@@ -116,9 +116,16 @@ pub(crate) async fn authenticate(
         Presented::Basic { id, secret } | Presented::Body { id, secret } => (id, secret),
     };
     let Some(client) = server.find_client(&id).await? else {
-        // Spend the same hashing work as a known client so timing does not reveal which exist.
+        // Spend the work a known client's check costs, so timing does not reveal which exist.
         if let Some(s) = &secret {
-            std::hint::black_box(Sha256::digest(s.as_bytes()));
+            match server.inner.decoy_verifier.get() {
+                Some(decoy) => {
+                    std::hint::black_box(decoy.verify(s).await);
+                }
+                None => {
+                    std::hint::black_box(Sha256::digest(s.as_bytes()));
+                }
+            }
         }
         return Err(failed(
             server,
@@ -127,6 +134,12 @@ pub(crate) async fn authenticate(
             "client authentication failed",
         ));
     };
+    if let Some(verifier) = client.custom_verifier() {
+        server
+            .inner
+            .decoy_verifier
+            .get_or_init(|| Arc::clone(verifier));
+    }
     let failure = match &secret {
         Some(secret) if !client.verify_secret(secret).await => Some(ClientAuthFailure::WrongSecret),
         None if client.is_confidential() => Some(ClientAuthFailure::SecretRequired),

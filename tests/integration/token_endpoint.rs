@@ -561,3 +561,79 @@ async fn lifetimes_are_bounded_and_the_longest_allowed_works() {
     h.advance(MAX_LIFETIME.as_secs());
     assert!(!h.accepted(v["access_token"].as_str().unwrap()).await);
 }
+
+/// A slow-hash stand-in that counts its checks.
+#[derive(Clone, Default)]
+struct CountingVerifier(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+#[async_trait::async_trait]
+impl tower_oauth2::client::SecretVerifier for CountingVerifier {
+    async fn verify(&self, presented: &str) -> bool {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        presented == "human-chosen"
+    }
+}
+
+impl CountingVerifier {
+    fn calls(&self) -> usize {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_client_id_costs_the_slow_verifier_too() {
+    use tower_oauth2::{AuthServer, Client, InMemoryClients};
+    let cc = "grant_type=client_credentials";
+    let clients = |v: &CountingVerifier| {
+        InMemoryClients::new().with(
+            Client::confidential("slow", "unused")
+                .secret_verifier(v.clone())
+                .build()
+                .unwrap(),
+        )
+    };
+    let token = |server: &AuthServer, id: &'static str, secret: &'static str| {
+        let endpoint = server.token_endpoint();
+        async move {
+            reply(
+                tower::ServiceExt::oneshot(endpoint, form("/oauth/token", Some((id, secret)), cc))
+                    .await
+                    .unwrap(),
+            )
+            .await
+        }
+    };
+    // With a decoy configured, an unknown id runs it from the first request on.
+    let (real, decoy) = (CountingVerifier::default(), CountingVerifier::default());
+    let server = AuthServer::builder()
+        .clients(clients(&real))
+        .unknown_client_verifier(decoy.clone())
+        .build()
+        .unwrap();
+    token(&server, "nobody", "guess")
+        .await
+        .assert_error(401, "invalid_client");
+    assert_eq!((real.calls(), decoy.calls()), (0, 1));
+    token(&server, "slow", "guess")
+        .await
+        .assert_error(401, "invalid_client");
+    token(&server, "slow", "human-chosen").await.assert_token();
+    assert_eq!((real.calls(), decoy.calls()), (2, 1));
+
+    // Without one, the first custom verifier a known client used stands in from then on.
+    let real = CountingVerifier::default();
+    let server = AuthServer::builder()
+        .clients(clients(&real))
+        .build()
+        .unwrap();
+    token(&server, "slow", "human-chosen").await.assert_token();
+    assert_eq!(real.calls(), 1);
+    token(&server, "nobody", "guess")
+        .await
+        .assert_error(401, "invalid_client");
+    assert_eq!(
+        real.calls(),
+        2,
+        "the unknown id cost one check of the slow verifier"
+    );
+}
