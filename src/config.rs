@@ -137,6 +137,13 @@ pub struct Config {
     pub introspection: IntrospectionAccess,
     /// Request body cap for the token, revocation and introspection endpoints. Default 16 KiB.
     pub max_body_bytes: usize,
+    /// The most tokens a requested scope may have (`invalid_scope` beyond). Default 64. A
+    /// client without a scope restriction would otherwise have whatever it asks stored with
+    /// every grant.
+    pub max_scope_tokens: usize,
+    /// The longest a requested scope may be, in bytes of its normal form (`invalid_scope`
+    /// beyond). Default 4096.
+    pub max_scope_bytes: usize,
     /// The `realm` in `WWW-Authenticate` challenges. Default `"tower-oauth2"`.
     pub realm: String,
 }
@@ -166,6 +173,8 @@ impl Default for Config {
             pkce: PkcePolicy::default(),
             introspection: IntrospectionAccess::AllowedClients,
             max_body_bytes: 16 * 1024,
+            max_scope_tokens: 64,
+            max_scope_bytes: 4096,
             realm: "tower-oauth2".to_owned(),
         }
     }

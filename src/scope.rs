@@ -100,27 +100,40 @@ impl Scope {
         self.as_str().split(' ').filter(|t| !t.is_empty())
     }
 
+    /// How many tokens the set has.
+    pub fn len(&self) -> usize {
+        self.iter().count()
+    }
+
     /// Whether `token` is in the set.
     pub fn contains(&self, token: &str) -> bool {
         self.iter().any(|t| t == token)
     }
 
-    /// Whether every token of `self` is in `other`.
+    /// Whether every token of `self` is in `other`. Linear in both: the two are sorted.
     pub fn is_subset_of(&self, other: &Scope) -> bool {
         if self.0.is_none() || self.0 == other.0 {
             return true;
         }
-        self.iter().all(|t| other.contains(t))
+        self.missing_from(other).next().is_none()
     }
 
-    /// The tokens of `self` that are missing from `granted`.
+    /// The tokens of `self` that are missing from `granted`, in order; linear in both.
     pub fn missing_from<'a>(&'a self, granted: &'a Scope) -> impl Iterator<Item = &'a str> + 'a {
-        self.iter().filter(move |t| !granted.contains(t))
+        let mut granted = granted.iter().peekable();
+        self.iter().filter(move |t| {
+            // Both sorted: skip the granted tokens that sort before this one.
+            while granted.next_if(|g| g < t).is_some() {}
+            granted.next_if_eq(t).is_none()
+        })
     }
 
-    /// The tokens present in both sets.
+    /// The tokens present in both sets; linear in both.
     pub fn intersection(&self, other: &Scope) -> Scope {
-        Self::from_valid_tokens(self.iter().filter(|t| other.contains(t)).collect())
+        let missing: Vec<&str> = self.missing_from(other).collect();
+        let mut missing = missing.into_iter().peekable();
+        let common = self.iter().filter(|t| missing.next_if_eq(t).is_none());
+        Self::from_valid_tokens(common.collect())
     }
 }
 
@@ -190,6 +203,22 @@ mod properties {
             for t in &tokens {
                 prop_assert!(scope.contains(t));
             }
+        }
+
+        #[test]
+        fn set_operations_match_their_definitions(
+            a in proptest::collection::vec(token(), 0..8),
+            b in proptest::collection::vec(token(), 0..8),
+        ) {
+            let (sa, sb) = (Scope::parse(&a.join(" ")).unwrap(), Scope::parse(&b.join(" ")).unwrap());
+            let in_b = |t: &&str| sb.iter().any(|u| u == *t);
+            let missing: Vec<&str> = sa.iter().filter(|t| !in_b(t)).collect();
+            prop_assert_eq!(sa.missing_from(&sb).collect::<Vec<_>>(), missing.clone());
+            prop_assert_eq!(sa.is_subset_of(&sb), missing.is_empty());
+            let common: Vec<&str> = sa.iter().filter(|t| in_b(t)).collect();
+            let both = sa.intersection(&sb);
+            prop_assert_eq!(both.as_str(), common.join(" "));
+            prop_assert_eq!(sa.len(), sa.iter().count());
         }
 
         #[test]

@@ -94,7 +94,7 @@ pub(crate) async fn issue(
         }
         _ => {}
     }
-    let scope = resolve_scope(&client, request.scope.as_deref())?;
+    let scope = resolve_scope(&server.inner.config, &client, request.scope.as_deref())?;
     let code_challenge = match request.code_challenge {
         Some((challenge, method)) => {
             let method = match method.as_deref() {

@@ -17,7 +17,7 @@ pub(super) async fn exchange(
             "client_credentials requires a confidential client",
         ));
     }
-    let scope = resolve_scope(client, form.get("scope"))?;
+    let scope = resolve_scope(&server.inner.config, client, form.get("scope"))?;
     NewGrant::prepare(server, client, None, scope, GrantType::ClientCredentials)
         .create(server)
         .await

@@ -13,7 +13,7 @@ use std::{fmt, sync::Arc};
 
 pub use self::authorization_code::AuthorizationRequest;
 use crate::{
-    AuthServer,
+    AuthServer, Config,
     client::{Client, GrantType},
     clock::UnixTime,
     error::OAuthError,
@@ -83,10 +83,14 @@ pub(crate) async fn exchange(
 
 /// The scope to grant: the requested one (checked against what the client may have), or the
 /// client's default when the request names none (RFC 6749 §3.3).
-pub(crate) fn resolve_scope(client: &Client, requested: Option<&str>) -> Result<Scope, OAuthError> {
+pub(crate) fn resolve_scope(
+    config: &Config,
+    client: &Client,
+    requested: Option<&str>,
+) -> Result<Scope, OAuthError> {
     let scope = match requested {
         None => return Ok(client.default_scope()),
-        Some(s) => Scope::parse(s).map_err(|_| OAuthError::invalid_scope("malformed scope"))?,
+        Some(s) => parse_scope(config, s)?,
     };
     if let Some(allowed) = client.allowed_scope() {
         if !scope.is_subset_of(allowed) {
@@ -94,6 +98,16 @@ pub(crate) fn resolve_scope(client: &Client, requested: Option<&str>) -> Result<
                 "requested scope exceeds what this client may be granted",
             ));
         }
+    }
+    Ok(scope)
+}
+
+/// A requested scope: well-formed, and within the configured bounds.
+pub(crate) fn parse_scope(config: &Config, requested: &str) -> Result<Scope, OAuthError> {
+    let scope =
+        Scope::parse(requested).map_err(|_| OAuthError::invalid_scope("malformed scope"))?;
+    if scope.as_str().len() > config.max_scope_bytes || scope.len() > config.max_scope_tokens {
+        return Err(OAuthError::invalid_scope("requested scope is too large"));
     }
     Ok(scope)
 }

@@ -17,7 +17,7 @@ pub(super) async fn exchange(
         .get("password")
         .ok_or_else(|| OAuthError::invalid_request("missing password"))?;
     // Checked before the user store is asked, so a bad scope costs no password hash.
-    let scope = resolve_scope(client, form.get("scope"))?;
+    let scope = resolve_scope(&server.inner.config, client, form.get("scope"))?;
     let Some(users) = &server.inner.users else {
         // `build` refuses a server that allows the password grant without users.
         return Err(OAuthError::unsupported_grant_type(

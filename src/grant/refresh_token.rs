@@ -18,6 +18,7 @@ use std::sync::Arc;
 use super::{
     TokenResponse, cap,
     grace::{self, Kept},
+    parse_scope,
 };
 use crate::{
     AuthServer, Client, OAuthError, OnRefresh,
@@ -41,9 +42,8 @@ pub(super) async fn exchange(
         .ok_or_else(|| OAuthError::invalid_request("missing refresh_token"))?;
     let requested = form
         .get("scope")
-        .map(Scope::parse)
-        .transpose()
-        .map_err(|_| OAuthError::invalid_scope("malformed scope"))?;
+        .map(|s| parse_scope(&server.inner.config, s))
+        .transpose()?;
     let hash = TokenHash::of(presented);
     let store = &server.inner.store;
     let invalid = || OAuthError::invalid_grant("invalid refresh token");

@@ -637,3 +637,34 @@ async fn an_unknown_client_id_costs_the_slow_verifier_too() {
         "the unknown id cost one check of the slow verifier"
     );
 }
+
+#[tokio::test]
+async fn a_scope_of_too_many_tokens_or_bytes_is_invalid_scope() {
+    let h = harness();
+    // `norefresh` has no scope restriction: without a bound, whatever it asks is stored.
+    let client = Some(("norefresh", "nr-secret"));
+    let scope = |n: usize| {
+        (0..n)
+            .map(|i| format!("s{i}"))
+            .collect::<Vec<_>>()
+            .join("+")
+    };
+    let cc = |scope: &str| format!("grant_type=client_credentials&scope={scope}");
+    let v = h.token(client, &cc(&scope(64))).await.assert_token();
+    assert_eq!(v["scope"].as_str().unwrap().split(' ').count(), 64);
+    // Repeats do not count: the set has 64 tokens.
+    let repeated = format!("{}+s0+s1", scope(64));
+    h.token(client, &cc(&repeated)).await.assert_token();
+    let long = format!("{}+{}", "a".repeat(3000), "b".repeat(3000));
+    h.assert_token_errors(&[
+        (client, &cc(&scope(65)), 400, "invalid_scope"),
+        (client, &cc(&scope(1000)), 400, "invalid_scope"),
+        (client, &cc(&long), 400, "invalid_scope"),
+    ])
+    .await;
+    // The bounds are configurable.
+    let h = harness_with(|c| c.max_scope_tokens = 2);
+    h.assert_token_errors(&[(client, &cc("a+b+c"), 400, "invalid_scope")])
+        .await;
+    h.token(client, &cc("a+b")).await.assert_token();
+}
