@@ -1,4 +1,11 @@
 //! RFC 7009 token revocation.
+//!
+//! **A deliberate deviation from RFC 7009 §2.1.** The RFC says the server refuses a request to
+//! revoke a token that was not issued to the requesting client. This endpoint answers such a
+//! request exactly as it answers an unknown or already-revoked token: 200, with no effect. A
+//! refusal would tell any authenticated client that a token it holds (leaked, guessed, found in
+//! a log) is live and belongs to someone else; the 200 tells it nothing, and the token stays
+//! untouched either way. The `token_revoked` event is emitted only when something was revoked.
 
 use std::sync::Arc;
 
