@@ -2,7 +2,8 @@
 //!
 //! Redis and PostgreSQL come from `REDIS_URL` / `DATABASE_URL` (defaults: the local servers).
 //! Each test gets its own key prefix or schema, cleared when it opens. When a server cannot be
-//! reached the test is skipped with a message — except under `CI=true`, where it fails.
+//! reached the test is skipped, and one line on standard error says so — except in CI (`CI` set
+//! to anything but empty, `false` or `0`), where it fails.
 
 use std::sync::Arc;
 
@@ -17,18 +18,53 @@ pub fn database_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
+/// Whether a value of the `CI` variable means "in CI": CI services set `true`, `1`, `yes` or
+/// their own name; unset, empty, `false` and `0` mean a developer's machine.
+pub fn is_ci(value: Option<&str>) -> bool {
+    value.is_some_and(|v| !v.is_empty() && !v.eq_ignore_ascii_case("false") && v != "0")
+}
+
 pub fn unreachable(
     what: &str,
     url: &str,
     err: &dyn std::fmt::Display,
 ) -> Option<Arc<dyn TokenStore>> {
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{what} at {url} is unreachable and CI=true requires it: {err}");
+    let ci = std::env::var("CI").ok();
+    if is_ci(ci.as_deref()) {
+        panic!("{what} at {url} is unreachable and CI={ci:?} requires it: {err}");
     }
-    eprintln!(
-        "SKIPPED: {what} at {url} is unreachable ({err}); set CI=true to make this a failure"
-    );
+    // Once per backend and process, and past the test harness's capture (which holds what
+    // `eprintln!` prints until a test fails), so a local run says plainly what it did not test.
+    static SAID: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut said = SAID.lock().unwrap_or_else(|e| e.into_inner());
+    if !said.iter().any(|w| w == what) {
+        said.push(what.to_owned());
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPING every {what} test: {what} at {url} is unreachable ({err}); \
+             set CI=true to make this a failure"
+        );
+    }
     None
+}
+
+#[test]
+fn any_ci_value_but_empty_false_or_zero_means_ci() {
+    let cases = [
+        (None, false),
+        (Some(""), false),
+        (Some("false"), false),
+        (Some("FALSE"), false),
+        (Some("0"), false),
+        (Some("true"), true),
+        (Some("1"), true),
+        (Some("yes"), true),
+        (Some("woodpecker"), true),
+    ];
+    for (value, ci) in cases {
+        assert_eq!(is_ci(value), ci, "CI={value:?}");
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
