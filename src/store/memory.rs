@@ -47,6 +47,37 @@ impl Hasher for PassThrough {
 
 type Map<K, V> = DashMap<K, V, BuildHasherDefault<PassThrough>>;
 
+/// At least this many shards per map, whatever the core count: a sweep holds one shard's read
+/// lock while it scans that shard, which delays writes to it (never reads), so shards are kept
+/// small — at 1 M entries, under 16 000 each.
+const MIN_SHARDS: usize = 64;
+
+fn map<K: Eq + std::hash::Hash, V>() -> Map<K, V> {
+    let shards = (std::thread::available_parallelism().map_or(1, usize::from) * 4)
+        .next_power_of_two()
+        .max(MIN_SHARDS);
+    DashMap::with_hasher_and_shard_amount(BuildHasherDefault::default(), shards)
+}
+
+/// Remove the entries for which `dead` holds, and count them: a scan under each shard's read
+/// lock (lookups go on meanwhile), then one short write lock per removed entry, where `dead`
+/// is asked again. No bearer check waits for a sweep longer than one removal.
+fn sweep_map<K, V>(map: &Map<K, V>, dead: impl Fn(&V) -> bool) -> u64
+where
+    K: Copy + Eq + std::hash::Hash,
+{
+    let candidates: Vec<K> = map
+        .iter()
+        .filter(|e| dead(e.value()))
+        .map(|e| *e.key())
+        .collect();
+    let removed = candidates
+        .iter()
+        .filter(|k| map.remove_if(k, |_, v| dead(v)).is_some())
+        .count();
+    u64::try_from(removed).unwrap_or(u64::MAX)
+}
+
 /// A token's map key: the first 128 bits of its SHA-256. Half the size of the full hash in every
 /// table slot (tables at 1 M entries are about half empty, so each byte counts twice), while a
 /// forged match still needs a 128-bit preimage. Compared in constant time.
@@ -320,12 +351,12 @@ impl MemoryStore {
     pub fn with_sweep_interval(interval: Duration) -> Self {
         Self {
             inner: Arc::new(Inner {
-                grants: Map::default(),
-                tombstones: Map::default(),
-                access: Map::default(),
-                refresh: Map::default(),
-                rotated: Map::default(),
-                codes: Map::default(),
+                grants: map(),
+                tombstones: map(),
+                access: map(),
+                refresh: map(),
+                rotated: map(),
+                codes: map(),
                 sweep_interval: interval.as_secs().max(1),
                 next_sweep: AtomicU64::new(0),
                 sweeping: AtomicBool::new(false),
@@ -472,42 +503,33 @@ impl Inner {
         let Some(_sweeping) = SweepGuard::enter(&self.sweeping) else {
             return 0;
         };
-        let mut removed = 0u64;
         let purgeable = |expires_at: u32, g: &Grant| {
             token_purgeable(UnixTime::from(expires_at), g.is_revoked(), g.ends_at(), now)
         };
-        self.access.retain(|_, e| {
-            let keep = !purgeable(e.expires_at, &e.grant);
-            removed += u64::from(!keep);
-            keep
+        let mut removed = sweep_map(&self.access, |e| purgeable(e.expires_at, &e.grant));
+        // Asked again under the entry's write lock before it goes: see `ActiveRefresh`.
+        removed += sweep_map(&self.refresh, |g| {
+            purgeable(g.active.expires_at.load(Ordering::Acquire), g)
         });
-        self.refresh.retain(|_, g| {
-            // Under the entry's (write) lock: see `ActiveRefresh`.
-            let expires_at = g.active.expires_at.load(Ordering::Acquire);
-            let keep = !purgeable(expires_at, g);
-            removed += u64::from(!keep);
-            keep
-        });
-        self.rotated.retain(|_, e| {
-            let keep = !purgeable(e.expires_at, &e.grant);
-            if keep && e.sealed.as_ref().is_some_and(|s| s.until <= now) {
-                e.sealed = None;
+        removed += sweep_map(&self.rotated, |e| purgeable(e.expires_at, &e.grant));
+        // A kept rotated token's sealed response goes when its grace window closes.
+        let unseal: Vec<Key> = self
+            .rotated
+            .iter()
+            .filter(|e| e.sealed.as_ref().is_some_and(|s| s.until <= now))
+            .map(|e| *e.key())
+            .collect();
+        for key in &unseal {
+            if let Some(mut e) = self.rotated.get_mut(key) {
+                if e.sealed.as_ref().is_some_and(|s| s.until <= now) {
+                    e.sealed = None;
+                }
             }
-            removed += u64::from(!keep);
-            keep
-        });
-        self.codes.retain(|_, c| {
-            let keep = !code_purgeable(c.expires_at, now);
-            removed += u64::from(!keep);
-            keep
-        });
-        self.grants.retain(|_, g| {
-            // Only the map holds it: no token refers to it any more (tokens are inserted before
-            // their grant is published, and a grant never gains tokens once it has none).
-            let keep = Arc::strong_count(g) > 1;
-            removed += u64::from(!keep);
-            keep
-        });
+        }
+        removed += sweep_map(&self.codes, |c| code_purgeable(c.expires_at, now));
+        // Only the map holds it: no token refers to it any more (tokens are inserted before
+        // their grant is published, and a grant never gains tokens once it has none).
+        removed += sweep_map(&self.grants, |g| Arc::strong_count(g) == 1);
         self.tombstones.retain(|_, seen| {
             let keep = seen.get_or_insert(now).saturating_add(TOMBSTONE_SECS) > now;
             removed += u64::from(!keep);
