@@ -1,5 +1,6 @@
 //! Micro-benchmarks: validating one token against a store of 1 M live tokens, creating a grant,
-//! and full token-endpoint calls (a password grant issuing a pair; a chained refresh).
+//! full token-endpoint calls (a password grant issuing a pair; a chained refresh), and hostile
+//! bodies refused before authentication (the worst-case form beside a normal one).
 //!
 //! `cargo bench --bench tokens` (about a minute).
 
@@ -188,9 +189,71 @@ fn endpoint(c: &mut Criterion) {
     });
 }
 
+/// Bodies refused before any client is authenticated (the client is unknown): what an
+/// attacker's worst-case form costs beside a normal one of the same size. Parsing is linear and
+/// stops at 100 parameters, so the rows should sit within a small factor of each other.
+fn hostile_bodies(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let server = server(MemoryStore::new());
+    let limit = 16 * 1024;
+    // Distinct short names: base-62 numbers of two digits, then three.
+    const DIGITS: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let name = |i: usize| {
+        let (width, n) = if i < 62 * 62 {
+            (2, i)
+        } else {
+            (3, i - 62 * 62)
+        };
+        let mut out = vec![0u8; width];
+        let mut n = n;
+        for slot in out.iter_mut().rev() {
+            *slot = DIGITS[n % 62];
+            n /= 62;
+        }
+        String::from_utf8(out).unwrap()
+    };
+    let distinct = |max: usize| {
+        let mut body = String::from("grant_type=client_credentials");
+        for i in 0..max {
+            let name = name(i);
+            if body.len() + name.len() + 1 > limit {
+                break;
+            }
+            body.push('&');
+            body.push_str(&name);
+        }
+        body
+    };
+    let one_value = format!(
+        "grant_type=client_credentials&scope={}",
+        "a".repeat(limit - 36)
+    );
+    let cases = [
+        ("16KiB_one_value", one_value, 401),
+        ("16KiB_distinct_names", distinct(usize::MAX), 400),
+        ("100_distinct_names", distinct(99), 401),
+    ];
+    for (name, body, status) in cases {
+        assert!(body.len() <= limit, "{name}: {} bytes", body.len());
+        c.bench_function(&format!("token_endpoint/refused_body/{name}"), |b| {
+            b.iter(|| {
+                let req = http::Request::post("/oauth/token")
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .header("authorization", "Basic bm9ib2R5Om5vcGU=")
+                    .body(Full::new(Bytes::from(body.clone())))
+                    .unwrap();
+                let res = rt.block_on(server.token_endpoint().oneshot(req)).unwrap();
+                assert_eq!(res.status(), status, "{name}");
+            })
+        });
+    }
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
-    targets = validate, issue, endpoint
+    targets = validate, issue, endpoint, hostile_bodies
 }
 criterion_main!(benches);

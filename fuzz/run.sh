@@ -14,7 +14,7 @@ cd "$(dirname "$0")"
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 SECONDS_EACH=${SECONDS_EACH:-60}
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(form client_auth bearer_header token_endpoint)
+[ ${#targets[@]} -gt 0 ] || targets=(form form_many_names client_auth bearer_header token_endpoint)
 for t in "${targets[@]}"; do
   mkdir -p "corpus/$t"
   echo "== $t for ${SECONDS_EACH}s"

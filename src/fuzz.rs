@@ -35,6 +35,11 @@ pub fn form(body: &[u8]) -> Option<usize> {
     Form::parse(body).ok().map(|_| body.len())
 }
 
+/// Parse a form body: the number of parameters it holds, or `None` when it is refused.
+pub fn form_parameters(body: &[u8]) -> Option<usize> {
+    Form::parse(body).ok().map(|form| form.pairs().count())
+}
+
 /// Read client credentials as the token endpoint does, from headers and a form body.
 pub fn client_credentials(headers: &HeaderMap, body: &[u8]) -> bool {
     Form::parse(body).is_ok_and(|form| client_auth::presented(server(), headers, &form).is_ok())

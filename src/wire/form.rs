@@ -63,7 +63,7 @@ impl Form {
     }
 
     /// The names and values, in the order they were sent.
-    #[cfg(test)]
+    #[cfg(any(test, fuzzing))]
     pub(crate) fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
         self.pairs.iter().map(|(n, v)| (n.as_str(), v.as_str()))
     }
