@@ -91,6 +91,31 @@ impl BearerLayer {
 
     /// Require `scope` on requests to exactly `path` instead of the layer's default — e.g. one
     /// gRPC method, `/notes.Notes/Add`, on a server where the layer guards every service.
+    ///
+    /// `path` is compared with the request path **as this layer sees it**, byte for byte (no
+    /// decoding, no trailing-slash folding). Routers that rewrite the path before calling the
+    /// layer change what it sees: under axum's `nest("/api", inner)`, a layer applied to
+    /// `inner` sees `/admin` for a request to `/api/admin`, while one applied to the outer
+    /// router sees `/api/admin`. Name the path as the layer sees it; and prefer the strictest
+    /// requirement as the layer's default with rules that relax it, so that a rule that does
+    /// not match (a renamed route, a rewritten path) fails closed rather than open.
+    ///
+    /// ```
+    /// use tower_oauth2::{AuthServer, Client, InMemoryClients, Scope};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = AuthServer::builder()
+    /// #     .clients(InMemoryClients::new().with(Client::confidential("app", "s").build()?))
+    /// #     .build()?;
+    /// // Inside `nest("/api", …)`: the paths are the nested router's.
+    /// let layer = server
+    ///     .bearer_layer()
+    ///     .require_scope(Scope::parse("notes:write")?)
+    ///     .require_scope_for("/notes", Scope::parse("notes:read")?);
+    /// # let _ = layer;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn require_scope_for(self, path: &str, scope: Scope) -> Self {
         let requirement = Arc::new(Requirement::new(&self.realm, scope));
         let path: Box<str> = Box::from(path);

@@ -521,3 +521,76 @@ async fn rejections_are_no_store_and_grpc_shaped_only_over_http2() {
     assert_eq!(r.header("www-authenticate"), Some(REALM));
     assert_eq!(r.header("cache-control"), Some("no-store"));
 }
+
+/// Under axum's `nest`, a layer inside the nested router sees the path with the prefix
+/// stripped; outside it, the whole path. `require_scope_for` matches the path its layer sees.
+#[tokio::test]
+async fn require_scope_for_matches_the_path_its_layer_sees_under_nest() {
+    use axum::{Router, routing::get};
+    use tower::ServiceExt;
+    let h = harness();
+    let (reader, _) = h.login_as(APP, "alice", "wonderland", "&scope=read").await;
+    let (admin, _) = h
+        .login_as(APP, "alice", "wonderland", "&scope=read+write")
+        .await;
+    let scope = |s: &str| Scope::parse(s).unwrap();
+    let routes = || {
+        Router::new()
+            .route("/admin", get(|| async { "admin" }))
+            .route("/notes", get(|| async { "notes" }))
+    };
+    let call = |app: Router, path: &'static str, token: String| async move {
+        let req = Request::get(path)
+            .header("authorization", format!("Bearer {token}"))
+            .body(axum::body::Body::empty())
+            .unwrap();
+        app.oneshot(req).await.unwrap().status().as_u16()
+    };
+    let layer = h.server.bearer_layer().require_scope(scope("read"));
+    // Inside the nest: the rule names the path relative to the nested router.
+    let inside = Router::new().nest(
+        "/api",
+        routes().layer(layer.clone().require_scope_for("/admin", scope("write"))),
+    );
+    // Outside: the whole path.
+    let outside = Router::new().nest("/api", routes()).layer(
+        layer
+            .clone()
+            .require_scope_for("/api/admin", scope("write")),
+    );
+    for app in [inside, outside] {
+        assert_eq!(call(app.clone(), "/api/admin", reader.clone()).await, 403);
+        assert_eq!(call(app.clone(), "/api/admin", admin.clone()).await, 200);
+        assert_eq!(call(app.clone(), "/api/notes", reader.clone()).await, 200);
+    }
+    // The pitfall the docs warn of: the whole path on a layer inside the nest never matches,
+    // so the layer's default applies. With the strictest requirement as the default and rules
+    // that relax it, a rule that does not match fails closed.
+    let misnamed = Router::new().nest(
+        "/api",
+        routes().layer(
+            layer
+                .clone()
+                .require_scope_for("/api/admin", scope("write")),
+        ),
+    );
+    assert_eq!(call(misnamed, "/api/admin", reader.clone()).await, 200);
+    let strict_default = Router::new().nest(
+        "/api",
+        routes().layer(
+            h.server
+                .bearer_layer()
+                .require_scope(scope("write"))
+                .require_scope_for("/api/notes", scope("read")),
+        ),
+    );
+    assert_eq!(
+        call(strict_default.clone(), "/api/admin", reader.clone()).await,
+        403
+    );
+    assert_eq!(
+        call(strict_default, "/api/notes", reader).await,
+        403,
+        "fails closed"
+    );
+}
