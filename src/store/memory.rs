@@ -663,17 +663,24 @@ impl TokenStore for MemoryStore {
             None => grant.active.set_access(Some(access.hash)),
         }
         let successor = refresh.map(|next| Key::from(&next.hash));
-        if successor.is_some() {
-            entry.remove();
-        } else {
-            drop(entry);
-        }
+        // Rotating, the entry goes now and later requests conflict. Not rotating, it stays and
+        // they follow in turn: it is held until this request's access token has replaced the
+        // previous one, or the next request would revoke a token not yet inserted and leave
+        // this one alive.
+        let held = match successor {
+            Some(_) => {
+                entry.remove();
+                None
+            }
+            None => Some(entry),
+        };
         if revoke_previous_access {
             if let Some(previous) = previous_access {
                 inner.access.remove(&Key::from(&previous));
             }
         }
         self.insert_access(&grant, access);
+        drop(held);
         if let Some(key) = successor {
             // Nobody can present the successor before this response is sent.
             inner.refresh.insert(key, Arc::clone(&grant));
