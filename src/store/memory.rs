@@ -14,8 +14,8 @@ use dashmap::{DashMap, mapref::entry::Entry};
 
 use super::{
     AccessTokenRecord, AuthorizationCodeRecord, GrantFilter, GrantRecord, NewAccessToken,
-    NewRefreshToken, Redemption, RefreshTokenRecord, RefreshTokenState, Rotation, RotationOutcome,
-    Sealed, TOMBSTONE_SECS, TokenStore, code_purgeable, token_purgeable,
+    NewRefreshToken, PendingRequest, Redemption, RefreshTokenRecord, RefreshTokenState, Rotation,
+    RotationOutcome, Sealed, TOMBSTONE_SECS, TokenStore, code_purgeable, token_purgeable,
 };
 use crate::{
     client::GrantType,
@@ -295,6 +295,7 @@ struct Inner {
     refresh: Map<Key, Arc<Grant>>,
     rotated: Map<Key, RotatedEntry>,
     codes: Map<TokenHash, AuthorizationCodeRecord>,
+    pending: Map<TokenHash, PendingRequest>,
     sweep_interval: u64,
     next_sweep: AtomicU64,
     sweeping: AtomicBool,
@@ -357,6 +358,7 @@ impl MemoryStore {
                 refresh: map(),
                 rotated: map(),
                 codes: map(),
+                pending: map(),
                 sweep_interval: interval.as_secs().max(1),
                 next_sweep: AtomicU64::new(0),
                 sweeping: AtomicBool::new(false),
@@ -527,6 +529,7 @@ impl Inner {
             }
         }
         removed += sweep_map(&self.codes, |c| code_purgeable(c.expires_at, now));
+        removed += sweep_map(&self.pending, |p| p.expires_at <= now);
         // Only the map holds it: no token refers to it any more (tokens are inserted before
         // their grant is published, and a grant never gains tokens once it has none).
         removed += sweep_map(&self.grants, |g| Arc::strong_count(g) == 1);
@@ -755,6 +758,21 @@ impl TokenStore for MemoryStore {
         }
         self.store_new_grant(grant, access, refresh);
         Ok(Redemption::Redeemed)
+    }
+
+    async fn create_pending(&self, pending: PendingRequest) -> Result<(), StoreError> {
+        let now = pending.created_at;
+        self.inner.pending.insert(pending.hash, pending);
+        self.maybe_sweep(now);
+        Ok(())
+    }
+
+    async fn find_pending(&self, hash: &TokenHash) -> Result<Option<PendingRequest>, StoreError> {
+        Ok(self.inner.pending.get(hash).map(|p| p.clone()))
+    }
+
+    async fn take_pending(&self, hash: &TokenHash) -> Result<Option<PendingRequest>, StoreError> {
+        Ok(self.inner.pending.remove(hash).map(|(_, p)| p))
     }
 
     async fn purge_expired(&self, now: UnixTime) -> Result<u64, StoreError> {

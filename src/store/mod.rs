@@ -259,6 +259,31 @@ pub struct AuthorizationCodeRecord {
     pub redeemed_by: Option<GrantId>,
 }
 
+/// A request kept between two steps of a flow under the hash of an unguessable handle, used at
+/// most once: an authorization request between its validation and the resource owner's
+/// decision. What it holds is the library's own encoding, opaque to the store.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PendingRequest {
+    /// The handle's hash.
+    pub hash: TokenHash,
+    /// The request, encoded by the library.
+    pub data: Arc<[u8]>,
+    /// When it was made.
+    pub created_at: UnixTime,
+    /// When it lapses; the store may drop it from then on.
+    pub expires_at: UnixTime,
+}
+
+impl std::fmt::Debug for PendingRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // What the request holds (its state, its PKCE challenge) stays out of logs.
+        f.debug_struct("PendingRequest")
+            .field("bytes", &self.data.len())
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
 /// What [`TokenStore::redeem_code`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Redemption {
@@ -402,6 +427,16 @@ pub trait TokenStore: Send + Sync + 'static {
         refresh: Option<NewRefreshToken>,
     ) -> Result<Redemption, StoreError>;
 
+    /// Keep a pending request (a new handle: never one already stored).
+    async fn create_pending(&self, pending: PendingRequest) -> Result<(), StoreError>;
+
+    /// A pending request, still there; expired or not (the caller checks).
+    async fn find_pending(&self, hash: &TokenHash) -> Result<Option<PendingRequest>, StoreError>;
+
+    /// Remove a pending request and return it, atomically: of concurrent calls for one handle,
+    /// at most one gets it.
+    async fn take_pending(&self, hash: &TokenHash) -> Result<Option<PendingRequest>, StoreError>;
+
     /// Delete what has expired or been revoked as of `now`. Returns how many entries went.
     async fn purge_expired(&self, now: UnixTime) -> Result<u64, StoreError>;
 }
@@ -466,6 +501,15 @@ impl<T: TokenStore + ?Sized> TokenStore for Arc<T> {
         refresh: Option<NewRefreshToken>,
     ) -> Result<Redemption, StoreError> {
         (**self).redeem_code(hash, grant, access, refresh).await
+    }
+    async fn create_pending(&self, pending: PendingRequest) -> Result<(), StoreError> {
+        (**self).create_pending(pending).await
+    }
+    async fn find_pending(&self, hash: &TokenHash) -> Result<Option<PendingRequest>, StoreError> {
+        (**self).find_pending(hash).await
+    }
+    async fn take_pending(&self, hash: &TokenHash) -> Result<Option<PendingRequest>, StoreError> {
+        (**self).take_pending(hash).await
     }
     async fn purge_expired(&self, now: UnixTime) -> Result<u64, StoreError> {
         (**self).purge_expired(now).await

@@ -11,7 +11,8 @@ use tower_oauth2::{
     AuthServer, InMemoryClients, Scope, StoreError,
     store::{
         AccessTokenRecord, AuthorizationCodeRecord, GrantFilter, GrantRecord, NewAccessToken,
-        NewRefreshToken, Redemption, RefreshTokenRecord, Rotation, RotationOutcome, TokenStore,
+        NewRefreshToken, PendingRequest, Redemption, RefreshTokenRecord, Rotation, RotationOutcome,
+        TokenStore,
     },
     token::{GrantId, TokenHash},
 };
@@ -242,6 +243,15 @@ impl TokenStore for DownStore {
         _: NewAccessToken,
         _: Option<NewRefreshToken>,
     ) -> Result<Redemption, StoreError> {
+        Err(StoreError::Timeout)
+    }
+    async fn create_pending(&self, _: PendingRequest) -> Result<(), StoreError> {
+        Err(StoreError::Timeout)
+    }
+    async fn find_pending(&self, _: &TokenHash) -> Result<Option<PendingRequest>, StoreError> {
+        Err(StoreError::Timeout)
+    }
+    async fn take_pending(&self, _: &TokenHash) -> Result<Option<PendingRequest>, StoreError> {
         Err(StoreError::Timeout)
     }
     async fn purge_expired(&self, _: u64) -> Result<u64, StoreError> {

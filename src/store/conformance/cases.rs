@@ -612,3 +612,49 @@ pub async fn bulk_revocation_covers_more_than_one_batch(store: Arc<dyn TokenStor
     );
     assert_eq!(store.revoke_grants(&many).await.unwrap(), 0);
 }
+
+/// A pending request is found as it was kept, taken at most once however many ask at the same
+/// time, and purged once expired.
+pub async fn pending_requests_are_taken_once(store: Arc<dyn TokenStore>) {
+    let now = SystemClock.now();
+    let pending = |expires_at| {
+        let handle = token::generate();
+        crate::store::PendingRequest {
+            hash: handle.hash(),
+            data: Arc::from(&b"{\"client_id\":\"app\"}"[..]),
+            created_at: now,
+            expires_at,
+        }
+    };
+    let kept = pending(now + 600);
+    store.create_pending(kept.clone()).await.unwrap();
+    assert_eq!(
+        store.find_pending(&kept.hash).await.unwrap(),
+        Some(kept.clone())
+    );
+    assert_eq!(
+        store.find_pending(&kept.hash).await.unwrap(),
+        Some(kept.clone()),
+        "find keeps it"
+    );
+    let takers: Vec<_> = (0..8)
+        .map(|_| {
+            let (store, hash) = (Arc::clone(&store), kept.hash);
+            tokio::spawn(async move { store.take_pending(&hash).await.unwrap() })
+        })
+        .collect();
+    let mut taken = Vec::new();
+    for t in takers {
+        taken.extend(t.await.expect("a take task"));
+    }
+    assert_eq!(taken, std::slice::from_ref(&kept), "taken once");
+    assert_eq!(store.find_pending(&kept.hash).await.unwrap(), None);
+    assert_eq!(store.take_pending(&kept.hash).await.unwrap(), None);
+    // Purged at its expiry, not before.
+    let lapsing = pending(now + 60);
+    store.create_pending(lapsing.clone()).await.unwrap();
+    store.purge_expired(now + 59).await.unwrap();
+    assert!(store.find_pending(&lapsing.hash).await.unwrap().is_some());
+    store.purge_expired(now + 60).await.unwrap();
+    assert_eq!(store.find_pending(&lapsing.hash).await.unwrap(), None);
+}

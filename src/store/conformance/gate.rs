@@ -12,7 +12,8 @@ use crate::{
     error::StoreError,
     store::{
         AccessTokenRecord, AuthorizationCodeRecord, GrantFilter, GrantRecord, NewAccessToken,
-        NewRefreshToken, Redemption, RefreshTokenRecord, Rotation, RotationOutcome, TokenStore,
+        NewRefreshToken, PendingRequest, Redemption, RefreshTokenRecord, Rotation, RotationOutcome,
+        TokenStore,
     },
     token::{GrantId, TokenHash},
 };
@@ -99,6 +100,15 @@ impl TokenStore for Gate {
         refresh: Option<NewRefreshToken>,
     ) -> Result<Redemption, StoreError> {
         self.inner.redeem_code(hash, grant, access, refresh).await
+    }
+    async fn create_pending(&self, pending: PendingRequest) -> Result<(), StoreError> {
+        self.inner.create_pending(pending).await
+    }
+    async fn find_pending(&self, hash: &TokenHash) -> Result<Option<PendingRequest>, StoreError> {
+        self.inner.find_pending(hash).await
+    }
+    async fn take_pending(&self, hash: &TokenHash) -> Result<Option<PendingRequest>, StoreError> {
+        self.inner.take_pending(hash).await
     }
     async fn purge_expired(&self, now: u64) -> Result<u64, StoreError> {
         self.inner.purge_expired(now).await

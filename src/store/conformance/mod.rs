@@ -103,6 +103,7 @@ macro_rules! token_store_conformance {
             grant_revoked_before_creation_stays_revoked,
             records_round_trip,
             bulk_revocation_covers_more_than_one_batch,
+            pending_requests_are_taken_once,
         );
     };
     (@cases $module:ident, $open:expr, $($case:ident),* $(,)?) => {

@@ -38,15 +38,15 @@ use tokio_postgres::{NoTls, Row, types::ToSql};
 use self::{
     rows::{Columns, GrantParams, from_db, generation_to_db, grant_id_to_db, to_db},
     statements::{
-        CLEAR_SEALED, CREATE_CODE, Cutoff, FIND_CODE, LOCK_REFRESH, MIGRATIONS, REVOKE_ACCESS,
-        REVOKE_GRANT, ROTATE, Statements,
+        CLEAR_SEALED, CREATE_CODE, CREATE_PENDING, Cutoff, FIND_CODE, FIND_PENDING, LOCK_REFRESH,
+        MIGRATIONS, REVOKE_ACCESS, REVOKE_GRANT, ROTATE, Statements, TAKE_PENDING,
     },
 };
 use super::{
     AccessTokenRecord, AuthorizationCodeRecord, CODE_RETENTION_SECS, CodeChallengeMethod,
-    GrantFilter, GrantRecord, NewAccessToken, NewRefreshToken, Redemption, RefreshTokenRecord,
-    RefreshTokenState, Rotation, RotationOutcome, Sealed, Source, TOMBSTONE_SECS, grant_purge_at,
-    within,
+    GrantFilter, GrantRecord, NewAccessToken, NewRefreshToken, PendingRequest, Redemption,
+    RefreshTokenRecord, RefreshTokenState, Rotation, RotationOutcome, Sealed, Source,
+    TOMBSTONE_SECS, grant_purge_at, within,
 };
 use crate::{
     clock::UnixTime,
@@ -549,6 +549,30 @@ impl TokenStore for PostgresStore {
             .ok_or_else(|| StoreError::corrupt("code neither free nor redeemed"))
     }
 
+    async fn create_pending(&self, pending: PendingRequest) -> Result<(), StoreError> {
+        let params: [&(dyn ToSql + Sync); 4] = [
+            &pending.hash.as_bytes().as_slice(),
+            &&*pending.data,
+            &to_db(pending.created_at),
+            &to_db(pending.expires_at),
+        ];
+        self.query(CREATE_PENDING, &params).await.map(drop)
+    }
+
+    async fn find_pending(&self, hash: &TokenHash) -> Result<Option<PendingRequest>, StoreError> {
+        let row = self
+            .query_opt(FIND_PENDING, &[&hash.as_bytes().as_slice()])
+            .await?;
+        row.map(|row| pending_from(hash, &row)).transpose()
+    }
+
+    async fn take_pending(&self, hash: &TokenHash) -> Result<Option<PendingRequest>, StoreError> {
+        let row = self
+            .query_opt(TAKE_PENDING, &[&hash.as_bytes().as_slice()])
+            .await?;
+        row.map(|row| pending_from(hash, &row)).transpose()
+    }
+
     async fn purge_expired(&self, now: UnixTime) -> Result<u64, StoreError> {
         let mut total = 0;
         for (sql, cutoff) in &self.inner.statements.purges {
@@ -578,4 +602,15 @@ impl PostgresStore {
             }
         }
     }
+}
+
+/// A pending request from its row (`find_pending.sql`, `take_pending.sql`).
+fn pending_from(hash: &TokenHash, row: &Row) -> Result<PendingRequest, StoreError> {
+    let c = Columns(row);
+    Ok(PendingRequest {
+        hash: *hash,
+        data: c.get::<Vec<u8>>("data")?.into(),
+        created_at: from_db(c.get("created_at")?),
+        expires_at: from_db(c.get("expires_at")?),
+    })
 }

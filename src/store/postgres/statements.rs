@@ -6,6 +6,7 @@
 pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_sealed_until.sql"),
+    include_str!("migrations/0003_pending.sql"),
 ];
 
 pub(super) const FIND_CODE: &str = include_str!("sql/find_code.sql");
@@ -15,6 +16,9 @@ pub(super) const LOCK_REFRESH: &str = include_str!("sql/lock_refresh.sql");
 pub(super) const REVOKE_ACCESS: &str = include_str!("sql/revoke_access.sql");
 pub(super) const REVOKE_GRANT: &str = include_str!("sql/revoke_grant.sql");
 pub(super) const CLEAR_SEALED: &str = include_str!("sql/clear_sealed.sql");
+pub(super) const CREATE_PENDING: &str = include_str!("sql/create_pending.sql");
+pub(super) const FIND_PENDING: &str = include_str!("sql/find_pending.sql");
+pub(super) const TAKE_PENDING: &str = include_str!("sql/take_pending.sql");
 
 /// Which cutoff a purge statement compares against.
 #[derive(Clone, Copy)]
@@ -63,6 +67,12 @@ const PURGES: &[(&str, &str, &str, Cutoff)] = &[
         "oauth_grants",
         "id",
         "SELECT id FROM oauth_grants WHERE purge_at <= $1",
+        Cutoff::Now,
+    ),
+    (
+        "oauth_pending",
+        "hash",
+        "SELECT hash FROM oauth_pending WHERE expires_at <= $1",
         Cutoff::Now,
     ),
 ];

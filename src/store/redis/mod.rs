@@ -43,9 +43,9 @@ use self::{
 };
 use super::{
     AccessTokenRecord, AuthorizationCodeRecord, CODE_RETENTION_SECS, CodeChallengeMethod,
-    GrantFilter, GrantRecord, NewAccessToken, NewRefreshToken, Redemption, RefreshTokenRecord,
-    RefreshTokenState, Rotation, RotationOutcome, Sealed, Source, TOMBSTONE_SECS, grant_purge_at,
-    within,
+    GrantFilter, GrantRecord, NewAccessToken, NewRefreshToken, PendingRequest, Redemption,
+    RefreshTokenRecord, RefreshTokenState, Rotation, RotationOutcome, Sealed, Source,
+    TOMBSTONE_SECS, grant_purge_at, within,
 };
 use crate::{
     clock::UnixTime,
@@ -294,6 +294,36 @@ impl RedisStore {
     fn prefix(&self) -> &str {
         &self.inner.prefix
     }
+
+    fn pending_key(&self, hash: &TokenHash) -> String {
+        format!("{}q:{}", self.prefix(), hash.to_hex())
+    }
+}
+
+/// A pending request's fields, in the order `pending_from` reads them.
+const PENDING_FIELDS: [&str; 3] = ["d", "c", "exp"];
+
+fn pending_from(
+    hash: &TokenHash,
+    fields: Vec<Option<Vec<u8>>>,
+) -> Result<Option<PendingRequest>, StoreError> {
+    let mut fields = fields.into_iter();
+    let Some(data) = fields.next().flatten() else {
+        return Ok(None);
+    };
+    let mut time = |what| {
+        fields
+            .next()
+            .flatten()
+            .and_then(|v| std::str::from_utf8(&v).ok()?.parse().ok())
+            .ok_or_else(|| StoreError::corrupt(what))
+    };
+    Ok(Some(PendingRequest {
+        hash: *hash,
+        data: data.into(),
+        created_at: time("pending creation time")?,
+        expires_at: time("pending expiry")?,
+    }))
 }
 
 #[async_trait]
@@ -536,6 +566,59 @@ impl TokenStore for RedisStore {
             )?)),
             _ => Err(StoreError::corrupt("unexpected script reply")),
         }
+    }
+
+    async fn create_pending(&self, pending: PendingRequest) -> Result<(), StoreError> {
+        // A hash with its own TTL (q:): the data and the times, as given.
+        let key = self.pending_key(&pending.hash);
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .hset_multiple(
+                &key,
+                &[
+                    ("d", pending.data.to_vec()),
+                    ("c", pending.created_at.to_string().into_bytes()),
+                    ("exp", pending.expires_at.to_string().into_bytes()),
+                ],
+            )
+            .ignore()
+            .cmd("EXPIREAT")
+            .arg(&key)
+            .arg(pending.expires_at)
+            .ignore();
+        self.run(|mut c| async move { pipe.query_async::<()>(&mut c).await })
+            .await
+    }
+
+    async fn find_pending(&self, hash: &TokenHash) -> Result<Option<PendingRequest>, StoreError> {
+        let key = self.pending_key(hash);
+        let fields: Vec<Option<Vec<u8>>> = self
+            .run(|mut c| async move {
+                redis::cmd("HMGET")
+                    .arg(&key)
+                    .arg(&PENDING_FIELDS[..])
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        pending_from(hash, fields)
+    }
+
+    async fn take_pending(&self, hash: &TokenHash) -> Result<Option<PendingRequest>, StoreError> {
+        // Read and delete in one transaction: of concurrent takes, the first gets the fields and
+        // the others find nothing.
+        let key = self.pending_key(hash);
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("HMGET")
+            .arg(&key)
+            .arg(&PENDING_FIELDS[..])
+            .del(&key)
+            .ignore();
+        let (fields,): (Vec<Option<Vec<u8>>>,) = self
+            .run(|mut c| async move { pipe.query_async(&mut c).await })
+            .await?;
+        pending_from(hash, fields)
     }
 
     async fn purge_expired(&self, now: UnixTime) -> Result<u64, StoreError> {

@@ -1,5 +1,6 @@
 -- ARGV: P now code_retention key... Deletes those of the given keys that may go: a token that
--- expired or whose family is revoked or ended, a code past its retention.
+-- expired or whose family is revoked or ended, a code past its retention, a pending request past
+-- its expiry.
 local now = tonumber(ARGV[2])
 local retention = tonumber(ARGV[3])
 local n = 0
@@ -30,6 +31,9 @@ for i = 4, #ARGV do
   elseif kind == 'c:' then
     local e = redis.call('HGET', k, 'exp')
     if e and tonumber(e) + retention <= now then redis.call('DEL', k) n = n + 1 end
+  elseif kind == 'q:' then
+    local e = redis.call('HGET', k, 'exp')
+    if e and tonumber(e) <= now then redis.call('DEL', k) n = n + 1 end
   end
 end
 return n
