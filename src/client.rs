@@ -220,6 +220,16 @@ impl Client {
         &self.redirect_uris
     }
 
+    /// The registered redirect URI a presented one matches: the same, character for character,
+    /// or for a registered `http` loopback URI (`127.0.0.1`, `[::1]`, `localhost`) the same on
+    /// any port (RFC 8252 §7.3).
+    pub fn registered_redirect_uri(&self, presented: &str) -> Option<&str> {
+        self.redirect_uris
+            .iter()
+            .find(|r| crate::wire::uri::matches(r, presented))
+            .map(String::as_str)
+    }
+
     /// The grant types this client may use, if restricted beyond the server's set.
     pub fn grant_types(&self) -> Option<GrantTypes> {
         self.grant_types
@@ -354,6 +364,14 @@ impl ClientBuilder {
         }
         if self.client.id.is_empty() {
             return Err(ConfigError::ClientId);
+        }
+        if let Some(problem) = self
+            .client
+            .redirect_uris
+            .iter()
+            .find_map(|uri| crate::wire::uri::registration_problem(uri))
+        {
+            return Err(ConfigError::RedirectUri(problem));
         }
         Ok(self.client)
     }

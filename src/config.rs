@@ -146,6 +146,13 @@ pub struct Config {
     pub max_scope_bytes: usize,
     /// The `realm` in `WWW-Authenticate` challenges. Default `"tower-oauth2"`.
     pub realm: String,
+    /// This server's issuer identifier (RFC 8414 §2), e.g. `https://auth.example.com`: sent as
+    /// `iss` with every authorization response (RFC 9207). Required by the authorization
+    /// endpoint. Default none.
+    pub issuer: Option<String>,
+    /// How long a validated authorization request waits for the resource owner's decision.
+    /// Default 600 s (10 minutes).
+    pub authorization_request_lifetime: Duration,
 }
 
 impl Default for Config {
@@ -176,6 +183,8 @@ impl Default for Config {
             max_scope_tokens: 64,
             max_scope_bytes: 4096,
             realm: "tower-oauth2".to_owned(),
+            issuer: None,
+            authorization_request_lifetime: Duration::from_secs(600),
         }
     }
 }
@@ -191,6 +200,7 @@ impl Config {
             Some(self.refresh_token_lifetime),
             self.refresh_token_max_lifetime,
             Some(self.authorization_code_lifetime),
+            Some(self.authorization_request_lifetime),
         ];
         if lifetimes.into_iter().flatten().any(|d| d > MAX_LIFETIME) {
             return Err(ConfigError::Lifetime(
@@ -222,6 +232,22 @@ impl Config {
         }
         if self.refresh_token_grace_period > MAX_GRACE_PERIOD {
             return Err(ConfigError::GracePeriodTooLong);
+        }
+        if secs(self.authorization_request_lifetime) == 0 {
+            return Err(ConfigError::Lifetime(
+                "authorization_request_lifetime must be at least 1 s",
+            ));
+        }
+        if let Some(issuer) = &self.issuer {
+            let http = issuer.starts_with("https://") || issuer.starts_with("http://");
+            if !http
+                || issuer.contains(['?', '#'])
+                || crate::wire::uri::registration_problem(issuer).is_some()
+            {
+                return Err(ConfigError::Authorization(
+                    "the issuer must be an http(s) URL without query or fragment (RFC 8414 §2)",
+                ));
+            }
         }
         if self.max_body_bytes == 0 {
             return Err(ConfigError::BodyLimit);

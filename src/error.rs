@@ -68,6 +68,13 @@ pub enum ErrorKind {
     /// An authenticated client asked for something it is not permitted (answered as 403 with
     /// `unauthorized_client`), e.g. introspection by a client not allowed to introspect.
     Forbidden,
+    /// RFC 6749 §4.1.2.1: the resource owner or the server denied the request.
+    AccessDenied,
+    /// RFC 6749 §4.1.2.1: the server does not support this `response_type`.
+    UnsupportedResponseType,
+    /// OpenID Connect Core §3.1.2.6 (used by OAuth servers alike): `request` objects are not
+    /// supported.
+    RequestNotSupported,
 }
 
 impl ErrorKind {
@@ -83,6 +90,9 @@ impl ErrorKind {
             Self::UnsupportedTokenType => "unsupported_token_type",
             Self::TemporarilyUnavailable => "temporarily_unavailable",
             Self::ServerError => "server_error",
+            Self::AccessDenied => "access_denied",
+            Self::UnsupportedResponseType => "unsupported_response_type",
+            Self::RequestNotSupported => "request_not_supported",
         }
     }
 
@@ -279,6 +289,10 @@ pub enum ConfigError {
     Endpoint(&'static str),
     /// A store cannot be built as configured (a URL that does not parse, an invalid schema name).
     Store(&'static str),
+    /// A registered redirect URI is not absolute, or has a fragment (RFC 6749 §3.1.2).
+    RedirectUri(&'static str),
+    /// The authorization endpoint is configured without what it needs (an issuer for `iss`).
+    Authorization(&'static str),
 }
 
 impl fmt::Display for ConfigError {
@@ -295,6 +309,8 @@ impl fmt::Display for ConfigError {
             Self::ClientId => f.write_str("client id must not be empty"),
             Self::Endpoint(what) => write!(f, "invalid endpoint: {what}"),
             Self::Store(what) => write!(f, "invalid store configuration: {what}"),
+            Self::RedirectUri(what) => write!(f, "invalid redirect URI: {what}"),
+            Self::Authorization(what) => write!(f, "invalid authorization endpoint: {what}"),
         }
     }
 }

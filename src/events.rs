@@ -99,6 +99,26 @@ pub enum Event {
         /// Access or refresh (a refresh token takes its family with it).
         kind: TokenKind,
     },
+    /// The resource owner approved an authorization request: a code was issued.
+    AuthorizationApproved {
+        /// The client that asked.
+        client_id: Arc<str>,
+        /// Who approved.
+        subject: Arc<str>,
+    },
+    /// An authorization request was denied (by the resource owner or the app).
+    AuthorizationDenied {
+        /// The client that asked.
+        client_id: Arc<str>,
+    },
+    /// An authorization request was refused before any decision: on a page (unknown client or
+    /// redirect URI) or at the client's redirect URI.
+    AuthorizationFailed {
+        /// The client, when the request named a known one.
+        client_id: Option<Arc<str>>,
+        /// The error code answered.
+        error: &'static str,
+    },
     /// Grants were revoked in bulk.
     GrantsRevoked {
         /// What was matched: `grant`, `subject` or `client`.
@@ -133,6 +153,9 @@ impl Event {
             Self::ReuseDetected { .. } => "reuse_detected",
             Self::TokenRevoked { .. } => "token_revoked",
             Self::GrantsRevoked { .. } => "grants_revoked",
+            Self::AuthorizationApproved { .. } => "authorization_approved",
+            Self::AuthorizationDenied { .. } => "authorization_denied",
+            Self::AuthorizationFailed { .. } => "authorization_failed",
             Self::ClientAuthenticationFailed { .. } => "client_authentication_failed",
         }
     }
@@ -188,6 +211,23 @@ pub(crate) fn trace(event: &Event) {
         } => {
             tracing::info!(target: "tower_oauth2::events", event = "token_revoked", %grant_id, client_id = &**client_id, kind = ?kind)
         }
+        Event::AuthorizationApproved { client_id, subject } => tracing::info!(
+            target: "tower_oauth2::events",
+            event = "authorization_approved",
+            client_id = &**client_id,
+            subject = &**subject
+        ),
+        Event::AuthorizationDenied { client_id } => tracing::info!(
+            target: "tower_oauth2::events",
+            event = "authorization_denied",
+            client_id = &**client_id
+        ),
+        Event::AuthorizationFailed { client_id, error } => tracing::info!(
+            target: "tower_oauth2::events",
+            event = "authorization_failed",
+            client_id = client_id.as_deref(),
+            error
+        ),
         Event::GrantsRevoked { by, count } => {
             tracing::info!(target: "tower_oauth2::events", event = "grants_revoked", by, count)
         }

@@ -11,11 +11,12 @@ use crate::{
     client::{Client, ClientStore, GrantType, SecretVerifier},
     clock::{Clock, SystemClock, UnixTime},
     endpoint::{
+        AuthorizationEndpoint, AuthorizationHandler, Decision, EndpointResponse,
         IntrospectionEndpoint, Metadata, MetadataEndpoint, RevocationEndpoint, TokenEndpoint,
     },
     error::{ConfigError, OAuthError, StoreError},
     events::{Event, EventListener},
-    grant::{self, AuthorizationRequest},
+    grant::{self, AuthorizationRequest, PendingAuthorization},
     store::{AccessTokenRecord, GrantFilter, MemoryStore, TokenStore},
     token::{GrantId, TokenHash},
     user::UserAuthenticator,
@@ -30,6 +31,8 @@ pub(crate) struct Inner {
     /// Run for a secret presented with an unknown client id, so that it costs what a known
     /// client's check costs: given to the builder, or the first custom verifier used.
     pub(crate) decoy_verifier: OnceLock<Arc<dyn SecretVerifier>>,
+    /// The app's part of the authorization endpoint.
+    pub(crate) authorization: Option<Arc<dyn AuthorizationHandler>>,
     listeners: Vec<Arc<dyn EventListener>>,
 }
 
@@ -102,6 +105,37 @@ impl AuthServer {
     /// The metadata endpoint (RFC 8414) as a tower `Service`.
     pub fn metadata_endpoint(&self, metadata: Metadata) -> MetadataEndpoint {
         MetadataEndpoint::new(self, metadata)
+    }
+
+    /// The authorization endpoint (RFC 6749 §3.1), asking the app's
+    /// [`AuthorizationHandler`](crate::endpoint::AuthorizationHandler) (set on the builder;
+    /// without one every request gets a `server_error` page).
+    pub fn authorization_endpoint(&self) -> AuthorizationEndpoint {
+        AuthorizationEndpoint::new(self.clone())
+    }
+
+    /// Complete the pending authorization request `handle` with the resource owner's decision,
+    /// from the app's login or consent form: the answer to send the browser — the redirect to
+    /// the client (with `code` or `access_denied`, `state` and `iss`), or an error page when the
+    /// handle is unknown, used, lapsed, or was started by another browser. `headers` are the
+    /// form post's, which carry the binding cookie.
+    pub async fn complete_authorization(
+        &self,
+        handle: &str,
+        headers: &http::HeaderMap,
+        decision: Decision,
+    ) -> EndpointResponse {
+        crate::endpoint::authorize_complete(self, handle, headers, decision).await
+    }
+
+    /// The pending request `handle`, while it is pending and bound to this browser (`headers`
+    /// carry the binding cookie): for re-rendering a login page after a wrong password.
+    pub async fn pending_authorization(
+        &self,
+        handle: &str,
+        headers: &http::HeaderMap,
+    ) -> Result<Option<PendingAuthorization>, StoreError> {
+        crate::endpoint::authorize_pending(self, handle, headers).await
     }
 
     /// A bearer-token layer (RFC 6750) validating against this server's store.
@@ -201,6 +235,7 @@ pub struct AuthServerBuilder {
     store: Option<Arc<dyn TokenStore>>,
     clock: Option<Arc<dyn Clock>>,
     decoy_verifier: Option<Arc<dyn SecretVerifier>>,
+    authorization: Option<Arc<dyn AuthorizationHandler>>,
     listeners: Vec<Arc<dyn EventListener>>,
 }
 
@@ -273,6 +308,13 @@ impl AuthServerBuilder {
         self
     }
 
+    /// The app's login and consent: what the [authorization endpoint](AuthServer::authorization_endpoint)
+    /// asks once a request is validated. Requires [`Config::issuer`] (sent as `iss`, RFC 9207).
+    pub fn authorization_handler(mut self, handler: impl AuthorizationHandler) -> Self {
+        self.authorization = Some(Arc::new(handler));
+        self
+    }
+
     /// Subscribe to [`Event`]s.
     pub fn on_event(mut self, listener: impl EventListener) -> Self {
         self.listeners.push(Arc::new(listener));
@@ -291,6 +333,11 @@ impl AuthServerBuilder {
         {
             return Err(ConfigError::MissingUserAuthenticator);
         }
+        if self.authorization.is_some() && self.config.issuer.is_none() {
+            return Err(ConfigError::Authorization(
+                "the authorization endpoint needs Config::issuer (sent as iss, RFC 9207)",
+            ));
+        }
         let decoy_verifier = OnceLock::new();
         if let Some(v) = self.decoy_verifier {
             let _ = decoy_verifier.set(v);
@@ -298,6 +345,7 @@ impl AuthServerBuilder {
         Ok(AuthServer {
             inner: Arc::new(Inner {
                 decoy_verifier,
+                authorization: self.authorization,
                 config: self.config,
                 clients,
                 users: self.users,

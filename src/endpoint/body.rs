@@ -21,6 +21,19 @@ where
     B: Body,
     B::Error: Into<BoxError>,
 {
+    Ok(Form::parse(&read_form_bytes(headers, body, limit).await?)?)
+}
+
+/// Check the content type, then read the body up to `limit` bytes, unparsed.
+pub(crate) async fn read_form_bytes<B>(
+    headers: &HeaderMap,
+    body: B,
+    limit: usize,
+) -> Result<bytes::Bytes, OAuthError>
+where
+    B: Body,
+    B::Error: Into<BoxError>,
+{
     check_form_content_type(headers)?;
     let too_large = || OAuthError::new(ErrorKind::BodyTooLarge, "request body too large");
     // Refuse a declared oversize body without reading it.
@@ -43,6 +56,5 @@ where
         }
     })?;
     let mut buf = collected.aggregate();
-    let bytes = buf.copy_to_bytes(buf.remaining());
-    Ok(Form::parse(&bytes)?)
+    Ok(buf.copy_to_bytes(buf.remaining()))
 }

@@ -56,7 +56,9 @@ impl Metadata {
         self
     }
 
-    /// The app's authorization endpoint, if it has one.
+    /// The authorization endpoint's path or URL (default `/oauth/authorize` when the server
+    /// has an [authorization handler](crate::AuthServerBuilder::authorization_handler); none
+    /// otherwise).
     pub fn authorization_endpoint(mut self, path: impl Into<String>) -> Self {
         self.authorization_endpoint = Some(path.into());
         self
@@ -114,6 +116,9 @@ struct Document<'a> {
     introspection_endpoint_auth_methods_supported: Option<[&'static str; 2]>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     code_challenge_methods_supported: Vec<&'static str>,
+    /// RFC 9207 §3: every authorization response carries `iss`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    authorization_response_iss_parameter_supported: bool,
 }
 
 const CLIENT_AUTH: [&str; 3] = ["client_secret_basic", "client_secret_post", "none"];
@@ -139,12 +144,20 @@ impl MetadataEndpoint {
                 pkce.push(CodeChallengeMethod::Plain.as_str());
             }
         }
+        // RFC 8414 §2: required whenever a grant uses it. The server's own endpoint, when it
+        // has the app's handler, is at `/oauth/authorize` unless the metadata says otherwise.
+        let authorization_endpoint = metadata
+            .authorization_endpoint
+            .as_deref()
+            .or(server
+                .inner
+                .authorization
+                .as_ref()
+                .map(|_| "/oauth/authorize"))
+            .map(|p| metadata.url(p));
         let doc = Document {
             issuer: &metadata.issuer,
-            authorization_endpoint: metadata
-                .authorization_endpoint
-                .as_deref()
-                .map(|p| metadata.url(p)),
+            authorization_endpoint: authorization_endpoint.clone(),
             token_endpoint: metadata.url(&metadata.token_endpoint),
             scopes_supported: metadata.scopes_supported.as_deref(),
             response_types_supported: if code { vec!["code"] } else { Vec::new() },
@@ -171,6 +184,8 @@ impl MetadataEndpoint {
                 .as_ref()
                 .map(|_| ["client_secret_basic", "client_secret_post"]),
             code_challenge_methods_supported: pkce,
+            authorization_response_iss_parameter_supported: authorization_endpoint.is_some()
+                && server.inner.authorization.is_some(),
         };
         Self {
             body: Bytes::from(response::to_json(&doc)),

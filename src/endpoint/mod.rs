@@ -25,6 +25,7 @@
 //! # }
 //! ```
 
+mod authorize;
 mod body;
 pub(crate) mod client_auth;
 mod introspect;
@@ -44,6 +45,10 @@ use http::{Method, Request};
 use http_body::Body;
 
 pub use self::{
+    authorize::{
+        AGENT_COOKIE, AuthorizationContext, AuthorizationEndpoint, AuthorizationHandler, Decision,
+        Interaction, html_escape,
+    },
     metadata::{Metadata, MetadataEndpoint},
     response::EndpointResponse,
 };
@@ -153,3 +158,5 @@ post_endpoint!(
     IntrospectionEndpoint,
     Kind::Introspection
 );
+
+pub(crate) use self::authorize::{complete as authorize_complete, pending as authorize_pending};

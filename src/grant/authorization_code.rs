@@ -71,7 +71,6 @@ pub(crate) async fn issue(
     server: &AuthServer,
     request: AuthorizationRequest,
 ) -> Result<String, OAuthError> {
-    let config = server.config();
     let client = server
         .find_client(&request.client_id)
         .await?
@@ -81,10 +80,10 @@ pub(crate) async fn issue(
             "this client may not use the authorization code grant",
         ));
     }
-    // RFC 6749 §3.1.2.3: an exact match with a registered URI; with one registered URI the
+    // RFC 6749 §3.1.2.3 (and RFC 8252 §7.3 for loopback URIs); with one registered URI the
     // parameter may be omitted.
     match &request.redirect_uri {
-        Some(uri) if !client.redirect_uris().iter().any(|r| r == uri) => {
+        Some(uri) if client.registered_redirect_uri(uri).is_none() => {
             return Err(OAuthError::invalid_request(
                 "redirect_uri is not registered",
             ));
@@ -97,29 +96,14 @@ pub(crate) async fn issue(
     let scope = resolve_scope(&server.inner.config, &client, request.scope.as_deref())?;
     let code_challenge = match request.code_challenge {
         Some((challenge, method)) => {
-            let method = match method.as_deref() {
-                Some("S256") => CodeChallengeMethod::S256,
-                Some("plain") | None if config.pkce.allow_plain => CodeChallengeMethod::Plain,
-                _ => {
-                    return Err(OAuthError::invalid_request(
-                        "transform algorithm not supported",
-                    ));
-                }
-            };
-            let valid = match method {
-                CodeChallengeMethod::S256 => pkce::well_formed_s256(&challenge),
-                CodeChallengeMethod::Plain => pkce::well_formed(&challenge),
-            };
-            if !valid {
-                return Err(OAuthError::invalid_request("malformed code_challenge"));
-            }
-            Some((challenge, method))
+            Some(checked_challenge(server, &challenge, method.as_deref())?)
         }
         None => {
+            let pkce = &server.config().pkce;
             let required = if client.is_confidential() {
-                config.pkce.required_for_confidential_clients
+                pkce.required_for_confidential_clients
             } else {
-                config.pkce.required_for_public_clients
+                pkce.required_for_public_clients
             };
             if required {
                 return Err(OAuthError::invalid_request("code challenge required"));
@@ -127,20 +111,67 @@ pub(crate) async fn issue(
             None
         }
     };
+    mint_code(
+        server,
+        Arc::clone(client.id_arc()),
+        &request.subject,
+        request.redirect_uri,
+        scope,
+        code_challenge,
+    )
+    .await
+}
+
+/// A PKCE challenge and its method (RFC 7636 §4.2, §4.3): S256, or plain where allowed (the
+/// method defaults to plain when absent).
+pub(crate) fn checked_challenge(
+    server: &AuthServer,
+    challenge: &str,
+    method: Option<&str>,
+) -> Result<(String, CodeChallengeMethod), OAuthError> {
+    let method = match method {
+        Some("S256") => CodeChallengeMethod::S256,
+        Some("plain") | None if server.config().pkce.allow_plain => CodeChallengeMethod::Plain,
+        _ => {
+            return Err(OAuthError::invalid_request(
+                "transform algorithm not supported",
+            ));
+        }
+    };
+    let valid = match method {
+        CodeChallengeMethod::S256 => pkce::well_formed_s256(challenge),
+        CodeChallengeMethod::Plain => pkce::well_formed(challenge),
+    };
+    if !valid {
+        return Err(OAuthError::invalid_request("malformed code_challenge"));
+    }
+    Ok((challenge.to_owned(), method))
+}
+
+/// Store a new code bound to all it was issued for, and return it.
+pub(crate) async fn mint_code(
+    server: &AuthServer,
+    client_id: Arc<str>,
+    subject: &str,
+    redirect_uri: Option<String>,
+    scope: crate::Scope,
+    code_challenge: Option<(String, CodeChallengeMethod)>,
+) -> Result<String, OAuthError> {
     let now = server.now();
     let code = token::generate();
+    let lifetime = server.config().authorization_code_lifetime.as_secs();
     server
         .inner
         .store
         .create_code(AuthorizationCodeRecord {
             hash: code.hash(),
-            client_id: Arc::clone(client.id_arc()),
-            subject: Arc::from(request.subject),
-            redirect_uri: request.redirect_uri,
+            client_id,
+            subject: Arc::from(subject),
+            redirect_uri,
             scope,
             code_challenge,
             issued_at: now,
-            expires_at: now.saturating_add(config.authorization_code_lifetime.as_secs()),
+            expires_at: now.saturating_add(lifetime),
             redeemed_by: None,
         })
         .await?;

@@ -3,6 +3,7 @@
 //! adapters around it.
 
 pub(crate) mod authorization_code;
+pub(crate) mod authorize;
 mod client_credentials;
 mod grace;
 mod password;
@@ -11,7 +12,7 @@ mod refresh_token;
 
 use std::{fmt, sync::Arc};
 
-pub use self::authorization_code::AuthorizationRequest;
+pub use self::{authorization_code::AuthorizationRequest, authorize::PendingAuthorization};
 use crate::{
     AuthServer, Config,
     client::{Client, GrantType},

@@ -53,6 +53,28 @@ impl Form {
         Ok(Self { pairs })
     }
 
+    /// Parse a body as [`parse`](Self::parse) does, except that repeated names are not an
+    /// error: they are returned beside the form (whose [`get`](Self::get) sees the first
+    /// occurrence), for an endpoint whose answer depends on which parameter repeats.
+    pub(crate) fn parse_with_repeats(body: &[u8]) -> Result<(Self, Vec<String>), WireError> {
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        for (name, value) in segments(body) {
+            if pairs.len() == MAX_PARAMETERS {
+                return Err(WireError::TooManyParameters);
+            }
+            pairs.push((decode(name)?, decode(value)?));
+        }
+        let mut names: Vec<&str> = pairs.iter().map(|(n, _)| n.as_str()).collect();
+        names.sort_unstable();
+        let mut repeated: Vec<String> = names
+            .windows(2)
+            .filter(|w| w[0] == w[1])
+            .map(|w| w[0].to_owned())
+            .collect();
+        repeated.dedup();
+        Ok((Self { pairs }, repeated))
+    }
+
     /// A parameter's value. Parameters sent without a value are treated as omitted
     /// (RFC 6749 §3.1).
     pub(crate) fn get(&self, name: &str) -> Option<&str> {
@@ -149,7 +171,6 @@ pub(crate) fn decode(input: &[u8]) -> Result<String, WireError> {
 }
 
 /// Encoding as clients write it (the inverse of [`decode`]).
-#[cfg(any(test, feature = "introspection"))]
 pub(crate) fn encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {

@@ -8,6 +8,7 @@
 
 pub(crate) mod form;
 pub(crate) mod header;
+pub(crate) mod uri;
 
 use std::fmt;
 

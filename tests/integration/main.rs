@@ -7,6 +7,7 @@
 mod support;
 
 mod authorization_code;
+mod authorize;
 mod bearer;
 mod conformance;
 mod failure;

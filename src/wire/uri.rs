@@ -1,0 +1,263 @@
+//! Redirect URIs (RFC 6749 §3.1.2): what a registered one may be, how a presented one is
+//! compared with it, and how parameters are added to one without losing its own query.
+
+use super::form::encode;
+
+/// The parts of an absolute URI this module compares.
+#[derive(Debug, PartialEq, Eq)]
+struct Parts<'a> {
+    /// Lower-cased by the comparison where it matters; as written here.
+    scheme: &'a str,
+    host: &'a str,
+    port: Option<&'a str>,
+    /// Everything after the authority: path and query.
+    rest: &'a str,
+}
+
+fn parts(uri: &str) -> Option<Parts<'_>> {
+    let (scheme, after) = uri.split_once("://")?;
+    let valid_scheme = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    if !valid_scheme {
+        return None;
+    }
+    let end = after.find(['/', '?']).unwrap_or(after.len());
+    let (authority, rest) = after.split_at(end);
+    // No user information: a redirect URI names a place, not an account.
+    if authority.is_empty() || authority.contains('@') {
+        return None;
+    }
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(v6) => {
+            let close = v6.find(']')?;
+            let host = &authority[..close + 2];
+            match &v6[close + 1..] {
+                "" => (host, None),
+                p => (host, Some(p.strip_prefix(':')?)),
+            }
+        }
+        None => match authority.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        },
+    };
+    if host.is_empty()
+        || port.is_some_and(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return None;
+    }
+    Some(Parts {
+        scheme,
+        host,
+        port,
+        rest,
+    })
+}
+
+/// Why a URI cannot be registered as a redirect URI.
+pub(crate) fn registration_problem(uri: &str) -> Option<&'static str> {
+    if uri.contains('#') {
+        return Some("a redirect URI must not have a fragment (RFC 6749 §3.1.2)");
+    }
+    if uri.bytes().any(|b| b <= b' ' || b == 0x7f) {
+        return Some("a redirect URI must not contain spaces or control characters");
+    }
+    if parts(uri).is_none() {
+        return Some("a redirect URI must be absolute: scheme://host[:port][/path][?query]");
+    }
+    None
+}
+
+/// Whether `uri` is an `http` URI on a loopback host: `127.0.0.1`, `[::1]` or `localhost`.
+fn is_http_loopback(p: &Parts<'_>) -> bool {
+    p.scheme.eq_ignore_ascii_case("http")
+        && (p.host == "127.0.0.1" || p.host == "[::1]" || p.host.eq_ignore_ascii_case("localhost"))
+}
+
+/// Whether a presented redirect URI matches a registered one: character for character, except
+/// that for an `http` loopback URI any port matches (RFC 8252 §7.3: native apps listen on an
+/// ephemeral port). Scheme, host, path and query must still be the registered ones.
+pub(crate) fn matches(registered: &str, presented: &str) -> bool {
+    if registered == presented {
+        return true;
+    }
+    let (Some(r), Some(p)) = (parts(registered), parts(presented)) else {
+        return false;
+    };
+    is_http_loopback(&r)
+        && r.scheme == p.scheme
+        && r.host == p.host
+        && r.rest == p.rest
+        && !presented.contains('#')
+}
+
+/// `base` with `params` added to its query (form-encoded, RFC 6749 §3.1.2: the query a
+/// registered URI already has is kept).
+pub(crate) fn with_query(base: &str, params: &[(&str, &str)]) -> String {
+    let mut out = String::with_capacity(base.len() + 64);
+    out.push_str(base);
+    let mut sep = if base.contains('?') {
+        if base.ends_with('?') || base.ends_with('&') {
+            ""
+        } else {
+            "&"
+        }
+    } else {
+        "?"
+    };
+    for (name, value) in params {
+        out.push_str(sep);
+        out.push_str(&encode(name));
+        out.push('=');
+        out.push_str(&encode(value));
+        sep = "&";
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presented_uris_against_registered_ones() {
+        // (registered, presented, matches)
+        let cases = [
+            ("https://app.example/cb", "https://app.example/cb", true),
+            ("https://app.example/cb", "https://app.example/cb/", false),
+            ("https://app.example/cb", "https://APP.example/cb", false),
+            (
+                "https://app.example/cb",
+                "https://app.example:443/cb",
+                false,
+            ),
+            (
+                "https://app.example/cb",
+                "https://app.example/cb?x=1",
+                false,
+            ),
+            (
+                "https://app.example/cb?a=1",
+                "https://app.example/cb?a=1",
+                true,
+            ),
+            // Loopback: any port, nothing else.
+            ("http://127.0.0.1/cb", "http://127.0.0.1:51234/cb", true),
+            (
+                "http://127.0.0.1:3000/callback",
+                "http://127.0.0.1:8080/callback",
+                true,
+            ),
+            (
+                "http://127.0.0.1:3000/callback",
+                "http://127.0.0.1/callback",
+                true,
+            ),
+            ("http://[::1]/cb", "http://[::1]:4000/cb", true),
+            ("http://localhost:3000/cb", "http://localhost:9/cb", true),
+            (
+                "http://127.0.0.1:3000/cb",
+                "http://127.0.0.1:3000/other",
+                false,
+            ),
+            (
+                "http://127.0.0.1:3000/cb",
+                "http://127.0.0.1:3000/cb?x=1",
+                false,
+            ),
+            (
+                "http://127.0.0.1:3000/cb",
+                "http://localhost:3000/cb",
+                false,
+            ),
+            (
+                "http://127.0.0.1:3000/cb",
+                "http://127.0.0.2:3000/cb",
+                false,
+            ),
+            (
+                "http://127.0.0.1:3000/cb",
+                "https://127.0.0.1:3000/cb",
+                false,
+            ),
+            (
+                "http://127.0.0.1:3000/cb",
+                "http://127.0.0.1:3000/cb#x",
+                false,
+            ),
+            (
+                "http://127.0.0.1:3000/cb",
+                "http://127.0.0.1:3000@evil.example/cb",
+                false,
+            ),
+            ("http://127.0.0.1:3000/cb", "http://127.0.0.1:abc/cb", false),
+            ("http://127.0.0.1:3000/cb", "http://127.0.0.1:/cb", false),
+            // Not loopback: no port freedom.
+            (
+                "https://127.0.0.1:3000/cb",
+                "https://127.0.0.1:3001/cb",
+                false,
+            ),
+            (
+                "http://app.example:3000/cb",
+                "http://app.example:3001/cb",
+                false,
+            ),
+            (
+                "http://localhost.evil.example/cb",
+                "http://localhost.evil.example:1/cb",
+                false,
+            ),
+        ];
+        for (registered, presented, expected) in cases {
+            assert_eq!(
+                matches(registered, presented),
+                expected,
+                "{registered} vs {presented}"
+            );
+        }
+    }
+
+    #[test]
+    fn what_may_be_registered() {
+        for good in [
+            "https://app.example/cb",
+            "http://127.0.0.1:3000/callback",
+            "http://[::1]/cb",
+            "com.example.app://oauth/cb",
+            "https://app.example/cb?tenant=1",
+        ] {
+            assert_eq!(registration_problem(good), None, "{good}");
+        }
+        for bad in [
+            "/cb",
+            "app.example/cb",
+            "https://app.example/cb#frag",
+            "https://user@app.example/cb",
+            "https:///cb",
+            "https://app.example/c b",
+            "1http://x/cb",
+        ] {
+            assert!(registration_problem(bad).is_some(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn parameters_keep_the_registered_query() {
+        let params = [("code", "a b"), ("state", "x&y=z")];
+        assert_eq!(
+            with_query("https://app.example/cb", &params),
+            "https://app.example/cb?code=a+b&state=x%26y%3Dz"
+        );
+        assert_eq!(
+            with_query("https://app.example/cb?tenant=1", &params[..1]),
+            "https://app.example/cb?tenant=1&code=a+b"
+        );
+        assert_eq!(
+            with_query("https://app.example/cb?", &params[..1]),
+            "https://app.example/cb?code=a+b"
+        );
+    }
+}

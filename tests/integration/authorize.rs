@@ -1,0 +1,616 @@
+//! The authorization endpoint (RFC 6749 §3.1, §4.1.1–4.1.2; RFC 9207; RFC 8252 §7.3) through
+//! the tower Service: each validation step with its exact answer (page or redirect), the
+//! suspended request's single use, lapse and browser binding, the code's exchange, and the
+//! three stores.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::Full;
+use tower::ServiceExt;
+use tower_oauth2::{
+    AuthServer, Client, GrantType, InMemoryClients, Metadata,
+    clock::{Clock, ManualClock, SystemClock},
+    endpoint::{AGENT_COOKIE, AuthorizationContext, Decision, Interaction},
+    store::{MemoryStore, TokenStore},
+};
+
+use crate::support::{Reply, backends, form, reply};
+
+const ISS: &str = "https://auth.example";
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+/// The app's decision, chosen per request by a test header: `approve:<user>`, `deny`, or (by
+/// default) a page carrying the handle.
+async fn decide(ctx: AuthorizationContext) -> Interaction {
+    let wanted = ctx
+        .headers()
+        .get("x-test")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("page")
+        .to_owned();
+    match wanted.split_once(':') {
+        Some(("approve", user)) => Interaction::Decided(Decision::approve(user)),
+        _ if wanted == "deny" => Interaction::Decided(Decision::Deny),
+        _ => {
+            let body = format!(
+                "<form method=post><input name=handle value=\"{}\"> {} asks for {}</form>",
+                ctx.handle(),
+                ctx.request().client_id(),
+                ctx.request().scope()
+            );
+            Interaction::Respond(http::Response::new(Full::new(Bytes::from(body))))
+        }
+    }
+}
+
+struct Auth {
+    server: AuthServer,
+    clock: Arc<ManualClock>,
+}
+
+fn server_on(store: Arc<dyn TokenStore>, start: u64) -> Auth {
+    let clock = Arc::new(ManualClock::new(start));
+    let clients = InMemoryClients::new()
+        .with(
+            Client::confidential("app", "app-secret")
+                .grant_types([GrantType::AuthorizationCode, GrantType::RefreshToken])
+                .scope("read write")
+                .redirect_uri("https://app.example/cb?tenant=7")
+                .build()
+                .unwrap(),
+        )
+        .with(
+            Client::public("spa")
+                .grant_types([GrantType::AuthorizationCode, GrantType::RefreshToken])
+                .scope("read write")
+                .redirect_uri("http://127.0.0.1:3000/callback")
+                .redirect_uri("https://spa.example/cb")
+                .build()
+                .unwrap(),
+        )
+        .with(
+            Client::confidential("cc-only", "cc-secret")
+                .grant_types([GrantType::ClientCredentials])
+                .redirect_uri("https://cc.example/cb")
+                .build()
+                .unwrap(),
+        );
+    let server = AuthServer::builder()
+        .clients(clients)
+        .configure(|c| c.issuer = Some(ISS.into()))
+        .authorization_handler(decide)
+        .shared_store(store)
+        .clock(Arc::clone(&clock))
+        .build()
+        .unwrap();
+    Auth { server, clock }
+}
+
+fn auth() -> Auth {
+    server_on(Arc::new(MemoryStore::new()), 1_700_000_000)
+}
+
+/// A query string for the `spa` client with PKCE, plus `extra`.
+fn spa(extra: &str) -> String {
+    format!(
+        "response_type=code&client_id=spa&redirect_uri=https%3A%2F%2Fspa.example%2Fcb&state=xyz&code_challenge={CHALLENGE}&code_challenge_method=S256{extra}"
+    )
+}
+
+impl Auth {
+    async fn get(&self, query: &str, headers: &[(&str, &str)]) -> Reply {
+        let mut req = Request::get(format!("/oauth/authorize?{query}"));
+        for (n, v) in headers {
+            req = req.header(*n, *v);
+        }
+        let req = req.body(Full::new(Bytes::new())).unwrap();
+        reply(
+            self.server
+                .authorization_endpoint()
+                .oneshot(req)
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    async fn complete(&self, handle: &str, cookie: Option<&str>, decision: Decision) -> Reply {
+        let mut headers = http::HeaderMap::new();
+        if let Some(c) = cookie {
+            headers.insert("cookie", c.parse().unwrap());
+        }
+        reply(
+            self.server
+                .complete_authorization(handle, &headers, decision)
+                .await,
+        )
+        .await
+    }
+
+    async fn exchange(&self, code: &str, redirect_uri: &str) -> Reply {
+        let body = format!(
+            "grant_type=authorization_code&client_id=spa&code={code}&redirect_uri={}&code_verifier={VERIFIER}",
+            tower_oauth2_encode(redirect_uri)
+        );
+        let req = form("/oauth/token", None, &body);
+        reply(self.server.token_endpoint().oneshot(req).await.unwrap()).await
+    }
+}
+
+fn tower_oauth2_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' => (b as char).to_string(),
+            b => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The redirect's target and its parameters.
+fn location(r: &Reply) -> (String, Vec<(String, String)>) {
+    let loc = r.header("location").expect("a Location header");
+    let (base, query) = loc.split_once('?').unwrap_or((loc, ""));
+    let params = query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (n, v) = p.split_once('=').unwrap_or((p, ""));
+            (n.to_owned(), decode(v))
+        })
+        .collect();
+    (base.to_owned(), params)
+}
+
+fn decode(v: &str) -> String {
+    let bytes = v.replace('+', " ").into_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() + 1 {
+            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap();
+            out.push(u8::from_str_radix(hex, 16).unwrap());
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+#[track_caller]
+fn assert_page(r: &Reply, status: u16, error: &str) {
+    assert_eq!(
+        r.status.as_u16(),
+        status,
+        "{:?}",
+        String::from_utf8_lossy(&r.body)
+    );
+    assert_eq!(r.header("location"), None, "never redirected");
+    assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
+    assert_page_headers(r);
+    let body = String::from_utf8_lossy(&r.body);
+    assert!(body.contains(&format!("<code>{error}</code>")), "{body}");
+}
+
+#[track_caller]
+fn assert_page_headers(r: &Reply) {
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    assert_eq!(
+        r.header("content-security-policy"),
+        Some("frame-ancestors 'none'")
+    );
+    assert_eq!(r.header("x-frame-options"), Some("DENY"));
+    assert_eq!(r.header("referrer-policy"), Some("no-referrer"));
+}
+
+/// A redirect to `base` carrying `error`, the client's `state` and our `iss`.
+#[track_caller]
+fn assert_error_redirect(r: &Reply, base: &str, error: &str, state: Option<&str>) {
+    // 302 after the browser's GET, 303 after a form post (a completion).
+    assert!(
+        matches!(r.status, StatusCode::FOUND | StatusCode::SEE_OTHER),
+        "{} {:?}",
+        r.status,
+        String::from_utf8_lossy(&r.body)
+    );
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    let (to, params) = location(r);
+    assert_eq!(to, base);
+    assert_eq!(param(&params, "error"), Some(error), "{params:?}");
+    assert_eq!(param(&params, "state"), state);
+    assert_eq!(param(&params, "iss"), Some(ISS));
+    assert_eq!(param(&params, "code"), None);
+}
+
+#[tokio::test]
+async fn an_untrusted_client_or_redirect_uri_is_a_page_never_a_redirect() {
+    let a = auth();
+    let cases = [
+        ("response_type=code", "client_id is missing"),
+        (
+            "response_type=code&client_id=nobody&redirect_uri=https%3A%2F%2Fevil.example%2F",
+            "unknown client_id",
+        ),
+        (
+            "response_type=code&client_id=spa&redirect_uri=https%3A%2F%2Fevil.example%2Fcb",
+            "not registered",
+        ),
+        (
+            "response_type=code&client_id=spa&redirect_uri=https%3A%2F%2Fspa.example%2Fcb%2F",
+            "not registered",
+        ),
+        (
+            "response_type=code&client_id=spa&redirect_uri=https%3A%2F%2Fspa.example%3A8443%2Fcb",
+            "not registered",
+        ),
+        // Loopback ports are free for http loopback only, never the path or the host.
+        (
+            "response_type=code&client_id=spa&redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2Fother",
+            "not registered",
+        ),
+        (
+            "response_type=code&client_id=spa&redirect_uri=http%3A%2F%2Flocalhost%3A3000%2Fcallback",
+            "not registered",
+        ),
+        (
+            "response_type=code&client_id=spa&redirect_uri=https%3A%2F%2F127.0.0.1%3A3000%2Fcallback",
+            "not registered",
+        ),
+        ("response_type=code&client_id=spa", "several"),
+        (
+            "response_type=code&client_id=spa&client_id=app",
+            "client_id is repeated",
+        ),
+        (
+            &spa("&redirect_uri=https%3A%2F%2Fspa.example%2Fcb"),
+            "redirect_uri is repeated",
+        ),
+        (
+            "response_type=code&client_id=spa&redirect_uri=%ZZ",
+            "percent",
+        ),
+    ];
+    for (query, says) in cases {
+        let r = a.get(query, &[]).await;
+        assert_page(&r, 400, "invalid_request");
+        let body = String::from_utf8_lossy(&r.body);
+        assert!(body.contains(says), "{query}: {body}");
+    }
+    // Escaped: nothing of the request is echoed as markup.
+    let r = a
+        .get("response_type=code&client_id=%3Cscript%3E", &[])
+        .await;
+    assert!(!String::from_utf8_lossy(&r.body).contains("<script>"));
+}
+
+#[tokio::test]
+async fn other_errors_go_back_to_the_client_with_state_and_iss() {
+    let a = auth();
+    let base = "https://spa.example/cb";
+    let no_pkce =
+        "response_type=code&client_id=spa&redirect_uri=https%3A%2F%2Fspa.example%2Fcb&state=xyz";
+    let cases: Vec<(String, &str)> = vec![
+        (
+            spa("").replace("response_type=code&", ""),
+            "invalid_request",
+        ),
+        (
+            spa("").replace("response_type=code", "response_type=token"),
+            "unsupported_response_type",
+        ),
+        (
+            spa("").replace("response_type=code", "response_type=code+id_token"),
+            "unsupported_response_type",
+        ),
+        (spa("&scope=admin"), "invalid_scope"),
+        (spa("&scope=bad%22scope"), "invalid_scope"),
+        (no_pkce.to_owned(), "invalid_request"),
+        (spa("").replace("S256", "plain"), "invalid_request"),
+        (spa("").replace(CHALLENGE, "short"), "invalid_request"),
+        (
+            format!("{no_pkce}&code_challenge_method=S256"),
+            "invalid_request",
+        ),
+        (
+            spa("&request=eyJhbGciOiJub25lIn0.e30."),
+            "request_not_supported",
+        ),
+        (spa("&scope=read&scope=write"), "invalid_request"),
+        (spa("&response_type=code"), "invalid_request"),
+    ];
+    for (query, error) in &cases {
+        let r = a.get(query, &[]).await;
+        assert_error_redirect(&r, base, error, Some("xyz"));
+    }
+    // A repeated state is not echoed (which one would be?), the error still goes back.
+    let r = a.get(&spa("&state=other"), &[]).await;
+    assert_error_redirect(&r, base, "invalid_request", None);
+    // A client without the grant: unauthorized_client, at its registered URI.
+    let r = a
+        .get("response_type=code&client_id=cc-only&state=s", &[])
+        .await;
+    assert_error_redirect(
+        &r,
+        "https://cc.example/cb",
+        "unauthorized_client",
+        Some("s"),
+    );
+}
+
+#[tokio::test]
+async fn approved_at_once_the_code_exchanges_and_refreshes() {
+    let a = auth();
+    let r = a
+        .get(&spa("&scope=read"), &[("x-test", "approve:alice")])
+        .await;
+    assert_eq!(r.status, StatusCode::FOUND);
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    let cookie = r
+        .header("set-cookie")
+        .expect("the binding cookie")
+        .to_owned();
+    assert!(cookie.starts_with(&format!("{AGENT_COOKIE}=")), "{cookie}");
+    for attr in ["HttpOnly", "SameSite=Lax", "Secure", "Path=/"] {
+        assert!(cookie.contains(attr), "{cookie}");
+    }
+    let (to, params) = location(&r);
+    assert_eq!(to, "https://spa.example/cb");
+    assert_eq!(param(&params, "state"), Some("xyz"));
+    assert_eq!(param(&params, "iss"), Some(ISS));
+    let code = param(&params, "code").unwrap().to_owned();
+    assert_eq!(code.len(), 43);
+    let v = a
+        .exchange(&code, "https://spa.example/cb")
+        .await
+        .assert_token();
+    assert_eq!(v["scope"], "read");
+    let rt = v["refresh_token"].as_str().unwrap();
+    let body = format!("grant_type=refresh_token&client_id=spa&refresh_token={rt}");
+    let r = reply(
+        a.server
+            .token_endpoint()
+            .oneshot(form("/oauth/token", None, &body))
+            .await
+            .unwrap(),
+    )
+    .await;
+    r.assert_token();
+    // The code is bound to the redirect URI sent and to the verifier.
+    let r = a.get(&spa(""), &[("x-test", "approve:alice")]).await;
+    let code = param(&location(&r).1, "code").unwrap().to_owned();
+    a.exchange(&code, "https://spa.example/other")
+        .await
+        .assert_error(400, "invalid_grant");
+}
+
+#[tokio::test]
+async fn a_loopback_redirect_uri_may_use_any_port_and_the_exchange_repeats_it() {
+    let a = auth();
+    let query = spa("").replace(
+        "https%3A%2F%2Fspa.example%2Fcb",
+        "http%3A%2F%2F127.0.0.1%3A54321%2Fcallback",
+    );
+    let r = a.get(&query, &[("x-test", "approve:alice")]).await;
+    let (to, params) = location(&r);
+    assert_eq!(to, "http://127.0.0.1:54321/callback");
+    let code = param(&params, "code").unwrap().to_owned();
+    a.exchange(&code, "http://127.0.0.1:3000/callback")
+        .await
+        .assert_error(400, "invalid_grant");
+    // That failed use revoked nothing and used nothing up: the code is still good with the
+    // same URI (a wrong redirect_uri is not a redemption).
+    a.exchange(&code, "http://127.0.0.1:54321/callback")
+        .await
+        .assert_token();
+}
+
+#[tokio::test]
+async fn the_registered_query_is_kept_and_post_is_answered_with_303() {
+    let a = auth();
+    let body = "response_type=code&client_id=app&state=s%20t";
+    let req = Request::post("/oauth/authorize")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-test", "deny")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap();
+    let r = reply(
+        a.server
+            .authorization_endpoint()
+            .oneshot(req)
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let loc = r.header("location").unwrap();
+    assert!(
+        loc.starts_with("https://app.example/cb?tenant=7&error=access_denied&"),
+        "{loc}"
+    );
+    let (_, params) = location(&r);
+    assert_eq!(param(&params, "state"), Some("s t"));
+    assert_eq!(param(&params, "iss"), Some(ISS));
+    // Other methods: 405 with Allow.
+    let req = Request::put("/oauth/authorize")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let r = reply(
+        a.server
+            .authorization_endpoint()
+            .oneshot(req)
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(r.header("allow"), Some("GET, POST"));
+}
+
+/// Start a request that the app answers with its page: (handle, cookie header value).
+async fn started(a: &Auth, query: &str) -> (String, String) {
+    let r = a.get(query, &[]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_page_headers(&r);
+    let body = String::from_utf8_lossy(&r.body).into_owned();
+    assert!(body.contains("spa asks for "), "{body}");
+    let handle = body
+        .split("value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_owned();
+    let set = r.header("set-cookie").unwrap();
+    let cookie = set.split(';').next().unwrap().to_owned();
+    (handle, cookie)
+}
+
+#[tokio::test]
+async fn a_handle_completes_once_for_the_browser_that_started_it() {
+    let a = auth();
+    let (handle, cookie) = started(&a, &spa("")).await;
+    let pending = a
+        .server
+        .pending_authorization(&handle, &{
+            let mut h = http::HeaderMap::new();
+            h.insert("cookie", cookie.parse().unwrap());
+            h
+        })
+        .await
+        .unwrap()
+        .expect("pending for this browser");
+    assert_eq!(pending.client_id(), "spa");
+    assert_eq!(pending.state(), Some("xyz"));
+    assert_eq!(pending.code_challenge_method(), Some("S256"));
+    // Another browser (another cookie, or none) cannot complete it, and does not use it up.
+    let stranger = format!("{AGENT_COOKIE}={}", "A".repeat(43));
+    let r = a
+        .complete(&handle, Some(&stranger), Decision::approve("mallory"))
+        .await;
+    assert_page(&r, 400, "invalid_request");
+    let r = a
+        .complete(&handle, None, Decision::approve("mallory"))
+        .await;
+    assert_page(&r, 400, "invalid_request");
+    // The browser that started it can, once.
+    let r = a
+        .complete(&handle, Some(&cookie), Decision::approve("alice"))
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let code = param(&location(&r).1, "code").unwrap().to_owned();
+    a.exchange(&code, "https://spa.example/cb")
+        .await
+        .assert_token();
+    let r = a
+        .complete(&handle, Some(&cookie), Decision::approve("alice"))
+        .await;
+    assert_page(&r, 400, "invalid_request");
+    // A wider scope than requested is refused at the redirect URI.
+    let (handle, cookie) = started(&a, &spa("&scope=read")).await;
+    let wide = Decision::Approve {
+        subject: "alice".into(),
+        scope: Some("read write".parse().unwrap()),
+    };
+    let r = a.complete(&handle, Some(&cookie), wide).await;
+    assert_error_redirect(&r, "https://spa.example/cb", "invalid_scope", Some("xyz"));
+}
+
+#[tokio::test]
+async fn a_pending_request_lapses_and_a_denial_is_access_denied() {
+    let a = auth();
+    let (handle, cookie) = started(&a, &spa("")).await;
+    a.clock.advance(std::time::Duration::from_secs(601));
+    let r = a
+        .complete(&handle, Some(&cookie), Decision::approve("alice"))
+        .await;
+    assert_page(&r, 400, "invalid_request");
+    let (handle, cookie) = started(&a, &spa("")).await;
+    let r = a.complete(&handle, Some(&cookie), Decision::Deny).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let (to, params) = location(&r);
+    assert_eq!(to, "https://spa.example/cb");
+    assert_eq!(param(&params, "error"), Some("access_denied"));
+    assert_eq!(param(&params, "state"), Some("xyz"));
+    assert_eq!(param(&params, "iss"), Some(ISS));
+}
+
+#[tokio::test]
+async fn metadata_names_the_authorization_endpoint_and_iss() {
+    let a = auth();
+    let req = Request::get("/.well-known/oauth-authorization-server")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let r = reply(
+        a.server
+            .metadata_endpoint(Metadata::new(ISS))
+            .oneshot(req)
+            .await
+            .unwrap(),
+    )
+    .await;
+    let v = r.json();
+    assert_eq!(
+        v["authorization_endpoint"],
+        format!("{ISS}/oauth/authorize")
+    );
+    assert_eq!(v["authorization_response_iss_parameter_supported"], true);
+    assert_eq!(v["response_types_supported"], serde_json::json!(["code"]));
+    assert_eq!(
+        v["code_challenge_methods_supported"],
+        serde_json::json!(["S256"])
+    );
+}
+
+#[tokio::test]
+async fn the_endpoint_needs_an_issuer() {
+    let err = AuthServer::builder()
+        .clients(InMemoryClients::new())
+        .authorization_handler(decide)
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(err, tower_oauth2::ConfigError::Authorization(_)),
+        "{err:?}"
+    );
+}
+
+/// The whole flow, suspended and completed, on every store: the login form may be posted to
+/// another instance, so the pending request lives in the shared store.
+async fn flow_on(backend: backends::Backend, name: &str) {
+    let Some(store) = backends::open(backend, name).await else {
+        return;
+    };
+    let first = server_on(Arc::clone(&store), SystemClock.now());
+    let other = server_on(store, SystemClock.now());
+    let (handle, cookie) = started(&first, &spa("")).await;
+    let r = other
+        .complete(&handle, Some(&cookie), Decision::approve("alice"))
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let code = param(&location(&r).1, "code").unwrap().to_owned();
+    first
+        .exchange(&code, "https://spa.example/cb")
+        .await
+        .assert_token();
+    let r = first
+        .complete(&handle, Some(&cookie), Decision::approve("alice"))
+        .await;
+    assert_page(&r, 400, "invalid_request");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_flow_spans_instances_on_every_store() {
+    flow_on(backends::Backend::Memory, "authorize_memory").await;
+    flow_on(backends::Backend::Redis, "authorize_redis").await;
+    flow_on(backends::Backend::Postgres, "authorize_postgres").await;
+}
