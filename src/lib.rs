@@ -90,7 +90,7 @@ pub use self::{
         IntrospectionEndpoint, Metadata, MetadataEndpoint, RevocationEndpoint, TokenEndpoint,
     },
     error::{ConfigError, OAuthError, StoreError},
-    grant::{AuthorizationRequest, TokenResponse},
+    grant::{AuthorizationRequest, PendingAuthorization, TokenResponse},
     scope::Scope,
     server::{AuthServer, AuthServerBuilder},
     token::GrantId,

@@ -9,6 +9,10 @@
 //! ```
 //!
 //! Routes:
+//! - `GET|POST /oauth/authorize` — the authorization endpoint (RFC 6749 §3.1, RFC 9207), with a
+//!   demo login and consent page (`login.rs`) posted to `/oauth/authorize/login`;
+//! - `GET /callback` — the demo clients' redirect URI: shows the code and the command that
+//!   exchanges it;
 //! - `POST /oauth/token` — the token endpoint (also at `/token`, the path of the
 //!   oauth2-server-php examples, and `/api/oauth/token`, the Grape::OAuth2 one);
 //! - `POST /oauth/revoke` (RFC 7009), `POST /oauth/introspect` (RFC 7662);
@@ -16,18 +20,31 @@
 //! - `GET /api/me` — protected: echoes the token's client, user and scope.
 //!
 //! Demo clients and users (those of the refresh-token guides users paste from): client `testclient`/`secret` with user
-//! `test`/`test`, and client `TestClient`/`TestSecret` with user `bshaffer`/`brent123`.
+//! `test`/`test`, and client `TestClient`/`TestSecret` with user `bshaffer`/`brent123`; and the
+//! public client `quickstart-spa` (no secret, PKCE S256, redirect `http://127.0.0.1:3000/callback`
+//! on any port). On start it prints an authorize URL with a fresh PKCE pair and the command that
+//! exchanges the code.
 //!
 //! The token store is in memory unless `--store URL` (or env `STORE_URL`) names a Redis
 //! (`redis://…`) or PostgreSQL (`postgres://…`) server; several instances on one shared store
 //! accept each other's tokens and see each other's revocations at once.
 
+mod login;
+
 use std::{io::Write, net::SocketAddr, sync::Arc};
 
-use axum::{Extension, Json, Router, routing::get};
+use axum::{
+    Extension, Json, Router,
+    extract::{Query, State},
+    response::Html,
+    routing::get,
+};
+use base64::Engine;
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 use tower_oauth2::{
     AuthServer, Client, GrantType, InMemoryClients, Metadata, TokenInfo,
+    endpoint::html_escape,
     events::Event,
     store::{MemoryStore, PostgresStore, RedisStore, TokenStore},
     user::DemoUsers,
@@ -86,6 +103,71 @@ fn demo_client(id: &str, secret: &str) -> Result<Client, tower_oauth2::ConfigErr
         .build()
 }
 
+/// The public client a browser, SPA or CLI would be: no secret, PKCE S256, loopback callback.
+fn spa_client() -> Result<Client, tower_oauth2::ConfigError> {
+    Client::public("quickstart-spa")
+        .grant_types([GrantType::AuthorizationCode, GrantType::RefreshToken])
+        .redirect_uri("http://127.0.0.1:3000/callback")
+        .scope("read write offline_access")
+        .build()
+}
+
+/// The flow printed at start: its state and PKCE verifier, so `/callback` can show the exact
+/// exchange command.
+#[derive(Clone)]
+struct Printed {
+    state: String,
+    verifier: String,
+    port: u16,
+}
+
+#[derive(serde::Deserialize)]
+struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+    iss: Option<String>,
+}
+
+/// The demo clients' redirect URI: the code, and how to exchange it.
+async fn callback(State(printed): State<Printed>, Query(q): Query<CallbackQuery>) -> Html<String> {
+    let esc = |s: &Option<String>| html_escape(s.as_deref().unwrap_or(""));
+    if let Some(error) = &q.error {
+        return Html(format!(
+            "<!doctype html><meta charset=utf-8><title>Denied</title><h1>Authorization failed</h1>\
+             <p id=error><code>{}</code> {}</p><p>iss: <code>{}</code></p>",
+            html_escape(error),
+            esc(&q.error_description),
+            esc(&q.iss)
+        ));
+    }
+    let code = q.code.clone().unwrap_or_default();
+    let port = printed.port;
+    let verifier = if q.state.as_deref() == Some(printed.state.as_str()) {
+        printed.verifier.clone()
+    } else {
+        "<the code_verifier of your request>".to_owned()
+    };
+    let spa = format!(
+        "curl -d grant_type=authorization_code -d client_id=quickstart-spa -d code={code} -d redirect_uri=http://127.0.0.1:{port}/callback -d code_verifier={verifier} localhost:{port}/oauth/token"
+    );
+    let confidential = format!(
+        "curl -u testclient:secret -d grant_type=authorization_code -d code={code} -d redirect_uri=http://localhost:3000/callback -d code_verifier=<the code_verifier of your request> localhost:{port}/oauth/token"
+    );
+    Html(format!(
+        "<!doctype html><meta charset=utf-8><title>Callback</title><h1>Authorization code received</h1>\
+         <p>code: <code id=code>{}</code></p><p>state: <code id=state>{}</code> · iss: <code>{}</code></p>\
+         <p>Exchange it (within 60 s; codes are single-use) as <code>quickstart-spa</code>:</p><pre id=exchange>{}</pre>\
+         <p>or, for a request made by <code>testclient</code>:</p><pre>{}</pre>",
+        html_escape(&code),
+        esc(&q.state),
+        esc(&q.iss),
+        html_escape(&spa),
+        html_escape(&confidential)
+    ))
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let port: u16 = match std::env::var("PORT") {
@@ -98,28 +180,41 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let url = store_url()?;
     let store = open_store(url.as_deref()).await?;
 
+    let clients = InMemoryClients::new()
+        .with(demo_client("testclient", "secret")?)
+        .with(demo_client("TestClient", "TestSecret")?)
+        .with(spa_client()?);
+    let users = || {
+        DemoUsers::new()
+            .with("test", "test")
+            .with("bshaffer", "brent123")
+    };
+    let issuer = format!("http://localhost:{port}");
+    let login = login::DemoLogin::new(users(), clients.clone());
     let server = AuthServer::builder()
-        .clients(
-            InMemoryClients::new()
-                .with(demo_client("testclient", "secret")?)
-                .with(demo_client("TestClient", "TestSecret")?),
-        )
-        .users(
-            DemoUsers::new()
-                .with("test", "test")
-                .with("bshaffer", "brent123"),
-        )
+        .clients(clients)
+        .users(users())
         .allow_grant_type(GrantType::Password)
+        .configure(|c| c.issuer = Some(issuer.clone()))
+        .authorization_handler(login.handler())
         .shared_store(store)
         .on_event(|event: &Event| eprintln!("event: {event:?}"))
         .build()?;
 
-    let issuer = format!("http://localhost:{port}");
     let token = server.token_endpoint();
+    let verifier = tower_oauth2::token::generate().expose().to_owned();
+    let printed = Printed {
+        state: tower_oauth2::token::generate().expose()[..16].to_owned(),
+        verifier,
+        port,
+    };
     let app = Router::new()
         .route("/api/me", get(me))
         // route_layer: only matched routes are guarded, so unknown paths stay 404.
         .route_layer(server.bearer_layer())
+        .route("/callback", get(callback).with_state(printed.clone()))
+        .route_service("/oauth/authorize", server.authorization_endpoint())
+        .merge(login.routes(server.clone()))
         .route_service("/oauth/token", token.clone())
         .route_service("/token", token.clone())
         .route_service("/api/oauth/token", token)
@@ -142,6 +237,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::io::stdout(),
         "tower-oauth2 quickstart listening on http://{addr} (token store: {kind})\nTry:\n  curl -X POST -H 'Authorization: Basic dGVzdGNsaWVudDpzZWNyZXQ=' -d 'grant_type=password&username=test&password=test' localhost:{}/oauth/token",
         addr.port()
+    );
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(Sha256::digest(printed.verifier.as_bytes()));
+    let port = addr.port();
+    let _ = writeln!(
+        std::io::stdout(),
+        "Authorization code flow: open this in a browser and sign in as test / test:\n  http://127.0.0.1:{port}/oauth/authorize?response_type=code&client_id=quickstart-spa&redirect_uri=http%3A%2F%2F127.0.0.1%3A{port}%2Fcallback&scope=read+offline_access&state={state}&code_challenge={challenge}&code_challenge_method=S256\nthen exchange the code the callback page shows (it prints this command with the code filled in):\n  curl -d grant_type=authorization_code -d client_id=quickstart-spa -d code=CODE -d redirect_uri=http://127.0.0.1:{port}/callback -d code_verifier={verifier} localhost:{port}/oauth/token",
+        state = printed.state,
+        verifier = printed.verifier,
     );
     axum::serve(listener, app)
         .with_graceful_shutdown(async {

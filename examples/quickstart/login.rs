@@ -1,0 +1,218 @@
+//! The quickstart's demo login and consent page: what an app writes for the authorization
+//! endpoint. The endpoint validates the request and keeps it; this page asks who the user is
+//! and whether they approve, then completes the request with
+//! `AuthServer::complete_authorization`. A real app would check its own session first and
+//! approve at once when it has one and a remembered consent.
+
+use std::sync::Arc;
+
+use axum::{
+    Form, Router,
+    extract::State,
+    http::HeaderMap,
+    response::{IntoResponse, Response},
+    routing::post,
+};
+use bytes::Bytes;
+use http_body_util::Full;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use tower_oauth2::{
+    AuthServer, ClientStore, InMemoryClients, PendingAuthorization,
+    endpoint::{AuthorizationContext, Decision, EndpointResponse, Interaction, html_escape},
+    token,
+    user::{DemoUsers, UserAuthenticator},
+};
+
+/// Where the page's form is posted.
+pub const LOGIN_PATH: &str = "/oauth/authorize/login";
+
+/// The demo login: users to check, clients to name, and a secret for the form's CSRF token.
+pub struct DemoLogin {
+    users: DemoUsers,
+    clients: InMemoryClients,
+    csrf_key: String,
+}
+
+impl DemoLogin {
+    pub fn new(users: DemoUsers, clients: InMemoryClients) -> Arc<Self> {
+        Arc::new(Self {
+            users,
+            clients,
+            csrf_key: token::generate().expose().to_owned(),
+        })
+    }
+
+    /// The authorization handler: always the login page (the demo keeps no session).
+    pub fn handler(
+        self: &Arc<Self>,
+    ) -> impl Fn(AuthorizationContext) -> std::future::Ready<Interaction> + Send + Sync + 'static
+    {
+        let login = Arc::clone(self);
+        move |ctx: AuthorizationContext| {
+            std::future::ready(Interaction::Respond(login.page(
+                ctx.handle(),
+                ctx.request(),
+                None,
+            )))
+        }
+    }
+
+    /// The route that receives the page's form.
+    pub fn routes(self: &Arc<Self>, server: AuthServer) -> Router {
+        Router::new()
+            .route(LOGIN_PATH, post(submit))
+            .with_state((Arc::clone(self), server))
+    }
+
+    /// The form's CSRF token: tied to the handle by a key only this process knows.
+    fn csrf(&self, handle: &str) -> String {
+        let digest = Sha256::digest(format!("{}\n{handle}", self.csrf_key).as_bytes());
+        digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
+    }
+
+    fn page(
+        &self,
+        handle: &str,
+        request: &PendingAuthorization,
+        error: Option<&str>,
+    ) -> EndpointResponse {
+        let scopes: String = request
+            .scope()
+            .iter()
+            .map(|s| format!("<li><code>{}</code></li>", html_escape(s)))
+            .collect();
+        let error = error
+            .map(|e| format!("<p class=error role=alert>{}</p>", html_escape(e)))
+            .unwrap_or_default();
+        let body = format!(
+            r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Sign in — tower-oauth2 quickstart</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:28rem;margin:3rem auto;padding:0 1rem}}
+label{{display:block;margin:.6rem 0}}input[type=text],input[type=password]{{width:100%;padding:.4rem}}
+.error{{color:#b00020}}button{{padding:.5rem 1rem;margin-right:.5rem}}</style></head>
+<body>
+<h1>Sign in</h1>
+<p><strong>{client}</strong> asks to access your account with these scopes:</p>
+<ul id=scopes>{scopes}</ul>
+{error}
+<form method="post" action="{action}">
+<input type="hidden" name="handle" value="{handle}">
+<input type="hidden" name="csrf" value="{csrf}">
+<label>Username <input type="text" name="username" id="username" autocomplete="username" autofocus></label>
+<label>Password <input type="password" name="password" id="password" autocomplete="current-password"></label>
+<button type="submit" name="action" value="approve" id="approve">Sign in and approve</button>
+<button type="submit" name="action" value="deny" id="deny">Deny</button>
+</form>
+<p><small>Demo users: <code>test</code> / <code>test</code>, <code>bshaffer</code> / <code>brent123</code>.</small></p>
+</body></html>
+"#,
+            client = html_escape(request.client_id()),
+            action = LOGIN_PATH,
+            handle = html_escape(handle),
+            csrf = self.csrf(handle),
+        );
+        let mut res = http::Response::new(Full::new(Bytes::from(body)));
+        res.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        res
+    }
+}
+
+#[derive(Deserialize)]
+struct Submitted {
+    handle: String,
+    csrf: String,
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+    action: String,
+}
+
+async fn submit(
+    State((login, server)): State<(Arc<DemoLogin>, AuthServer)>,
+    headers: HeaderMap,
+    Form(form): Form<Submitted>,
+) -> Response {
+    use subtle::ConstantTimeEq;
+    let csrf_ok = bool::from(
+        login
+            .csrf(&form.handle)
+            .as_bytes()
+            .ct_eq(form.csrf.as_bytes()),
+    );
+    if !csrf_ok {
+        return (
+            http::StatusCode::FORBIDDEN,
+            "the form's CSRF token is wrong",
+        )
+            .into_response();
+    }
+    if form.action != "approve" {
+        return respond(
+            server
+                .complete_authorization(&form.handle, &headers, Decision::Deny)
+                .await,
+        );
+    }
+    // Still pending for this browser? If not, completing answers with the error page.
+    let request = server
+        .pending_authorization(&form.handle, &headers)
+        .await
+        .ok()
+        .flatten();
+    let client = match &request {
+        Some(r) => login
+            .clients
+            .find_client(r.client_id())
+            .await
+            .ok()
+            .flatten(),
+        None => None,
+    };
+    let (Some(request), Some(client)) = (request, client) else {
+        return respond(
+            server
+                .complete_authorization(&form.handle, &headers, Decision::Deny)
+                .await,
+        );
+    };
+    match login
+        .users
+        .authenticate(&form.username, &form.password, &client)
+        .await
+    {
+        Ok(Some(subject)) => respond(
+            server
+                .complete_authorization(&form.handle, &headers, Decision::approve(subject))
+                .await,
+        ),
+        // Wrong credentials: the same page again, the request still pending.
+        _ => {
+            let mut res = login.page(&form.handle, &request, Some("Wrong username or password."));
+            *res.status_mut() = http::StatusCode::UNAUTHORIZED;
+            respond(secured(res))
+        }
+    }
+}
+
+/// A page served by the app itself carries the headers the endpoint puts on its own.
+fn secured(mut res: EndpointResponse) -> EndpointResponse {
+    let h = res.headers_mut();
+    for (name, value) in [
+        ("cache-control", "no-store"),
+        ("content-security-policy", "frame-ancestors 'none'"),
+        ("x-frame-options", "DENY"),
+        ("referrer-policy", "no-referrer"),
+    ] {
+        h.insert(name, http::HeaderValue::from_static(value));
+    }
+    res
+}
+
+fn respond(res: EndpointResponse) -> Response {
+    res.map(axum::body::Body::new)
+}
