@@ -156,7 +156,10 @@ async fn callback(State(printed): State<Printed>, Query(q): Query<CallbackQuery>
         "curl -u testclient:secret -d grant_type=authorization_code -d code={code} -d redirect_uri=http://localhost:3000/callback -d code_verifier=<the code_verifier of your request> localhost:{port}/oauth/token"
     );
     Html(format!(
-        "<!doctype html><meta charset=utf-8><title>Callback</title><h1>Authorization code received</h1>\
+        "<!doctype html><meta charset=utf-8><title>Callback</title>\
+         <style>body{{font-family:system-ui,sans-serif;max-width:48rem;margin:2rem auto;padding:0 1rem}}\
+         pre{{white-space:pre-wrap;word-break:break-all;background:#f4f4f4;padding:.6rem}}</style>\
+         <h1>Authorization code received</h1>\
          <p>code: <code id=code>{}</code></p><p>state: <code id=state>{}</code> · iss: <code>{}</code></p>\
          <p>Exchange it (within 60 s; codes are single-use) as <code>quickstart-spa</code>:</p><pre id=exchange>{}</pre>\
          <p>or, for a request made by <code>testclient</code>:</p><pre>{}</pre>",

@@ -3,74 +3,17 @@
 //! refresh token rotated on one and replayed on the other revokes the family on both; a
 //! revocation on one is seen by the other at once.
 
-use std::{
-    io::{BufRead, BufReader},
-    net::SocketAddr,
-    process::{Child, Command, Stdio},
+use crate::support::{
+    backends,
+    quickstart::{self, Instance},
+    *,
 };
-
-use crate::support::{backends, *};
 use bytes::Bytes;
 use http::Request;
 use http_body_util::Full;
 
-/// A quickstart process, killed when dropped.
-struct Instance {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn quickstart_binary() -> std::path::PathBuf {
-    // target/<profile>/deps/instances-… → target/<profile>/examples/quickstart
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples")
-        .join("quickstart");
-    assert!(
-        bin.exists(),
-        "{} not built (cargo test builds examples)",
-        bin.display()
-    );
-    bin
-}
-
 fn start(store_url: &str) -> Instance {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = Command::new(quickstart_binary())
-        .args(["--store", store_url])
-        .env("PORT", port.to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    out.read_line(&mut line).unwrap();
-    // Keep draining, or the next line it prints would fail on a closed pipe.
-    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-    assert!(
-        line.contains(&format!("127.0.0.1:{port}")),
-        "quickstart said {line:?}"
-    );
-    Instance {
-        child,
-        addr: SocketAddr::from(([127, 0, 0, 1], port)),
-    }
+    quickstart::start(&["--store", store_url])
 }
 
 async fn token(i: &Instance, body: &str) -> Reply {

@@ -9,6 +9,7 @@ mod support;
 mod authorization_code;
 mod authorize;
 mod bearer;
+mod browser;
 mod conformance;
 mod failure;
 mod grpc;

@@ -3,6 +3,7 @@
 
 pub mod backends;
 mod net;
+pub mod quickstart;
 mod reply;
 
 pub use self::{net::*, reply::*};
