@@ -162,6 +162,7 @@ pub struct Client {
     default_scope: Option<Scope>,
     issue_refresh_token: bool,
     introspect: bool,
+    require_par: bool,
 }
 
 impl fmt::Debug for Client {
@@ -254,6 +255,11 @@ impl Client {
         self.issue_refresh_token
     }
 
+    /// Whether this client's authorization requests must be pushed first (RFC 9126 §5).
+    pub fn requires_pushed_authorization_requests(&self) -> bool {
+        self.require_par
+    }
+
     /// Whether this client may call the introspection endpoint.
     pub fn may_introspect(&self) -> bool {
         self.introspect
@@ -298,6 +304,7 @@ impl ClientBuilder {
                 default_scope: None,
                 issue_refresh_token: true,
                 introspect: false,
+                require_par: false,
             },
             scope: None,
             default_scope: None,
@@ -338,6 +345,13 @@ impl ClientBuilder {
     /// Allow this client to call the introspection endpoint (RFC 7662), e.g. a resource server.
     pub fn introspect(mut self, allow: bool) -> Self {
         self.client.introspect = allow;
+        self
+    }
+
+    /// Accept this client's authorization requests only when pushed first (RFC 9126 §5).
+    /// Default false (see also `Config::require_pushed_authorization_requests`).
+    pub fn require_pushed_authorization_requests(mut self, require: bool) -> Self {
+        self.client.require_par = require;
         self
     }
 

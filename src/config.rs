@@ -153,6 +153,13 @@ pub struct Config {
     /// How long a validated authorization request waits for the resource owner's decision.
     /// Default 600 s (10 minutes).
     pub authorization_request_lifetime: Duration,
+    /// How long a pushed authorization request's `request_uri` may be used (RFC 9126 §2.2
+    /// `expires_in`). Default 60 s.
+    pub pushed_authorization_request_lifetime: Duration,
+    /// Refuse authorization requests that were not pushed first (RFC 9126 §5), for every
+    /// client; `ClientBuilder::require_pushed_authorization_requests` does it for one. Default
+    /// false.
+    pub require_pushed_authorization_requests: bool,
 }
 
 impl Default for Config {
@@ -185,6 +192,8 @@ impl Default for Config {
             realm: "tower-oauth2".to_owned(),
             issuer: None,
             authorization_request_lifetime: Duration::from_secs(600),
+            pushed_authorization_request_lifetime: Duration::from_secs(60),
+            require_pushed_authorization_requests: false,
         }
     }
 }
@@ -201,6 +210,7 @@ impl Config {
             self.refresh_token_max_lifetime,
             Some(self.authorization_code_lifetime),
             Some(self.authorization_request_lifetime),
+            Some(self.pushed_authorization_request_lifetime),
         ];
         if lifetimes.into_iter().flatten().any(|d| d > MAX_LIFETIME) {
             return Err(ConfigError::Lifetime(
@@ -233,9 +243,11 @@ impl Config {
         if self.refresh_token_grace_period > MAX_GRACE_PERIOD {
             return Err(ConfigError::GracePeriodTooLong);
         }
-        if secs(self.authorization_request_lifetime) == 0 {
+        if secs(self.authorization_request_lifetime) == 0
+            || secs(self.pushed_authorization_request_lifetime) == 0
+        {
             return Err(ConfigError::Lifetime(
-                "authorization_request_lifetime must be at least 1 s",
+                "authorization request lifetimes must be at least 1 s",
             ));
         }
         if let Some(issuer) = &self.issuer {

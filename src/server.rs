@@ -12,7 +12,8 @@ use crate::{
     clock::{Clock, SystemClock, UnixTime},
     endpoint::{
         AuthorizationEndpoint, AuthorizationHandler, Decision, EndpointResponse,
-        IntrospectionEndpoint, Metadata, MetadataEndpoint, RevocationEndpoint, TokenEndpoint,
+        IntrospectionEndpoint, Metadata, MetadataEndpoint, PushedAuthorizationEndpoint,
+        RevocationEndpoint, TokenEndpoint,
     },
     error::{ConfigError, OAuthError, StoreError},
     events::{Event, EventListener},
@@ -112,6 +113,11 @@ impl AuthServer {
     /// without one every request gets a `server_error` page).
     pub fn authorization_endpoint(&self) -> AuthorizationEndpoint {
         AuthorizationEndpoint::new(self.clone())
+    }
+
+    /// The pushed authorization request endpoint (RFC 9126), for `/oauth/par`.
+    pub fn pushed_authorization_endpoint(&self) -> PushedAuthorizationEndpoint {
+        PushedAuthorizationEndpoint::new(self.clone())
     }
 
     /// Complete the pending authorization request `handle` with the resource owner's decision,

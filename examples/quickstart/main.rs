@@ -11,6 +11,7 @@
 //! Routes:
 //! - `GET|POST /oauth/authorize` — the authorization endpoint (RFC 6749 §3.1, RFC 9207), with a
 //!   demo login and consent page (`login.rs`) posted to `/oauth/authorize/login`;
+//! - `POST /oauth/par` — pushed authorization requests (RFC 9126);
 //! - `GET /callback` — the demo clients' redirect URI: shows the code and the command that
 //!   exchanges it;
 //! - `POST /oauth/token` — the token endpoint (also at `/token`, the path of the
@@ -217,6 +218,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route_layer(server.bearer_layer())
         .route("/callback", get(callback).with_state(printed.clone()))
         .route_service("/oauth/authorize", server.authorization_endpoint())
+        .route_service("/oauth/par", server.pushed_authorization_endpoint())
         .merge(login.routes(server.clone()))
         .route_service("/oauth/token", token.clone())
         .route_service("/token", token.clone())

@@ -222,13 +222,23 @@ where
         Err(e) => return refused(&server, None, &e, page(&server, &e)),
     };
     let client_id = form.get("client_id").map(Arc::<str>::from);
-    let (_, mut request) = match authorize::validate(&server, &form, &repeated).await {
+    let validated = if form.get("request_uri").is_some() {
+        authorize::resume_pushed(&server, &form, &repeated).await
+    } else {
+        match authorize::validate(&server, &form, &repeated).await {
+            Ok((client, request)) => authorize::check_push_required(&server, &client, &request)
+                .map(|()| (client, request)),
+            Err(e) => Err(e),
+        }
+    };
+    let (_, mut request) = match validated {
         Ok(v) => v,
         Err(Refusal::Page(e)) => {
             let res = handler.error_page(&e).unwrap_or_else(|| page(&server, &e));
             return refused(&server, None, &e, res);
         }
         Err(Refusal::Redirect(to, error)) => {
+            let error = error.code();
             server.emit(Event::AuthorizationFailed { client_id, error });
             return redirect(&parts.method, &to);
         }
@@ -486,4 +496,54 @@ fn set_agent_cookie(server: &AuthServer, res: &mut EndpointResponse, agent: &str
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         res.headers_mut().append(SET_COOKIE, v);
     }
+}
+
+/// The pushed authorization request endpoint's part (RFC 9126 §2), after the client has
+/// authenticated: validate as the authorization endpoint does, with every error as JSON, keep
+/// the request, and answer its `request_uri`.
+pub(crate) async fn push(
+    server: &AuthServer,
+    client: &Arc<crate::Client>,
+    form: &Form,
+) -> Result<EndpointResponse, OAuthError> {
+    if form.get("request_uri").is_some() {
+        return Err(OAuthError::invalid_request(
+            "request_uri is not allowed in a pushed request",
+        ));
+    }
+    if form.get("client_id").is_some_and(|id| id != client.id()) {
+        return Err(OAuthError::invalid_request(
+            "client_id is not the authenticated client",
+        ));
+    }
+    // The form was parsed strictly (no repeats) by the endpoint already.
+    let (_, mut request) =
+        authorize::validate_for(server, Arc::clone(client), form, &[]).map_err(|r| match r {
+            Refusal::Page(e) | Refusal::Redirect(_, e) => e,
+        })?;
+    let now = server.now();
+    let lifetime = server
+        .config()
+        .pushed_authorization_request_lifetime
+        .as_secs();
+    request.push(now, now.saturating_add(lifetime));
+    let handle = token::generate();
+    server
+        .inner
+        .store
+        .create_pending(PendingRequest {
+            hash: handle.hash(),
+            data: request.encode().into(),
+            created_at: now,
+            expires_at: now.saturating_add(lifetime),
+        })
+        .await?;
+    let body = serde_json::json!({
+        "request_uri": format!("{}{}", authorize::REQUEST_URI_PREFIX, handle.expose()),
+        "expires_in": lifetime,
+    });
+    Ok(super::response::json(
+        StatusCode::CREATED,
+        super::response::to_json(&body),
+    ))
 }

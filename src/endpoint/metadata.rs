@@ -30,6 +30,7 @@ pub struct Metadata {
     issuer: String,
     token_endpoint: String,
     authorization_endpoint: Option<String>,
+    pushed_authorization_request_endpoint: Option<String>,
     revocation_endpoint: Option<String>,
     introspection_endpoint: Option<String>,
     scopes_supported: Option<Vec<String>>,
@@ -44,6 +45,7 @@ impl Metadata {
             issuer: issuer.into().trim_end_matches('/').to_owned(),
             token_endpoint: "/oauth/token".into(),
             authorization_endpoint: None,
+            pushed_authorization_request_endpoint: None,
             revocation_endpoint: Some("/oauth/revoke".into()),
             introspection_endpoint: Some("/oauth/introspect".into()),
             scopes_supported: None,
@@ -61,6 +63,13 @@ impl Metadata {
     /// otherwise).
     pub fn authorization_endpoint(mut self, path: impl Into<String>) -> Self {
         self.authorization_endpoint = Some(path.into());
+        self
+    }
+
+    /// The pushed authorization request endpoint's path or URL (RFC 9126; default `/oauth/par`
+    /// when the server has an authorization handler).
+    pub fn pushed_authorization_request_endpoint(mut self, path: impl Into<String>) -> Self {
+        self.pushed_authorization_request_endpoint = Some(path.into());
         self
     }
 
@@ -119,6 +128,10 @@ struct Document<'a> {
     /// RFC 9207 §3: every authorization response carries `iss`.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     authorization_response_iss_parameter_supported: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pushed_authorization_request_endpoint: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    require_pushed_authorization_requests: bool,
 }
 
 const CLIENT_AUTH: [&str; 3] = ["client_secret_basic", "client_secret_post", "none"];
@@ -186,6 +199,12 @@ impl MetadataEndpoint {
             code_challenge_methods_supported: pkce,
             authorization_response_iss_parameter_supported: authorization_endpoint.is_some()
                 && server.inner.authorization.is_some(),
+            pushed_authorization_request_endpoint: metadata
+                .pushed_authorization_request_endpoint
+                .as_deref()
+                .or(server.inner.authorization.as_ref().map(|_| "/oauth/par"))
+                .map(|p| metadata.url(p)),
+            require_pushed_authorization_requests: config.require_pushed_authorization_requests,
         };
         Self {
             body: Bytes::from(response::to_json(&doc)),

@@ -75,6 +75,7 @@ enum Kind {
     Token,
     Revocation,
     Introspection,
+    PushedAuthorization,
 }
 
 /// The common path of the POST endpoints: method, body, form, client — each once — then the
@@ -98,6 +99,7 @@ where
                 .map(|t| response::token(&t)),
             Kind::Revocation => revoke::revoke(&server, &client, &form).await,
             Kind::Introspection => introspect::introspect(&server, &client, &form).await,
+            Kind::PushedAuthorization => authorize::push(&server, &client, &form).await,
         }
     }
     .await;
@@ -151,6 +153,15 @@ post_endpoint!(
     /// 200 with no effect.
     RevocationEndpoint,
     Kind::Revocation
+);
+post_endpoint!(
+    /// The pushed authorization request endpoint (RFC 9126): the client authenticates as at the
+    /// token endpoint and posts its authorization request, which is validated like one at the
+    /// authorization endpoint (every error as JSON, never a redirect) and kept; the answer is a
+    /// single-use `request_uri` and its `expires_in`, which the client then sends to the
+    /// authorization endpoint with its `client_id`.
+    PushedAuthorizationEndpoint,
+    Kind::PushedAuthorization
 );
 post_endpoint!(
     /// The introspection endpoint (RFC 7662), for authorised clients only. Anything not active

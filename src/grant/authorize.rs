@@ -37,6 +37,10 @@ pub struct PendingAuthorization {
     code_challenge: Option<(String, String)>,
     /// The hash of the user agent's binding cookie.
     binding: String,
+    /// Pushed by its client (RFC 9126) and not yet resumed by a browser: usable only as a
+    /// `request_uri`, never as a completion handle.
+    #[serde(default)]
+    pushed: bool,
     created_at: u64,
     expires_at: u64,
 }
@@ -89,13 +93,26 @@ impl PendingAuthorization {
     }
 
     pub(crate) fn bind(&mut self, agent: &str, created_at: u64, expires_at: u64) {
+        self.pushed = false;
         self.binding = TokenHash::of(agent).to_hex();
         self.created_at = created_at;
         self.expires_at = expires_at;
     }
 
-    /// Whether `agent` is the binding this request was started with (constant time).
+    /// Keep as a pushed request (RFC 9126): no browser yet.
+    pub(crate) fn push(&mut self, created_at: u64, expires_at: u64) {
+        self.pushed = true;
+        self.binding = String::new();
+        self.created_at = created_at;
+        self.expires_at = expires_at;
+    }
+
+    /// Whether `agent` is the binding this request was started with (constant time). A pushed
+    /// request has no browser yet, so none is.
     pub(crate) fn bound_to(&self, agent: &str) -> bool {
+        if self.pushed {
+            return false;
+        }
         use subtle::ConstantTimeEq;
         let presented = TokenHash::of(agent).to_hex();
         bool::from(presented.as_bytes().ct_eq(self.binding.as_bytes()))
@@ -116,8 +133,8 @@ pub(crate) enum Refusal {
     /// Shown to the user agent, never redirected: the client or its redirect URI is unknown.
     Page(OAuthError),
     /// Sent to the client at its validated redirect URI: the full URL, parameters included,
-    /// and the error code it carries.
-    Redirect(String, &'static str),
+    /// and the error it carries.
+    Redirect(String, OAuthError),
 }
 
 /// The parameters an authorization request may carry only once. A repeat of `client_id` or
@@ -154,6 +171,19 @@ pub(crate) async fn validate(
         .await
         .map_err(|e| Refusal::Page(e.into()))?
         .ok_or_else(|| page("unknown client_id"))?;
+    validate_for(server, client, form, repeated)
+}
+
+/// Validate an authorization request of a client already known (the one named by `client_id`,
+/// or the one authenticated at the pushed authorization request endpoint), from step (2) on.
+pub(crate) fn validate_for(
+    server: &AuthServer,
+    client: Arc<Client>,
+    form: &Form,
+    repeated: &[String],
+) -> Result<(Arc<Client>, PendingAuthorization), Refusal> {
+    let repeats = |name: &str| repeated.iter().any(|r| r == name);
+    let page = |description: &'static str| Refusal::Page(OAuthError::invalid_request(description));
     // (2) Its redirect URI.
     if repeats("redirect_uri") {
         return Err(page("redirect_uri is repeated"));
@@ -178,7 +208,7 @@ pub(crate) async fn validate(
     };
     let back = |err: OAuthError| {
         let to = error_redirect(server, &redirect_uri, state.as_deref(), &err);
-        Refusal::Redirect(to, err.code())
+        Refusal::Redirect(to, err)
     };
     if let Some(name) = UNIQUE.iter().find(|n| repeats(n)) {
         return Err(back(OAuthError::invalid_request(format!(
@@ -222,10 +252,83 @@ pub(crate) async fn validate(
             state,
             code_challenge: code_challenge.map(|(c, m)| (c, m.as_str().to_owned())),
             binding: String::new(),
+            pushed: false,
             created_at: 0,
             expires_at: 0,
         },
     ))
+}
+
+/// The prefix of a `request_uri` this server issues (RFC 9126 §2.2).
+pub(crate) const REQUEST_URI_PREFIX: &str = "urn:ietf:params:oauth:request_uri:";
+
+/// Resume a pushed request (RFC 9126 §4): `client_id` and `request_uri` name it; it is taken
+/// once, must be this client's and unexpired. Every failure is a page: nothing in the
+/// authorization request itself can be trusted for a redirect.
+pub(crate) async fn resume_pushed(
+    server: &AuthServer,
+    form: &Form,
+    repeated: &[String],
+) -> Result<(Arc<Client>, PendingAuthorization), Refusal> {
+    let page = |description: &'static str| Refusal::Page(OAuthError::invalid_request(description));
+    if repeated
+        .iter()
+        .any(|r| r == "client_id" || r == "request_uri")
+    {
+        return Err(page("client_id or request_uri is repeated"));
+    }
+    let client_id = form
+        .get("client_id")
+        .ok_or_else(|| page("client_id is missing"))?;
+    let client = server
+        .find_client(client_id)
+        .await
+        .map_err(|e| Refusal::Page(e.into()))?
+        .ok_or_else(|| page("unknown client_id"))?;
+    let handle = form
+        .get("request_uri")
+        .and_then(|u| u.strip_prefix(REQUEST_URI_PREFIX))
+        .ok_or_else(|| page("request_uri was not issued by this server"))?;
+    let hash = TokenHash::of(handle);
+    let store = &server.inner.store;
+    let unusable = || page("request_uri is unknown, expired, used, or another client's");
+    // Looked at first, taken only if it is this client's: another client cannot use it up.
+    let found = store
+        .find_pending(&hash)
+        .await
+        .map_err(|e| Refusal::Page(e.into()))?
+        .and_then(|p| PendingAuthorization::decode(&p.data).filter(|_| p.expires_at > server.now()))
+        .filter(|r| r.pushed && r.client_id == client.id())
+        .ok_or_else(unusable)?;
+    match store.take_pending(&hash).await {
+        Ok(Some(_)) => Ok((client, found)),
+        Ok(None) => Err(unusable()),
+        Err(e) => Err(Refusal::Page(e.into())),
+    }
+}
+
+/// A client (or the server) that requires pushed requests refuses any other, at the client's
+/// validated redirect URI.
+pub(crate) fn check_push_required(
+    server: &AuthServer,
+    client: &Client,
+    request: &PendingAuthorization,
+) -> Result<(), Refusal> {
+    if server.config().require_pushed_authorization_requests
+        || client.requires_pushed_authorization_requests()
+    {
+        let err = OAuthError::invalid_request(
+            "this client must push its authorization requests (RFC 9126)",
+        );
+        let to = error_redirect(
+            server,
+            &request.redirect_uri,
+            request.state.as_deref(),
+            &err,
+        );
+        return Err(Refusal::Redirect(to, err));
+    }
+    Ok(())
 }
 
 /// The PKCE challenge (RFC 7636 §4.3), or whether its absence is allowed.

@@ -72,6 +72,14 @@ fn server_on(store: Arc<dyn TokenStore>, start: u64) -> Auth {
                 .unwrap(),
         )
         .with(
+            Client::confidential("par-only", "par-secret")
+                .grant_types([GrantType::AuthorizationCode])
+                .redirect_uri("https://par.example/cb")
+                .require_pushed_authorization_requests(true)
+                .build()
+                .unwrap(),
+        )
+        .with(
             Client::confidential("cc-only", "cc-secret")
                 .grant_types([GrantType::ClientCredentials])
                 .redirect_uri("https://cc.example/cb")
@@ -613,4 +621,184 @@ async fn the_flow_spans_instances_on_every_store() {
     flow_on(backends::Backend::Memory, "authorize_memory").await;
     flow_on(backends::Backend::Redis, "authorize_redis").await;
     flow_on(backends::Backend::Postgres, "authorize_postgres").await;
+}
+
+impl Auth {
+    async fn push(&self, client: Option<(&str, &str)>, body: &str) -> Reply {
+        let req = form("/oauth/par", client, body);
+        reply(
+            self.server
+                .pushed_authorization_endpoint()
+                .oneshot(req)
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+}
+
+const APP: (&str, &str) = ("app", "app-secret");
+
+/// A pushed request and the JSON error it must get: (client credentials, body, status, `error`).
+type PushCase<'a> = (Option<(&'a str, &'a str)>, String, u16, &'a str);
+
+fn pushed(query_of_push: &Reply) -> String {
+    assert_eq!(
+        query_of_push.status,
+        StatusCode::CREATED,
+        "{:?}",
+        query_of_push.json()
+    );
+    assert_eq!(query_of_push.header("cache-control"), Some("no-store"));
+    let v = query_of_push.json();
+    assert_eq!(v["expires_in"], 60);
+    let uri = v["request_uri"].as_str().unwrap().to_owned();
+    assert!(
+        uri.starts_with("urn:ietf:params:oauth:request_uri:"),
+        "{uri}"
+    );
+    assert_eq!(uri.len(), "urn:ietf:params:oauth:request_uri:".len() + 43);
+    uri
+}
+
+#[tokio::test]
+async fn a_pushed_request_resumes_once_at_the_authorization_endpoint() {
+    let a = auth();
+    let body = format!(
+        "response_type=code&client_id=app&state=pushed&scope=read&code_challenge={CHALLENGE}&code_challenge_method=S256"
+    );
+    let uri = pushed(&a.push(Some(APP), &body).await);
+    let query = format!("client_id=app&request_uri={}", tower_oauth2_encode(&uri));
+    let r = a.get(&query, &[("x-test", "approve:alice")]).await;
+    let (to, params) = location(&r);
+    assert_eq!(to, "https://app.example/cb");
+    assert_eq!(param(&params, "tenant"), Some("7"));
+    assert_eq!(param(&params, "state"), Some("pushed"));
+    assert_eq!(param(&params, "iss"), Some(ISS));
+    let code = param(&params, "code").unwrap().to_owned();
+    let exchange = format!("grant_type=authorization_code&code={code}&code_verifier={VERIFIER}");
+    let v = reply(
+        a.server
+            .token_endpoint()
+            .oneshot(form("/oauth/token", Some(APP), &exchange))
+            .await
+            .unwrap(),
+    )
+    .await
+    .assert_token();
+    assert_eq!(v["scope"], "read");
+    // Single use: the same request_uri again is a page.
+    let r = a.get(&query, &[("x-test", "approve:alice")]).await;
+    assert_page(&r, 400, "invalid_request");
+    // The pushed request is not a completion handle either.
+    let uri = pushed(&a.push(Some(APP), &body).await);
+    let handle = uri.trim_start_matches("urn:ietf:params:oauth:request_uri:");
+    let stranger = format!("{AGENT_COOKIE}={}", "A".repeat(43));
+    let r = a
+        .complete(handle, Some(&stranger), Decision::approve("mallory"))
+        .await;
+    assert_page(&r, 400, "invalid_request");
+}
+
+#[tokio::test]
+async fn a_pushed_request_is_refused_as_json_and_resumed_only_by_its_client() {
+    let a = auth();
+    let ok = "response_type=code&client_id=app&state=s";
+    let cases: Vec<PushCase<'_>> = vec![
+        (None, ok.into(), 401, "invalid_client"),
+        (Some(("app", "wrong")), ok.into(), 401, "invalid_client"),
+        (
+            Some(APP),
+            format!("{ok}&redirect_uri=https%3A%2F%2Fevil.example%2F"),
+            400,
+            "invalid_request",
+        ),
+        (Some(APP), format!("{ok}&scope=admin"), 400, "invalid_scope"),
+        (
+            Some(APP),
+            ok.replace("response_type=code", "response_type=token"),
+            400,
+            "unsupported_response_type",
+        ),
+        (
+            Some(APP),
+            format!("{ok}&request_uri=urn%3Aietf%3Aparams%3Aoauth%3Arequest_uri%3Ax"),
+            400,
+            "invalid_request",
+        ),
+        (
+            Some(APP),
+            ok.replace("client_id=app", "client_id=spa"),
+            400,
+            "invalid_request",
+        ),
+        (
+            Some(APP),
+            format!("{ok}&state=again"),
+            400,
+            "invalid_request",
+        ),
+    ];
+    for (client, body, status, error) in &cases {
+        let r = a.push(*client, body).await;
+        assert_eq!(r.header("location"), None, "never a redirect");
+        r.assert_error(*status, error);
+    }
+    // Another client's request_uri, an unknown one, a lapsed one: pages.
+    let uri = pushed(&a.push(Some(APP), ok).await);
+    let by = |client: &str, uri: &str| {
+        format!(
+            "client_id={client}&request_uri={}",
+            tower_oauth2_encode(uri)
+        )
+    };
+    assert_page(&a.get(&by("spa", &uri), &[]).await, 400, "invalid_request");
+    assert_page(
+        &a.get(&by("app", "urn:ietf:params:oauth:request_uri:nope"), &[])
+            .await,
+        400,
+        "invalid_request",
+    );
+    assert_page(
+        &a.get(&by("app", "https://evil.example/req"), &[]).await,
+        400,
+        "invalid_request",
+    );
+    // The other client's attempt did not use it up.
+    let r = a.get(&by("app", &uri), &[("x-test", "deny")]).await;
+    assert_error_redirect(&r, "https://app.example/cb", "access_denied", Some("s"));
+    let uri = pushed(&a.push(Some(APP), ok).await);
+    a.clock.advance(std::time::Duration::from_secs(61));
+    assert_page(&a.get(&by("app", &uri), &[]).await, 400, "invalid_request");
+}
+
+#[tokio::test]
+async fn a_client_that_must_push_is_refused_otherwise() {
+    let a = auth();
+    let direct = "response_type=code&client_id=par-only&state=s";
+    let r = a.get(direct, &[("x-test", "approve:alice")]).await;
+    assert_error_redirect(&r, "https://par.example/cb", "invalid_request", Some("s"));
+    let uri = pushed(&a.push(Some(("par-only", "par-secret")), direct).await);
+    let query = format!(
+        "client_id=par-only&request_uri={}",
+        tower_oauth2_encode(&uri)
+    );
+    let r = a.get(&query, &[("x-test", "approve:alice")]).await;
+    assert!(param(&location(&r).1, "code").is_some());
+    // The metadata names the endpoint.
+    let req = Request::get("/").body(Full::new(Bytes::new())).unwrap();
+    let v = reply(
+        a.server
+            .metadata_endpoint(Metadata::new(ISS))
+            .oneshot(req)
+            .await
+            .unwrap(),
+    )
+    .await
+    .json();
+    assert_eq!(
+        v["pushed_authorization_request_endpoint"],
+        format!("{ISS}/oauth/par")
+    );
+    assert_eq!(v.get("require_pushed_authorization_requests"), None);
 }
