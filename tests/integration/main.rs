@@ -15,6 +15,7 @@ mod failure;
 mod grpc;
 mod hostile;
 mod instances;
+mod interop;
 mod introspection;
 mod lifecycle;
 mod logs;
