@@ -802,3 +802,63 @@ async fn a_client_that_must_push_is_refused_otherwise() {
     );
     assert_eq!(v.get("require_pushed_authorization_requests"), None);
 }
+
+#[tokio::test]
+async fn over_real_http_the_answers_are_the_same() {
+    use crate::support::http;
+    let a = auth();
+    let app = axum::Router::new()
+        .route_service("/oauth/authorize", a.server.authorization_endpoint())
+        .route_service("/oauth/par", a.server.pushed_authorization_endpoint())
+        .route_service("/oauth/token", a.server.token_endpoint());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let get = |query: String, test: &'static str| async move {
+        let req = Request::get(format!("http://{addr}/oauth/authorize?{query}"))
+            .header("x-test", test)
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        http(req).await
+    };
+    // A page: unknown client.
+    let r = get("response_type=code&client_id=nobody".into(), "page").await;
+    assert_page(&r, 400, "invalid_request");
+    // A redirect: unsupported response type, with state and iss.
+    let r = get(
+        spa("").replace("response_type=code", "response_type=token"),
+        "page",
+    )
+    .await;
+    assert_error_redirect(
+        &r,
+        "https://spa.example/cb",
+        "unsupported_response_type",
+        Some("xyz"),
+    );
+    // Approved at once: the code, the cookie.
+    let r = get(spa(""), "approve:alice").await;
+    assert_eq!(r.status, StatusCode::FOUND);
+    assert!(r.header("set-cookie").unwrap().contains("HttpOnly"));
+    let code = param(&location(&r).1, "code").unwrap().to_owned();
+    let body = format!(
+        "grant_type=authorization_code&client_id=spa&code={code}&redirect_uri=https%3A%2F%2Fspa.example%2Fcb&code_verifier={VERIFIER}"
+    );
+    http(form(&format!("http://{addr}/oauth/token"), None, &body))
+        .await
+        .assert_token();
+    // PAR over HTTP, then resumed.
+    let r = http(form(
+        &format!("http://{addr}/oauth/par"),
+        Some(APP),
+        "response_type=code&client_id=app&state=h",
+    ))
+    .await;
+    let uri = pushed(&r);
+    let r = get(
+        format!("client_id=app&request_uri={}", tower_oauth2_encode(&uri)),
+        "deny",
+    )
+    .await;
+    assert_error_redirect(&r, "https://app.example/cb", "access_denied", Some("h"));
+}
