@@ -157,21 +157,29 @@ pub(crate) async fn validate(
     form: &Form,
     repeated: &[String],
 ) -> Result<(Arc<Client>, PendingAuthorization), Refusal> {
-    let repeats = |name: &str| repeated.iter().any(|r| r == name);
-    let page = |description: &'static str| Refusal::Page(OAuthError::invalid_request(description));
     // (1) The client.
-    if repeats("client_id") {
+    let client = named_client(server, form, repeated).await?;
+    validate_for(server, client, form, repeated)
+}
+
+/// The client `client_id` names: present once and registered, or a page.
+async fn named_client(
+    server: &AuthServer,
+    form: &Form,
+    repeated: &[String],
+) -> Result<Arc<Client>, Refusal> {
+    let page = |description: &'static str| Refusal::Page(OAuthError::invalid_request(description));
+    if repeated.iter().any(|r| r == "client_id") {
         return Err(page("client_id is repeated"));
     }
     let client_id = form
         .get("client_id")
         .ok_or_else(|| page("client_id is missing"))?;
-    let client = server
+    server
         .find_client(client_id)
         .await
         .map_err(|e| Refusal::Page(e.into()))?
-        .ok_or_else(|| page("unknown client_id"))?;
-    validate_for(server, client, form, repeated)
+        .ok_or_else(|| page("unknown client_id"))
 }
 
 /// Validate an authorization request of a client already known (the one named by `client_id`,
@@ -271,20 +279,10 @@ pub(crate) async fn resume_pushed(
     repeated: &[String],
 ) -> Result<(Arc<Client>, PendingAuthorization), Refusal> {
     let page = |description: &'static str| Refusal::Page(OAuthError::invalid_request(description));
-    if repeated
-        .iter()
-        .any(|r| r == "client_id" || r == "request_uri")
-    {
-        return Err(page("client_id or request_uri is repeated"));
+    let client = named_client(server, form, repeated).await?;
+    if repeated.iter().any(|r| r == "request_uri") {
+        return Err(page("request_uri is repeated"));
     }
-    let client_id = form
-        .get("client_id")
-        .ok_or_else(|| page("client_id is missing"))?;
-    let client = server
-        .find_client(client_id)
-        .await
-        .map_err(|e| Refusal::Page(e.into()))?
-        .ok_or_else(|| page("unknown client_id"))?;
     let handle = form
         .get("request_uri")
         .and_then(|u| u.strip_prefix(REQUEST_URI_PREFIX))
