@@ -170,24 +170,7 @@ impl AuthorizationEndpoint {
     }
 }
 
-impl<B> tower_service::Service<Request<B>> for AuthorizationEndpoint
-where
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
-{
-    type Response = EndpointResponse;
-    type Error = Infallible;
-    type Future = ResponseFuture;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: Request<B>) -> Self::Future {
-        ResponseFuture(Box::pin(handle(self.server.clone(), req)))
-    }
-}
+super::endpoint_service!(AuthorizationEndpoint, |server, req| handle(server, req));
 
 async fn handle<B>(server: AuthServer, req: Request<B>) -> EndpointResponse
 where

@@ -121,6 +121,14 @@ macro_rules! post_endpoint {
             }
         }
 
+        endpoint_service!($name, |server, req| handle(server, $kind, req));
+    };
+}
+
+/// The tower `Service` of an endpoint holding `server`: always ready, each call one boxed
+/// future of `$handle(server, req)`.
+macro_rules! endpoint_service {
+    ($name:ident, |$server:ident, $req:ident| $handle:expr) => {
         impl<B> tower_service::Service<Request<B>> for $name
         where
             B: Body + Send + 'static,
@@ -135,12 +143,14 @@ macro_rules! post_endpoint {
                 Poll::Ready(Ok(()))
             }
 
-            fn call(&mut self, req: Request<B>) -> Self::Future {
-                ResponseFuture(Box::pin(handle(self.server.clone(), $kind, req)))
+            fn call(&mut self, $req: Request<B>) -> Self::Future {
+                let $server = self.server.clone();
+                ResponseFuture(Box::pin($handle))
             }
         }
     };
 }
+pub(crate) use endpoint_service;
 
 post_endpoint!(
     /// The token endpoint (RFC 6749 §3.2): every grant type, POST with a form body.
