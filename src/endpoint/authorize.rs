@@ -182,7 +182,7 @@ where
         return page(&server, &OAuthError::bare(ErrorKind::ServerError));
     };
     let input = match parts.method {
-        Method::GET | Method::HEAD => Ok(Bytes::copy_from_slice(
+        Method::GET => Ok(Bytes::copy_from_slice(
             parts.uri.query().unwrap_or("").as_bytes(),
         )),
         Method::POST => {
@@ -216,10 +216,7 @@ where
     };
     let (_, mut request) = match validated {
         Ok(v) => v,
-        Err(Refusal::Page(e)) => {
-            let res = handler.error_page(&e).unwrap_or_else(|| page(&server, &e));
-            return refused(&server, None, &e, res);
-        }
+        Err(Refusal::Page(e)) => return refused(&server, None, &e, page(&server, &e)),
         Err(Refusal::Redirect(to, error)) => {
             let error = error.code();
             server.emit(Event::AuthorizationFailed { client_id, error });
@@ -390,11 +387,19 @@ fn redirect(method: &Method, to: &str) -> EndpointResponse {
     res
 }
 
-/// The built-in error page: the error, plainly, with no link back to the client.
+/// The error page: the app's, if its handler renders one, or the built-in one — the error,
+/// plainly, with no link back to the client.
 fn page(server: &AuthServer, err: &OAuthError) -> EndpointResponse {
-    let _ = server;
     if let Some(cause) = err.store_error() {
         tracing::warn!(error = %cause, "token store failure at the authorization endpoint");
+    }
+    if let Some(res) = server
+        .inner
+        .authorization
+        .as_ref()
+        .and_then(|h| h.error_page(err))
+    {
+        return with_page_headers(res);
     }
     let body = format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Authorization error</title></head>\n<body><h1>This authorization request cannot be completed</h1>\n<p><code>{}</code>: {}</p>\n<p>Return to the application you came from and try again.</p></body></html>\n",

@@ -862,3 +862,80 @@ async fn over_real_http_the_answers_are_the_same() {
     .await;
     assert_error_redirect(&r, "https://app.example/cb", "access_denied", Some("h"));
 }
+
+/// A handler with its own error page, to show the endpoint uses it for every page it answers.
+struct Branded;
+
+#[async_trait::async_trait]
+impl tower_oauth2::endpoint::AuthorizationHandler for Branded {
+    async fn authorize(&self, _ctx: AuthorizationContext) -> Interaction {
+        Interaction::Decided(Decision::approve("alice"))
+    }
+    fn error_page(
+        &self,
+        error: &tower_oauth2::OAuthError,
+    ) -> Option<tower_oauth2::endpoint::EndpointResponse> {
+        let mut res =
+            http::Response::new(Full::new(Bytes::from(format!("branded: {}", error.code()))));
+        *res.status_mut() = StatusCode::BAD_REQUEST;
+        Some(res)
+    }
+}
+
+#[tokio::test]
+async fn the_app_renders_the_error_pages_and_events_name_no_secret() {
+    use std::sync::Mutex;
+    use tower_oauth2::events::Event;
+    let events: Arc<Mutex<Vec<Event>>> = Arc::default();
+    let sink = Arc::clone(&events);
+    let server = AuthServer::builder()
+        .clients(
+            InMemoryClients::new().with(
+                Client::public("spa")
+                    .redirect_uri("https://spa.example/cb")
+                    .build()
+                    .unwrap(),
+            ),
+        )
+        .configure(|c| c.issuer = Some(ISS.into()))
+        .authorization_handler(Branded)
+        .on_event(move |e: &Event| sink.lock().unwrap().push(e.clone()))
+        .build()
+        .unwrap();
+    let get = |query: &str| {
+        let req = Request::get(format!("/oauth/authorize?{query}"))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let endpoint = server.authorization_endpoint();
+        async move { reply(endpoint.oneshot(req).await.unwrap()).await }
+    };
+    let r = get("response_type=code&client_id=nobody").await;
+    assert_eq!(&r.body[..], b"branded: invalid_request");
+    assert_page_headers(&r);
+    // HEAD is not GET here: it would start a request for a body nobody reads.
+    let req = Request::head("/oauth/authorize?client_id=spa")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let r = reply(server.authorization_endpoint().oneshot(req).await.unwrap()).await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    let r = get(&format!("response_type=code&client_id=spa&state=s&code_challenge={CHALLENGE}&code_challenge_method=S256")).await;
+    let code = param(&location(&r).1, "code").unwrap().to_owned();
+    let cookie = r.header("set-cookie").unwrap().to_owned();
+    get("response_type=token&client_id=spa").await;
+    let seen = events.lock().unwrap().clone();
+    let names: Vec<_> = seen.iter().map(Event::name).collect();
+    assert_eq!(
+        names,
+        [
+            "authorization_failed",
+            "authorization_approved",
+            "authorization_failed"
+        ]
+    );
+    let all = format!("{seen:?}");
+    assert!(all.contains("alice") && all.contains("spa"), "{all}");
+    let agent = cookie.split(';').next().unwrap().split('=').nth(1).unwrap();
+    for secret in [code.as_str(), agent, CHALLENGE] {
+        assert!(!all.contains(secret), "an event shows {secret}: {all}");
+    }
+}
