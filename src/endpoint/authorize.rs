@@ -232,27 +232,29 @@ where
     let lifetime = server.config().authorization_request_lifetime.as_secs();
     request.bind(&agent, now, now.saturating_add(lifetime));
     let handle = token::generate();
-    let kept = PendingRequest {
-        hash: handle.hash(),
-        data: request.encode().into(),
-        created_at: now,
-        expires_at: now.saturating_add(lifetime),
-    };
-    if let Err(e) = server.inner.store.create_pending(kept).await {
-        return page(&server, &OAuthError::from(e));
-    }
     let ctx = AuthorizationContext {
         handle: handle.expose().to_owned(),
-        request,
+        request: request.clone(),
         uri: parts.uri.clone(),
         headers: parts.headers.clone(),
     };
     let mut res = match handler.authorize(ctx).await {
-        // Decided at once: the same request, so the binding is this one.
-        Interaction::Decided(decision) => {
-            finish(&server, handle.expose(), &agent, decision, &parts.method).await
+        // Decided at once (a session and a remembered consent): nothing to keep, no store
+        // round trip; the handle was never shown to anyone.
+        Interaction::Decided(decision) => answer(&server, &request, decision, &parts.method).await,
+        // A page that will complete the request later: keep it under the handle first.
+        Interaction::Respond(res) => {
+            let kept = PendingRequest {
+                hash: handle.hash(),
+                data: request.encode().into(),
+                created_at: now,
+                expires_at: now.saturating_add(lifetime),
+            };
+            match server.inner.store.create_pending(kept).await {
+                Ok(()) => with_page_headers(res),
+                Err(e) => page(&server, &OAuthError::from(e)),
+            }
         }
-        Interaction::Respond(res) => with_page_headers(res),
     };
     if existing.is_none() {
         set_agent_cookie(&server, &mut res, &agent);
@@ -317,14 +319,23 @@ async fn finish(
         return refused(server, None, &gone(), page(server, &gone()));
     };
     match store.take_pending(&hash).await {
-        Ok(Some(_)) => {}
-        Ok(None) => return refused(server, None, &gone(), page(server, &gone())),
-        Err(e) => return page(server, &OAuthError::from(e)),
+        Ok(Some(_)) => answer(server, &request, decision, method).await,
+        Ok(None) => refused(server, None, &gone(), page(server, &gone())),
+        Err(e) => page(server, &OAuthError::from(e)),
     }
+}
+
+/// Answer a validated request with the decision made about it.
+async fn answer(
+    server: &AuthServer,
+    request: &PendingAuthorization,
+    decision: Decision,
+    method: &Method,
+) -> EndpointResponse {
     let client_id: Arc<str> = Arc::from(request.client_id());
     match decision {
         Decision::Approve { subject, scope } => {
-            match authorize::approve(server, &request, &subject, scope.as_ref()).await {
+            match authorize::approve(server, request, &subject, scope.as_ref()).await {
                 Ok(to) => {
                     server.emit(Event::AuthorizationApproved {
                         client_id,
@@ -347,7 +358,7 @@ async fn finish(
         }
         Decision::Deny => {
             server.emit(Event::AuthorizationDenied { client_id });
-            redirect(method, &authorize::deny(server, &request))
+            redirect(method, &authorize::deny(server, request))
         }
     }
 }
