@@ -58,7 +58,7 @@
 //! | `redis` | `store::RedisStore`: Lua scripts, one round trip per operation | `redis` |
 //! | `postgres` | `store::PostgresStore`: one statement per operation, migrations included | `tokio-postgres`, `deadpool-postgres` |
 //! | `introspection` | `bearer::IntrospectionValidator`: RFC 7662 against a remote authorization server | `hyper`, `hyper-util` |
-//! | `test-util` | `store::conformance` and `token_store_conformance!`: the conformance suite for a `TokenStore` of your own | tokio's multi-threaded runtime |
+//! | `test-util` | `conformance` and `token_store_conformance!`: the conformance suite for a `TokenStore` of your own | tokio's multi-threaded runtime |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs, rust_2018_idioms, unreachable_pub, unsafe_code)]
 
@@ -66,6 +66,8 @@ pub mod bearer;
 pub mod client;
 pub mod clock;
 pub mod config;
+#[cfg(feature = "test-util")]
+pub mod conformance;
 pub mod endpoint;
 pub mod error;
 pub mod events;

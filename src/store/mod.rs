@@ -14,7 +14,7 @@
 //! | [`TokenStore::revoke_grant`] | the whole family at once; a grant revoked before it is created stays revoked |
 //!
 //! A store of your own proves that it keeps this contract by passing the same conformance suite
-//! as the memory, Redis and PostgreSQL stores: `store::conformance` and
+//! as the memory, Redis and PostgreSQL stores: `tower_oauth2::conformance` and
 //! `token_store_conformance!`, with the `test-util` feature.
 //!
 //! ```
@@ -30,8 +30,6 @@
 //! # }
 //! ```
 
-#[cfg(feature = "test-util")]
-pub mod conformance;
 mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;

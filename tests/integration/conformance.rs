@@ -1,4 +1,4 @@
-//! The store conformance suite (`tower_oauth2::store::conformance`), run against every store this
+//! The store conformance suite (`tower_oauth2::conformance`), run against every store this
 //! crate ships: memory, Redis and PostgreSQL, each case as a test of its own (as tower-sessions
 //! does). The cases themselves live in the library, so that a third-party `TokenStore` proves
 //! itself against the very same behaviours.

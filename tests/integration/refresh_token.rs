@@ -442,7 +442,7 @@ async fn refresh_reports_events_without_secrets() {
 /// A harness whose first `n` refresh-token reads all complete before any rotation.
 fn gated(n: usize, configure: impl FnOnce(&mut tower_oauth2::Config)) -> Harness {
     harness_over(configure, move |inner| {
-        tower_oauth2::store::conformance::gate(Arc::new(inner), n)
+        tower_oauth2::conformance::gate(Arc::new(inner), n)
     })
 }
 

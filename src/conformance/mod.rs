@@ -26,7 +26,7 @@
 //! it, so `cargo test memory_store::` runs them and a failure names the behaviour. Each test runs
 //! on a multi-threaded tokio runtime of its own (cases race requests against each other), so
 //! your store may spawn tasks and use tokio's I/O and timers. A case may also be called
-//! directly: `tower_oauth2::store::conformance::cases::code_is_single_use(store).await`.
+//! directly: `tower_oauth2::conformance::cases::code_is_single_use(store).await`.
 //!
 //! A case builds an [`AuthServer`](crate::AuthServer) over the store, with demo clients and
 //! users and a manual clock that starts at the real time (so stores that expire keys on their
@@ -43,7 +43,7 @@ pub use self::gate::gate;
 
 use std::{future::Future, sync::Arc};
 
-use super::TokenStore;
+use crate::store::TokenStore;
 
 /// Run one case: open its store with `open(test)` on a fresh multi-threaded runtime, then run
 /// `case` on it; skip it (saying so on standard error) when `open` returns `None`. What
@@ -71,13 +71,13 @@ where
     });
 }
 
-/// Define a module of tests, one per [conformance case](crate::store::conformance::cases), for
+/// Define a module of tests, one per [conformance case](crate::conformance::cases), for
 /// the store that `$open` opens.
 ///
 /// `$open` is a function (or closure) taking the test's name, `&'static str`, and returning a
 /// future of `Option<Arc<dyn TokenStore>>`: a fresh, empty store for that test, or `None` to
 /// skip it. The module `use`s everything in scope where the macro is invoked. See
-/// [`store::conformance`](crate::store::conformance) for an example.
+/// [`conformance`](crate::conformance) for an example.
 #[macro_export]
 macro_rules! token_store_conformance {
     ($module:ident, $open:expr) => {
@@ -113,10 +113,10 @@ macro_rules! token_store_conformance {
             $(
                 #[test]
                 fn $case() {
-                    $crate::store::conformance::run(
+                    $crate::conformance::run(
                         concat!(stringify!($module), "_", stringify!($case)),
                         $open,
-                        $crate::store::conformance::cases::$case,
+                        $crate::conformance::cases::$case,
                     );
                 }
             )*
