@@ -163,6 +163,7 @@ pub struct Client {
     issue_refresh_token: bool,
     introspect: bool,
     require_par: bool,
+    access_token_format: Option<crate::config::AccessTokenFormat>,
 }
 
 impl fmt::Debug for Client {
@@ -255,6 +256,11 @@ impl Client {
         self.issue_refresh_token
     }
 
+    /// This client's access-token format, when it differs from the server's default.
+    pub fn access_token_format_override(&self) -> Option<crate::config::AccessTokenFormat> {
+        self.access_token_format
+    }
+
     /// Whether this client's authorization requests must be pushed first (RFC 9126 §5).
     pub fn requires_pushed_authorization_requests(&self) -> bool {
         self.require_par
@@ -305,6 +311,7 @@ impl ClientBuilder {
                 issue_refresh_token: true,
                 introspect: false,
                 require_par: false,
+                access_token_format: None,
             },
             scope: None,
             default_scope: None,
@@ -345,6 +352,13 @@ impl ClientBuilder {
     /// Allow this client to call the introspection endpoint (RFC 7662), e.g. a resource server.
     pub fn introspect(mut self, allow: bool) -> Self {
         self.client.introspect = allow;
+        self
+    }
+
+    /// This client's access tokens: opaque or JWT, whatever the server's default
+    /// (`Config::access_token_format`).
+    pub fn access_token_format(mut self, format: crate::config::AccessTokenFormat) -> Self {
+        self.client.access_token_format = Some(format);
         self
     }
 

@@ -29,6 +29,19 @@ pub const MAX_GRACE_PERIOD: Duration = Duration::from_secs(300);
 /// every key rotation and every audit), and `Duration::MAX` would overflow the clock.
 pub const MAX_LIFETIME: Duration = Duration::from_secs(10 * 365 * 86_400);
 
+/// What an access token is: an opaque random string (the default), or a signed JWT (RFC 9068,
+/// feature `jwt`) that a resource server can check without calling back. Either way the store
+/// records it by hash, so revocation and introspection work alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum AccessTokenFormat {
+    /// 256 random bits, base64url.
+    #[default]
+    Opaque,
+    /// A JWT signed with the server's active key (`AuthServerBuilder::signing_keys`).
+    Jwt,
+}
+
 /// What to do, after a successful refresh, with what the old refresh token had produced
 /// (Grape::OAuth2's `on_refresh`).
 #[derive(Clone, Default)]
@@ -153,6 +166,11 @@ pub struct Config {
     /// How long a validated authorization request waits for the resource owner's decision.
     /// Default 600 s (10 minutes).
     pub authorization_request_lifetime: Duration,
+    /// What access tokens are, unless a client says otherwise
+    /// (`ClientBuilder::access_token_format`). Default opaque.
+    pub access_token_format: AccessTokenFormat,
+    /// The `aud` of JWT access tokens: the resource servers they are for. Default: the issuer.
+    pub access_token_audience: Vec<String>,
     /// How long a pushed authorization request's `request_uri` may be used (RFC 9126 §2.2
     /// `expires_in`). Default 60 s.
     pub pushed_authorization_request_lifetime: Duration,
@@ -192,6 +210,8 @@ impl Default for Config {
             realm: "tower-oauth2".to_owned(),
             issuer: None,
             authorization_request_lifetime: Duration::from_secs(600),
+            access_token_format: AccessTokenFormat::Opaque,
+            access_token_audience: Vec::new(),
             pushed_authorization_request_lifetime: Duration::from_secs(60),
             require_pushed_authorization_requests: false,
         }

@@ -293,6 +293,8 @@ pub enum ConfigError {
     RedirectUri(&'static str),
     /// The authorization endpoint is configured without what it needs (an issuer for `iss`).
     Authorization(&'static str),
+    /// A signing key cannot be used, or JWT access tokens lack what they need (keys, an issuer).
+    Key(&'static str),
 }
 
 impl fmt::Display for ConfigError {
@@ -311,6 +313,7 @@ impl fmt::Display for ConfigError {
             Self::Store(what) => write!(f, "invalid store configuration: {what}"),
             Self::RedirectUri(what) => write!(f, "invalid redirect URI: {what}"),
             Self::Authorization(what) => write!(f, "invalid authorization endpoint: {what}"),
+            Self::Key(what) => write!(f, "invalid signing configuration: {what}"),
         }
     }
 }

@@ -58,6 +58,7 @@
 //! | `redis` | `store::RedisStore`: Lua scripts, one round trip per operation | `redis` |
 //! | `postgres` | `store::PostgresStore`: one statement per operation, migrations included | `tokio-postgres`, `deadpool-postgres` |
 //! | `introspection` | `bearer::IntrospectionValidator`: RFC 7662 against a remote authorization server | `hyper`, `hyper-util` |
+//! | `jwt` | `jose::KeySet`: JWT access tokens (RFC 9068, ES256 or EdDSA) and the JWKS endpoint | `jsonwebtoken` (RustCrypto backend), `p256`, `ed25519-dalek` |
 //! | `test-util` | `conformance` and `token_store_conformance!`: the conformance suite for a `TokenStore` of your own | tokio's multi-threaded runtime |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs, rust_2018_idioms, unreachable_pub, unsafe_code)]
@@ -75,6 +76,8 @@ pub mod events;
 #[doc(hidden)]
 pub mod fuzz;
 pub mod grant;
+#[cfg(feature = "jwt")]
+pub mod jose;
 pub mod scope;
 mod server;
 pub mod store;
@@ -87,7 +90,7 @@ use std::{future::Future, pin::Pin};
 pub use self::{
     bearer::{BearerLayer, TokenInfo},
     client::{Client, ClientStore, GrantType, GrantTypes, InMemoryClients},
-    config::{Config, OnRefresh},
+    config::{AccessTokenFormat, Config, OnRefresh},
     endpoint::{
         IntrospectionEndpoint, Metadata, MetadataEndpoint, RevocationEndpoint, TokenEndpoint,
     },

@@ -12,8 +12,8 @@ use crate::{
     clock::{Clock, SystemClock, UnixTime},
     endpoint::{
         AuthorizationEndpoint, AuthorizationHandler, Decision, EndpointResponse,
-        IntrospectionEndpoint, Metadata, MetadataEndpoint, PushedAuthorizationEndpoint,
-        RevocationEndpoint, TokenEndpoint,
+        IntrospectionEndpoint, JwksEndpoint, Metadata, MetadataEndpoint,
+        PushedAuthorizationEndpoint, RevocationEndpoint, TokenEndpoint,
     },
     error::{ConfigError, OAuthError, StoreError},
     events::{Event, EventListener},
@@ -34,6 +34,9 @@ pub(crate) struct Inner {
     pub(crate) decoy_verifier: OnceLock<Arc<dyn SecretVerifier>>,
     /// The app's part of the authorization endpoint.
     pub(crate) authorization: Option<Arc<dyn AuthorizationHandler>>,
+    /// The keys JWT access tokens are signed with.
+    #[cfg(feature = "jwt")]
+    pub(crate) keys: Option<crate::jose::KeySet>,
     listeners: Vec<Arc<dyn EventListener>>,
 }
 
@@ -113,6 +116,19 @@ impl AuthServer {
     /// without one every request gets a `server_error` page).
     pub fn authorization_endpoint(&self) -> AuthorizationEndpoint {
         AuthorizationEndpoint::new(self.clone())
+    }
+
+    /// The JWK Set endpoint, for `/.well-known/jwks.json`: the public signing keys.
+    pub fn jwks_endpoint(&self) -> JwksEndpoint {
+        JwksEndpoint::new(self)
+    }
+
+    /// Whether JWT access tokens can be signed (feature `jwt` and signing keys set).
+    pub fn has_signing_keys(&self) -> bool {
+        #[cfg(feature = "jwt")]
+        return self.inner.keys.is_some();
+        #[cfg(not(feature = "jwt"))]
+        false
     }
 
     /// The pushed authorization request endpoint (RFC 9126), for `/oauth/par`.
@@ -242,6 +258,8 @@ pub struct AuthServerBuilder {
     clock: Option<Arc<dyn Clock>>,
     decoy_verifier: Option<Arc<dyn SecretVerifier>>,
     authorization: Option<Arc<dyn AuthorizationHandler>>,
+    #[cfg(feature = "jwt")]
+    keys: Option<crate::jose::KeySet>,
     listeners: Vec<Arc<dyn EventListener>>,
 }
 
@@ -321,6 +339,14 @@ impl AuthServerBuilder {
         self
     }
 
+    /// The keys JWT access tokens are signed with (feature `jwt`): required when any client's
+    /// access tokens are JWTs, published by [`AuthServer::jwks_endpoint`].
+    #[cfg(feature = "jwt")]
+    pub fn signing_keys(mut self, keys: crate::jose::KeySet) -> Self {
+        self.keys = Some(keys);
+        self
+    }
+
     /// Subscribe to [`Event`]s.
     pub fn on_event(mut self, listener: impl EventListener) -> Self {
         self.listeners.push(Arc::new(listener));
@@ -344,6 +370,24 @@ impl AuthServerBuilder {
                 "the authorization endpoint needs Config::issuer (sent as iss, RFC 9207)",
             ));
         }
+        if self.config.access_token_format == crate::config::AccessTokenFormat::Jwt {
+            #[cfg(not(feature = "jwt"))]
+            return Err(ConfigError::Key(
+                "JWT access tokens need the crate's `jwt` feature",
+            ));
+            #[cfg(feature = "jwt")]
+            if self.keys.is_none() {
+                return Err(ConfigError::Key(
+                    "JWT access tokens need signing keys (AuthServerBuilder::signing_keys)",
+                ));
+            }
+            #[cfg(feature = "jwt")]
+            if self.config.issuer.is_none() {
+                return Err(ConfigError::Key(
+                    "JWT access tokens need Config::issuer (their iss)",
+                ));
+            }
+        }
         let decoy_verifier = OnceLock::new();
         if let Some(v) = self.decoy_verifier {
             let _ = decoy_verifier.set(v);
@@ -352,6 +396,8 @@ impl AuthServerBuilder {
             inner: Arc::new(Inner {
                 decoy_verifier,
                 authorization: self.authorization,
+                #[cfg(feature = "jwt")]
+                keys: self.keys,
                 config: self.config,
                 clients,
                 users: self.users,

@@ -52,6 +52,13 @@ impl fmt::Debug for SecretToken {
     }
 }
 
+/// A token this server composed itself (a signed JWT), hashed as any other.
+#[cfg(feature = "jwt")]
+pub(crate) fn issued(value: String) -> SecretToken {
+    let hash = TokenHash::of(&value);
+    SecretToken { value, hash }
+}
+
 /// Generate a new 256-bit token.
 pub fn generate() -> SecretToken {
     let mut bytes = [0u8; TOKEN_BYTES];

@@ -31,6 +31,7 @@ pub struct Metadata {
     token_endpoint: String,
     authorization_endpoint: Option<String>,
     pushed_authorization_request_endpoint: Option<String>,
+    jwks_uri: Option<String>,
     revocation_endpoint: Option<String>,
     introspection_endpoint: Option<String>,
     scopes_supported: Option<Vec<String>>,
@@ -46,6 +47,7 @@ impl Metadata {
             token_endpoint: "/oauth/token".into(),
             authorization_endpoint: None,
             pushed_authorization_request_endpoint: None,
+            jwks_uri: None,
             revocation_endpoint: Some("/oauth/revoke".into()),
             introspection_endpoint: Some("/oauth/introspect".into()),
             scopes_supported: None,
@@ -70,6 +72,13 @@ impl Metadata {
     /// when the server has an authorization handler).
     pub fn pushed_authorization_request_endpoint(mut self, path: impl Into<String>) -> Self {
         self.pushed_authorization_request_endpoint = Some(path.into());
+        self
+    }
+
+    /// The JWK Set's path or URL (default `/.well-known/jwks.json` when the server has signing
+    /// keys).
+    pub fn jwks_uri(mut self, path: impl Into<String>) -> Self {
+        self.jwks_uri = Some(path.into());
         self
     }
 
@@ -110,6 +119,8 @@ struct Document<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     authorization_endpoint: Option<String>,
     token_endpoint: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jwks_uri: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     scopes_supported: Option<&'a [String]>,
     response_types_supported: Vec<&'static str>,
@@ -172,6 +183,13 @@ impl MetadataEndpoint {
             issuer: &metadata.issuer,
             authorization_endpoint: authorization_endpoint.clone(),
             token_endpoint: metadata.url(&metadata.token_endpoint),
+            jwks_uri: metadata
+                .jwks_uri
+                .as_deref()
+                .or(server
+                    .has_signing_keys()
+                    .then_some("/.well-known/jwks.json"))
+                .map(|p| metadata.url(p)),
             scopes_supported: metadata.scopes_supported.as_deref(),
             response_types_supported: if code { vec!["code"] } else { Vec::new() },
             grant_types_supported: config
@@ -222,18 +240,31 @@ impl<B> tower_service::Service<Request<B>> for MetadataEndpoint {
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let mut res = Response::new(Full::new(self.body.clone()));
-        if req.method() != Method::GET && req.method() != Method::HEAD {
-            *res.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
-            *res.body_mut() = Full::new(Bytes::new());
-            res.headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-        } else {
-            res.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-        }
-        std::future::ready(Ok(res))
+        std::future::ready(Ok(document(req.method(), &self.body, None)))
     }
+}
+
+/// A JSON document served as rendered: GET and HEAD, 405 otherwise; `cache_control` when given.
+pub(super) fn document(
+    method: &Method,
+    body: &Bytes,
+    cache_control: Option<&HeaderValue>,
+) -> EndpointResponse {
+    let mut res = Response::new(Full::new(body.clone()));
+    if method != Method::GET && method != Method::HEAD {
+        *res.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+        *res.body_mut() = Full::new(Bytes::new());
+        res.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return res;
+    }
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Some(c) = cache_control {
+        h.insert(header::CACHE_CONTROL, c.clone());
+    }
+    res
 }

@@ -29,6 +29,7 @@ mod authorize;
 mod body;
 pub(crate) mod client_auth;
 mod introspect;
+mod jwks;
 mod metadata;
 pub(crate) mod response;
 mod revoke;
@@ -49,6 +50,7 @@ pub use self::{
         AGENT_COOKIE, AuthorizationContext, AuthorizationEndpoint, AuthorizationHandler, Decision,
         Interaction, html_escape,
     },
+    jwks::{JWKS_MAX_AGE_SECS, JwksEndpoint},
     metadata::{Metadata, MetadataEndpoint},
     response::EndpointResponse,
 };

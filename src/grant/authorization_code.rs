@@ -228,7 +228,7 @@ pub(super) async fn exchange(
         Some(Arc::clone(&record.subject)),
         record.scope.clone(),
         GrantType::AuthorizationCode,
-    );
+    )?;
     let response = new.response();
     let event = new.issued_event();
     match store

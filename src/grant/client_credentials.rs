@@ -18,7 +18,7 @@ pub(super) async fn exchange(
         ));
     }
     let scope = resolve_scope(&server.inner.config, client, form.get("scope"))?;
-    NewGrant::prepare(server, client, None, scope, GrantType::ClientCredentials)
+    NewGrant::prepare(server, client, None, scope, GrantType::ClientCredentials)?
         .create(server)
         .await
 }

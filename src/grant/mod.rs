@@ -113,6 +113,88 @@ pub(crate) fn parse_scope(config: &Config, requested: &str) -> Result<Scope, OAu
     Ok(scope)
 }
 
+/// A new access token for `client`: opaque, or a JWT (RFC 9068) carrying what it is for, as
+/// the client's or the server's format says. Either way the store keeps only its hash.
+pub(crate) fn mint_access_token(
+    server: &AuthServer,
+    client: &Client,
+    subject: Option<&str>,
+    scope: &Scope,
+    issued_at: UnixTime,
+    expires_at: UnixTime,
+) -> Result<token::SecretToken, OAuthError> {
+    let format = client
+        .access_token_format_override()
+        .unwrap_or(server.config().access_token_format);
+    match format {
+        crate::config::AccessTokenFormat::Opaque => Ok(token::generate()),
+        crate::config::AccessTokenFormat::Jwt => {
+            jwt_access_token(server, client, subject, scope, issued_at, expires_at)
+        }
+    }
+}
+
+#[cfg(feature = "jwt")]
+fn jwt_access_token(
+    server: &AuthServer,
+    client: &Client,
+    subject: Option<&str>,
+    scope: &Scope,
+    issued_at: UnixTime,
+    expires_at: UnixTime,
+) -> Result<token::SecretToken, OAuthError> {
+    let config = server.config();
+    let misconfigured = |what: &'static str| {
+        tracing::error!(client_id = client.id(), "{what}");
+        OAuthError::bare(crate::error::ErrorKind::ServerError)
+    };
+    let keys = server.inner.keys.as_ref().ok_or_else(|| {
+        misconfigured("a JWT access token was asked for, but no signing keys are set")
+    })?;
+    let iss = config.issuer.as_deref().ok_or_else(|| {
+        misconfigured("a JWT access token was asked for, but Config::issuer is unset")
+    })?;
+    let default_audience = [iss.to_owned()];
+    let aud = if config.access_token_audience.is_empty() {
+        &default_audience[..]
+    } else {
+        &config.access_token_audience[..]
+    };
+    // The jti is the token's randomness: 256 bits, so no two tokens (and hashes) are alike.
+    let jti = token::generate();
+    let claims = crate::jose::AccessClaims {
+        iss,
+        // RFC 9068 §2.2: the user, or the client itself when no user is involved.
+        sub: subject.unwrap_or(client.id()),
+        aud,
+        exp: expires_at,
+        iat: issued_at,
+        jti: jti.expose(),
+        client_id: client.id(),
+        scope: scope.as_str(),
+    };
+    let jwt = keys
+        .sign(&claims)
+        .map_err(|_| misconfigured("a JWT access token could not be signed"))?;
+    Ok(token::issued(jwt))
+}
+
+#[cfg(not(feature = "jwt"))]
+fn jwt_access_token(
+    _: &AuthServer,
+    client: &Client,
+    _: Option<&str>,
+    _: &Scope,
+    _: UnixTime,
+    _: UnixTime,
+) -> Result<token::SecretToken, OAuthError> {
+    tracing::error!(
+        client_id = client.id(),
+        "JWT access tokens need the crate's `jwt` feature"
+    );
+    Err(OAuthError::bare(crate::error::ErrorKind::ServerError))
+}
+
 /// A grant about to be created, with its first tokens.
 pub(crate) struct NewGrant {
     pub(crate) record: GrantRecord,
@@ -130,7 +212,7 @@ impl NewGrant {
         subject: Option<Arc<str>>,
         scope: Scope,
         grant_type: GrantType,
-    ) -> Self {
+    ) -> Result<Self, OAuthError> {
         let config = server.config();
         let now = server.now();
         let issue_refresh = grant_type != GrantType::ClientCredentials // RFC 6749 §4.4.3
@@ -155,15 +237,23 @@ impl NewGrant {
             created_at: now,
             expires_at: family_end,
         };
-        let access_token = token::generate();
+        let expires_at = cap(
+            now.saturating_add(config.access_token_lifetime.as_secs()),
+            family_end,
+        );
+        let access_token = mint_access_token(
+            server,
+            client,
+            record.subject.as_deref(),
+            &scope,
+            now,
+            expires_at,
+        )?;
         let access = NewAccessToken {
             hash: access_token.hash(),
             scope,
             issued_at: now,
-            expires_at: cap(
-                now.saturating_add(config.access_token_lifetime.as_secs()),
-                family_end,
-            ),
+            expires_at,
         };
         let (refresh_token, refresh) = if issue_refresh {
             let t = token::generate();
@@ -180,13 +270,13 @@ impl NewGrant {
         } else {
             (None, None)
         };
-        Self {
+        Ok(Self {
             record,
             access_token,
             access,
             refresh_token,
             refresh,
-        }
+        })
     }
 
     pub(crate) fn response(&self) -> TokenResponse {

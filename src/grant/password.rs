@@ -34,7 +34,7 @@ pub(super) async fn exchange(
         Some(Arc::from(subject)),
         scope,
         GrantType::Password,
-    )
+    )?
     .create(server)
     .await
 }

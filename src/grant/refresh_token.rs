@@ -18,7 +18,7 @@ use std::sync::Arc;
 use super::{
     TokenResponse, cap,
     grace::{self, Kept},
-    parse_scope,
+    mint_access_token, parse_scope,
 };
 use crate::{
     AuthServer, Client, OAuthError, OnRefresh,
@@ -78,7 +78,7 @@ pub(super) async fn exchange(
             Some(s) => s.clone(),
             None => record.grant.scope.clone(),
         };
-        let (rotation, response) = prepare(server, client, presented, &record, scope, now);
+        let (rotation, response) = prepare(server, client, presented, &record, scope, now)?;
         let rotated = rotation.refresh.is_some();
         match store.rotate_refresh_token(rotation).await? {
             RotationOutcome::Rotated => {
@@ -109,20 +109,28 @@ fn prepare(
     record: &RefreshTokenRecord,
     scope: Scope,
     now: u64,
-) -> (Rotation, TokenResponse) {
+) -> Result<(Rotation, TokenResponse), OAuthError> {
     let config = server.config();
     let family_end = record.grant.expires_at;
     // RFC 9700 §2.2.2: public clients' refresh tokens are always sender-constrained or rotated.
     let rotate = config.rotate_refresh_token || !client.is_confidential();
-    let access_token = token::generate();
+    let expires_at = cap(
+        now.saturating_add(config.access_token_lifetime.as_secs()),
+        family_end,
+    );
+    let access_token = mint_access_token(
+        server,
+        client,
+        record.grant.subject.as_deref(),
+        &scope,
+        now,
+        expires_at,
+    )?;
     let access = NewAccessToken {
         hash: access_token.hash(),
         scope: scope.clone(),
         issued_at: now,
-        expires_at: cap(
-            now.saturating_add(config.access_token_lifetime.as_secs()),
-            family_end,
-        ),
+        expires_at,
     };
     let successor = rotate.then(token::generate);
     let refresh = successor.as_ref().map(|t| NewRefreshToken {
@@ -167,7 +175,7 @@ fn prepare(
         revoke_previous_access: matches!(config.on_refresh, OnRefresh::RevokeAccessTokens),
         now,
     };
-    (rotation, response)
+    Ok((rotation, response))
 }
 
 /// A rotated token presented again: a retry inside the grace window, or a replay.

@@ -17,6 +17,7 @@ mod hostile;
 mod instances;
 mod interop;
 mod introspection;
+mod jwt;
 mod lifecycle;
 mod logs;
 mod loopback;

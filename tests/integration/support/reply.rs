@@ -48,7 +48,11 @@ impl Reply {
         let v = self.json();
         assert_eq!(v["token_type"], "Bearer");
         let at = v["access_token"].as_str().unwrap();
-        assert_eq!(at.len(), 43, "256-bit URL-safe token");
+        if at.contains('.') {
+            assert_eq!(at.split('.').count(), 3, "a JWT access token: {at}");
+        } else {
+            assert_eq!(at.len(), 43, "256-bit URL-safe token");
+        }
         assert!(v["expires_in"].as_u64().is_some());
         v
     }
