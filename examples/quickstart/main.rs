@@ -4,6 +4,7 @@
 //! cargo run --example quickstart            # listens on 127.0.0.1:3000 (PORT overrides)
 //! cargo run --example quickstart -- --store redis://127.0.0.1:6379      # shared store
 //! cargo run --example quickstart -- --store postgres://postgres@127.0.0.1:5432/test
+//! cargo run --example quickstart -- --access-token-format jwt     # RFC 9068 access tokens
 //! curl -X POST -H 'Authorization: Basic dGVzdGNsaWVudDpzZWNyZXQ=' \
 //!   -d 'grant_type=password&username=test&password=test' localhost:3000/oauth/token
 //! ```
@@ -17,7 +18,8 @@
 //! - `POST /oauth/token` — the token endpoint (also at `/token`, the path of the
 //!   oauth2-server-php examples, and `/api/oauth/token`, the Grape::OAuth2 one);
 //! - `POST /oauth/revoke` (RFC 7009), `POST /oauth/introspect` (RFC 7662);
-//! - `GET /.well-known/oauth-authorization-server` (RFC 8414);
+//! - `GET /.well-known/oauth-authorization-server` (RFC 8414), `GET /.well-known/jwks.json`
+//!   (the signing keys; access tokens are JWTs with `--access-token-format jwt`);
 //! - `GET /api/me` — protected: echoes the token's client, user and scope.
 //!
 //! Demo clients and users (those of the refresh-token guides users paste from): client `testclient`/`secret` with user
@@ -44,25 +46,49 @@ use base64::Engine;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tower_oauth2::{
-    AuthServer, Client, GrantType, InMemoryClients, Metadata, TokenInfo,
+    AccessTokenFormat, AuthServer, Client, GrantType, InMemoryClients, Metadata, TokenInfo,
     endpoint::html_escape,
     events::Event,
+    jose::{KeySet, SigningKey},
     store::{MemoryStore, PostgresStore, RedisStore, TokenStore},
     user::DemoUsers,
 };
 
-/// `--store URL`, `--store=URL` or env `STORE_URL`; memory when absent.
-fn store_url() -> Result<Option<String>, String> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.as_slice() {
-        [] => {}
-        [flag, url] if flag == "--store" => return Ok(Some(url.clone())),
-        [arg] if arg.starts_with("--store=") => {
-            return Ok(Some(arg["--store=".len()..].to_owned()));
+/// The command line: `--store URL` (env `STORE_URL`; memory when absent) and
+/// `--access-token-format opaque|jwt` (env `ACCESS_TOKEN_FORMAT`; opaque when absent), each also
+/// as `--flag=value`.
+struct Args {
+    store_url: Option<String>,
+    access_token_format: AccessTokenFormat,
+}
+
+fn args() -> Result<Args, String> {
+    let usage = "usage: quickstart [--store URL] [--access-token-format opaque|jwt]";
+    let mut store = None;
+    let mut format = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) => (f.to_owned(), Some(v.to_owned())),
+            None => (arg.clone(), None),
+        };
+        let mut value = || inline.clone().or_else(|| args.next()).ok_or(usage);
+        match flag.as_str() {
+            "--store" => store = Some(value()?),
+            "--access-token-format" => format = Some(value()?),
+            _ => return Err(format!("{usage}, got {arg:?}")),
         }
-        _ => return Err(format!("usage: quickstart [--store URL], got {args:?}")),
     }
-    Ok(std::env::var("STORE_URL").ok().filter(|u| !u.is_empty()))
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let access_token_format = match format.or_else(|| env("ACCESS_TOKEN_FORMAT")).as_deref() {
+        None | Some("opaque") => AccessTokenFormat::Opaque,
+        Some("jwt") => AccessTokenFormat::Jwt,
+        Some(other) => return Err(format!("{usage}: unknown access token format {other:?}")),
+    };
+    Ok(Args {
+        store_url: store.or_else(|| env("STORE_URL")),
+        access_token_format,
+    })
 }
 
 async fn open_store(url: Option<&str>) -> Result<Arc<dyn TokenStore>, Box<dyn std::error::Error>> {
@@ -181,7 +207,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Err(_) => 3000,
     };
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let url = store_url()?;
+    let args = args()?;
+    let url = args.store_url.clone();
     let store = open_store(url.as_deref()).await?;
 
     let clients = InMemoryClients::new()
@@ -199,7 +226,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .clients(clients)
         .users(users())
         .allow_grant_type(GrantType::Password)
-        .configure(|c| c.issuer = Some(issuer.clone()))
+        .configure(|c| {
+            c.issuer = Some(issuer.clone());
+            c.access_token_format = args.access_token_format;
+        })
+        // A key generated at start: fine for a demo (tokens die with the process); real servers
+        // load theirs (SigningKey::from_pem) so that every instance signs with the same key.
+        .signing_keys(KeySet::new(SigningKey::generate_es256()))
         .authorization_handler(login.handler())
         .shared_store(store)
         .on_event(|event: &Event| eprintln!("event: {event:?}"))
@@ -219,6 +252,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/callback", get(callback).with_state(printed.clone()))
         .route_service("/oauth/authorize", server.authorization_endpoint())
         .route_service("/oauth/par", server.pushed_authorization_endpoint())
+        .route_service("/.well-known/jwks.json", server.jwks_endpoint())
         .merge(login.routes(server.clone()))
         .route_service("/oauth/token", token.clone())
         .route_service("/token", token.clone())
