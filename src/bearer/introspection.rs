@@ -47,8 +47,7 @@ use base64::{Engine, engine::general_purpose::STANDARD};
 use bytes::Bytes;
 use dashmap::DashMap;
 use http::{HeaderValue, Request, Uri, header};
-use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::client::legacy::{Client as HttpClient, connect::HttpConnector};
+use http_body_util::Full;
 use serde::Deserialize;
 use tokio::sync::{Semaphore, watch};
 
@@ -78,9 +77,6 @@ pub struct IntrospectionValidatorBuilder {
     timeout: Duration,
     clock: Arc<dyn Clock>,
 }
-
-/// The most of an introspection response that is read: RFC 7662 answers are a few hundred bytes.
-const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
 impl fmt::Debug for IntrospectionValidatorBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -155,13 +151,11 @@ impl IntrospectionValidatorBuilder {
         let mut authorization = HeaderValue::from_str(&format!("Basic {credentials}"))
             .map_err(|_| ConfigError::Endpoint("client credentials"))?;
         authorization.set_sensitive(true);
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(self.timeout));
         Ok(IntrospectionValidator {
             inner: Arc::new(Inner {
                 endpoint,
                 authorization,
-                http: HttpClient::builder(hyper_util::rt::TokioExecutor::new()).build(connector),
+                http: super::remote::client(self.timeout),
                 cache: DashMap::new(),
                 inflight: DashMap::new(),
                 permits: Arc::new(Semaphore::new(self.max_calls)),
@@ -196,7 +190,7 @@ type Call = watch::Receiver<Option<Result<Cached, Arc<StoreError>>>>;
 struct Inner {
     endpoint: Uri,
     authorization: HeaderValue,
-    http: HttpClient<HttpConnector, Full<Bytes>>,
+    http: super::remote::Http,
     cache: DashMap<TokenHash, Entry>,
     inflight: DashMap<TokenHash, Call>,
     /// One per call that may be in flight.
@@ -349,23 +343,7 @@ impl Inner {
             .header(header::AUTHORIZATION, self.authorization.clone())
             .body(Full::new(Bytes::from(body)))
             .map_err(StoreError::unavailable)?;
-        let call = async {
-            let response = self
-                .http
-                .request(request)
-                .await
-                .map_err(StoreError::unavailable)?;
-            let status = response.status();
-            let body = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
-                .collect()
-                .await
-                .map_err(|e| StoreError::unavailable(format!("introspection response: {e}")))?
-                .to_bytes();
-            Ok::<_, StoreError>((status, body))
-        };
-        let (status, body) = tokio::time::timeout(self.timeout, call)
-            .await
-            .map_err(|_| StoreError::Timeout)??;
+        let (status, body) = super::remote::exchange(&self.http, request, self.timeout).await?;
         if !status.is_success() {
             // 401/403: our own credentials are refused — a configuration fault, not the token's.
             return Err(StoreError::unavailable(format!(

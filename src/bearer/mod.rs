@@ -51,7 +51,11 @@ mod form_body;
 mod future;
 #[cfg(feature = "introspection")]
 mod introspection;
+#[cfg(feature = "jwt")]
+mod jwt;
 mod layer;
+#[cfg(any(feature = "introspection", feature = "jwt"))]
+mod remote;
 mod requirement;
 mod service;
 mod validator;
@@ -62,6 +66,8 @@ use std::sync::Arc;
 pub use self::axum::MissingTokenInfo;
 #[cfg(feature = "introspection")]
 pub use self::introspection::{IntrospectionValidator, IntrospectionValidatorBuilder};
+#[cfg(feature = "jwt")]
+pub use self::jwt::{JwtValidator, JwtValidatorBuilder};
 pub use self::{
     form_body::{FormBodyToken, FormBodyTokenLayer},
     future::ResponseFuture,

@@ -249,3 +249,277 @@ fn jwt_access_tokens_need_keys_and_an_issuer_and_keys_never_show() {
         Err(ConfigError::Key(_))
     ));
 }
+
+mod validator {
+    //! `JwtValidator`, a resource server elsewhere: keys from the metadata or a JWK Set URL over
+    //! real HTTP, every rejection, one refetch for an unknown `kid`, and 503 without keys.
+
+    use std::sync::{Arc, Mutex};
+
+    use axum::{Json, Router, routing::get};
+    use jsonwebtoken::{EncodingKey, Header};
+    use serde_json::{Value, json};
+    use tower_oauth2::{BearerLayer, bearer::JwtValidator, jose::SigningKey};
+
+    use super::*;
+
+    const EC_PEM: &str = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgyuB8V4E1WpT0yX6O\nqAl1WJXkjUhU01XxanVbTkwUNkGhRANCAARgsbYHf0TJO3zPHgJWCXICLDl7xtBE\nYlPjiSFpdMR0iKAJvphO5r9rltEcHjjmm1O99LmdWJ7xd4Ea4XaLFtVe\n-----END PRIVATE KEY-----\n";
+    const AUD: &str = "https://api.example";
+
+    /// An authorization server's metadata and key set on loopback; the key set can be changed.
+    struct Published {
+        issuer: String,
+        jwks: Arc<Mutex<Value>>,
+    }
+
+    async fn publish(jwks: Value) -> Published {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let issuer = format!("http://{addr}");
+        let jwks = Arc::new(Mutex::new(jwks));
+        let (set, iss) = (Arc::clone(&jwks), issuer.clone());
+        let app = Router::new()
+            .route(
+                "/.well-known/oauth-authorization-server",
+                get(move || {
+                    let iss = iss.clone();
+                    async move {
+                        Json(
+                            json!({"issuer": iss, "jwks_uri": format!("{iss}/jwks.json"),
+                                    "token_endpoint": format!("{iss}/oauth/token")}),
+                        )
+                    }
+                }),
+            )
+            .route(
+                "/jwks.json",
+                get(move || {
+                    let set = set.lock().unwrap().clone();
+                    async move { Json(set) }
+                }),
+            );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Published { issuer, jwks }
+    }
+
+    fn claims(issuer: &str, now: u64) -> Value {
+        json!({"iss": issuer, "sub": "alice", "aud": [AUD], "exp": now + 600, "iat": now,
+               "jti": "j", "client_id": "app", "scope": "read"})
+    }
+
+    /// The test key as jsonwebtoken takes it (PKCS#8 DER), for forging tokens.
+    fn ec_key() -> EncodingKey {
+        use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey};
+        let key = p256::SecretKey::from_pkcs8_pem(EC_PEM).unwrap();
+        EncodingKey::from_ec_der(key.to_pkcs8_der().unwrap().as_bytes())
+    }
+
+    fn sign(claims: &Value, kid: &str, typ: &str) -> String {
+        let mut header = Header::new(jsonwebtoken::Algorithm::ES256);
+        header.typ = Some(typ.into());
+        header.kid = Some(kid.into());
+        jsonwebtoken::encode(&header, claims, &ec_key()).unwrap()
+    }
+
+    async fn status(v: &JwtValidator, token: &str) -> (u16, Option<String>) {
+        let layer = BearerLayer::with_validator(v.clone(), "api");
+        let req = Request::get("/")
+            .header("authorization", format!("Bearer {token}"))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let r = call_protected(layer, req).await;
+        (
+            r.status.as_u16(),
+            r.header("www-authenticate").map(str::to_owned),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_resource_server_elsewhere_checks_tokens_with_no_call_per_request() {
+        let key = SigningKey::from_pem(EC_PEM).unwrap();
+        let kid = key.public_key().kid().to_owned();
+        let at = Published::jwks_of(&key);
+        let p = publish(at).await;
+        let now = tower_oauth2::clock::Clock::now(&tower_oauth2::clock::SystemClock);
+        let v = JwtValidator::from_issuer(&p.issuer, AUD).build().unwrap();
+        let good = sign(&claims(&p.issuer, now), &kid, "at+jwt");
+        assert_eq!(status(&v, &good).await.0, 200);
+        assert_eq!(v.fetches(), 2, "the metadata, then the key set");
+        for _ in 0..3 {
+            assert_eq!(status(&v, &good).await.0, 200);
+        }
+        assert_eq!(
+            (v.fetches(), v.cached()),
+            (2, 1),
+            "seen before: no fetch, no signature check"
+        );
+        let layer = BearerLayer::with_validator(v.clone(), "api");
+        let req = Request::get("/")
+            .header("authorization", format!("Bearer {good}"))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let info = call_protected(layer, req).await.json();
+        assert_eq!(
+            (&info["sub"], &info["client_id"], &info["scope"]),
+            (&"alice".into(), &"app".into(), &"read".into())
+        );
+
+        // Every way a token can be wrong is 401 invalid_token.
+        let mut c = claims(&p.issuer, now);
+        let with = |f: &dyn Fn(&mut Value)| {
+            let mut c = claims(&p.issuer, now);
+            f(&mut c);
+            sign(&c, &kid, "at+jwt")
+        };
+        let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&c).unwrap());
+        let none_header =
+            URL_SAFE_NO_PAD.encode(format!(r#"{{"typ":"at+jwt","alg":"none","kid":"{kid}"}}"#));
+        let hs = {
+            // HS256 "signed" with the public key as the secret.
+            let mut h = Header::new(jsonwebtoken::Algorithm::HS256);
+            h.typ = Some("at+jwt".into());
+            h.kid = Some(kid.clone());
+            let public = serde_json::to_vec(&p.jwks.lock().unwrap()["keys"][0]).unwrap();
+            jsonwebtoken::encode(&h, &c, &EncodingKey::from_secret(&public)).unwrap()
+        };
+        c["scope"] = json!("admin");
+        let tampered = {
+            let parts: Vec<&str> = good.split('.').collect();
+            format!(
+                "{}.{}.{}",
+                parts[0],
+                URL_SAFE_NO_PAD.encode(serde_json::to_vec(&c).unwrap()),
+                parts[2]
+            )
+        };
+        let bad = [
+            ("alg none", format!("{none_header}.{payload}.")),
+            ("HS256 with the public key as secret", hs),
+            ("typ JWT", sign(&claims(&p.issuer, now), &kid, "JWT")),
+            (
+                "another iss",
+                with(&|c| c["iss"] = json!("http://evil.example")),
+            ),
+            (
+                "another aud",
+                with(&|c| c["aud"] = json!(["https://other.example"])),
+            ),
+            ("expired", with(&|c| c["exp"] = json!(now - 120))),
+            ("not yet valid", with(&|c| c["nbf"] = json!(now + 600))),
+            (
+                "issued in the future",
+                with(&|c| c["iat"] = json!(now + 600)),
+            ),
+            (
+                "no exp",
+                with(&|c| {
+                    c.as_object_mut().unwrap().remove("exp");
+                }),
+            ),
+            ("tampered payload", tampered),
+        ];
+        for (what, token) in &bad {
+            let (code, challenge) = status(&v, token).await;
+            assert_eq!(code, 401, "{what}");
+            assert!(
+                challenge.unwrap_or_default().contains("invalid_token"),
+                "{what}"
+            );
+        }
+        assert_eq!(v.fetches(), 2, "none of these needed the keys again");
+    }
+
+    #[tokio::test]
+    async fn an_unknown_kid_refetches_once_and_rotation_is_followed() {
+        let old = SigningKey::from_pem(EC_PEM).unwrap();
+        let p = publish(Published::jwks_of(&old)).await;
+        let now = tower_oauth2::clock::Clock::now(&tower_oauth2::clock::SystemClock);
+        let v = JwtValidator::from_jwks(format!("{}/jwks.json", p.issuer), &p.issuer, AUD)
+            .build()
+            .unwrap();
+        let good = sign(&claims(&p.issuer, now), old.public_key().kid(), "at+jwt");
+        assert_eq!(status(&v, &good).await.0, 200);
+        assert_eq!(v.fetches(), 1);
+        // A kid nobody published: one refetch, then none within the interval.
+        let stranger = sign(&claims(&p.issuer, now), "no-such-kid", "at+jwt");
+        assert_eq!(status(&v, &stranger).await.0, 401);
+        assert_eq!(
+            v.fetches(),
+            1,
+            "the set was fetched less than an interval ago"
+        );
+        let v = JwtValidator::from_jwks(format!("{}/jwks.json", p.issuer), &p.issuer, AUD)
+            .refetch_interval(std::time::Duration::ZERO)
+            .build()
+            .unwrap();
+        assert_eq!(status(&v, &good).await.0, 200);
+        assert_eq!(status(&v, &stranger).await.0, 401);
+        assert_eq!(v.fetches(), 2, "exactly one refetch for the unknown kid");
+        // Rotation: the server publishes a new key and signs with it; the validator follows.
+        let next = SigningKey::generate_es256();
+        *p.jwks.lock().unwrap() = tower_oauth2::jose::KeySet::new(next.clone())
+            .with_verification_key(old.public_key().clone())
+            .jwks();
+        let h = {
+            let mut h = harness();
+            let mut config = h.server.config().clone();
+            config.issuer = Some(p.issuer.clone());
+            config.access_token_audience = vec![AUD.into()];
+            config.access_token_format = AccessTokenFormat::Jwt;
+            h.server = AuthServer::builder()
+                .config(config)
+                .clients(clients())
+                .users(tower_oauth2::user::DemoUsers::new().with("alice", "wonderland"))
+                .signing_keys(tower_oauth2::jose::KeySet::new(next))
+                .build()
+                .unwrap();
+            h
+        };
+        let (issued, _) = h.login().await;
+        assert_eq!(
+            status(&v, &issued).await.0,
+            200,
+            "a token the real server issued"
+        );
+        assert_eq!(
+            status(&v, &good).await.0,
+            200,
+            "the old key still verifies until retired"
+        );
+    }
+
+    #[tokio::test]
+    async fn keys_unobtainable_and_none_cached_is_503() {
+        let v = JwtValidator::from_jwks("http://127.0.0.1:1/jwks.json", "http://127.0.0.1:1", AUD)
+            .timeout(std::time::Duration::from_millis(300))
+            .build()
+            .unwrap();
+        let key = SigningKey::from_pem(EC_PEM).unwrap();
+        let now = tower_oauth2::clock::Clock::now(&tower_oauth2::clock::SystemClock);
+        let token = sign(
+            &claims("http://127.0.0.1:1", now),
+            key.public_key().kid(),
+            "at+jwt",
+        );
+        let (code, challenge) = status(&v, &token).await;
+        assert_eq!(code, 503);
+        assert_eq!(challenge, None);
+        // And a metadata document naming another issuer is refused too (RFC 8414 §3.3).
+        let p = publish(Published::jwks_of(&key)).await;
+        let v = JwtValidator::from_issuer(format!("{}/", p.issuer), AUD)
+            .build()
+            .unwrap();
+        assert_eq!(status(&v, &token).await.0, 503);
+        assert!(
+            JwtValidator::from_issuer("https://as.example", AUD)
+                .build()
+                .is_err()
+        );
+    }
+
+    impl Published {
+        fn jwks_of(key: &SigningKey) -> Value {
+            tower_oauth2::jose::KeySet::new(key.clone()).jwks()
+        }
+    }
+}

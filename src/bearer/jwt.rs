@@ -1,0 +1,504 @@
+//! Bearer validation of JWT access tokens (RFC 9068) with no call per request, for resource
+//! servers in other processes (feature `jwt`).
+//!
+//! - Keys come from the authorization server's JWK Set: found through its metadata (RFC 8414,
+//!   `jwks_uri`) or named directly. They are cached; a token with an unknown `kid` makes one
+//!   refetch, at most once per [`refetch_interval`](JwtValidatorBuilder::refetch_interval) and
+//!   shared by concurrent requests.
+//! - A token is good when its header is `typ: at+jwt` with a `kid` of a published key and the
+//!   `alg` that key is for (never `none`, never an HMAC: a public key is no secret), its signature
+//!   holds, `iss` is the issuer exactly, `aud` names this resource server, and `exp` / `nbf` /
+//!   `iat` are right within the [leeway](JwtValidatorBuilder::leeway). Anything else is 401
+//!   `invalid_token`.
+//! - A verified token's details are cached by token hash until its `exp` (bounded), so a token
+//!   seen before costs a map lookup, not a signature check.
+//! - Keys that cannot be fetched, with none cached, are a [`StoreError`]: 503, never 401.
+//!
+//! A JWT stays valid here until it expires: revocation at the authorization server is not seen.
+//! Keep access tokens short-lived, or use [`IntrospectionValidator`](super::IntrospectionValidator)
+//! on routes that must see a revocation at once.
+//!
+//! ```no_run
+//! use tower_oauth2::{BearerLayer, bearer::JwtValidator};
+//!
+//! # fn main() -> Result<(), tower_oauth2::ConfigError> {
+//! // The quickstart's issuer, and the audience its tokens carry by default.
+//! let validator = JwtValidator::from_issuer("http://localhost:3000", "http://localhost:3000")
+//!     .build()?;
+//! let layer = BearerLayer::with_validator(validator, "api");
+//! # let _ = layer;
+//! # Ok(())
+//! # }
+//! ```
+
+use std::{
+    collections::HashMap,
+    fmt,
+    sync::{Arc, RwLock},
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use dashmap::DashMap;
+use http::{Request, Uri, header};
+use http_body_util::Full;
+use jsonwebtoken::{
+    Algorithm, DecodingKey, Validation as JwtRules,
+    jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet},
+};
+use serde::Deserialize;
+
+use super::{
+    TokenInfo,
+    remote::{self, Http},
+    validator::{Validation, Validator},
+};
+use crate::{
+    BoxFuture,
+    clock::{Clock, SystemClock, UnixTime},
+    error::{ConfigError, StoreError},
+    scope::Scope,
+    token::TokenHash,
+};
+
+/// Where the keys are.
+#[derive(Clone)]
+enum KeySource {
+    /// An issuer: its metadata names the key set.
+    Issuer(Uri),
+    /// The key set itself.
+    Jwks(Uri),
+}
+
+/// Builds a [`JwtValidator`].
+#[must_use]
+pub struct JwtValidatorBuilder {
+    source: Result<KeySource, ConfigError>,
+    issuer: String,
+    audience: String,
+    leeway: Duration,
+    refetch_interval: Duration,
+    timeout: Duration,
+    max_cached: usize,
+    clock: Arc<dyn Clock>,
+}
+
+impl fmt::Debug for JwtValidatorBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JwtValidatorBuilder")
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .finish_non_exhaustive()
+    }
+}
+
+fn http_uri(url: &str) -> Result<Uri, ConfigError> {
+    let uri: Uri = url
+        .parse()
+        .map_err(|_| ConfigError::Endpoint("the key source is not a URL"))?;
+    if uri.scheme_str() != Some("http") || uri.host().is_none() {
+        return Err(ConfigError::Endpoint(
+            "the key source must be an http:// URL (the built-in client has no TLS)",
+        ));
+    }
+    Ok(uri)
+}
+
+impl JwtValidatorBuilder {
+    /// How far `exp`, `nbf` and `iat` may be off, for clocks that disagree (default 30 s).
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    /// The shortest time between two fetches of the key set for unknown `kid`s (default 60 s).
+    pub fn refetch_interval(mut self, interval: Duration) -> Self {
+        self.refetch_interval = interval;
+        self
+    }
+
+    /// Upper bound of one fetch (default 2 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Most verified tokens cached (default 100 000); beyond it, new ones are checked each time
+    /// until expired entries make room.
+    pub fn max_cached(mut self, n: usize) -> Self {
+        self.max_cached = n;
+        self
+    }
+
+    /// The clock for `exp`, `nbf` and `iat` (default: the system clock).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Check the URLs and build. No key is fetched until the first token.
+    pub fn build(self) -> Result<JwtValidator, ConfigError> {
+        Ok(JwtValidator {
+            inner: Arc::new(Inner {
+                source: self.source?,
+                issuer: self.issuer,
+                audience: self.audience,
+                leeway: self.leeway.as_secs(),
+                refetch_interval: self.refetch_interval,
+                timeout: self.timeout,
+                max_cached: self.max_cached,
+                clock: self.clock,
+                http: remote::client(self.timeout),
+                keys: RwLock::new(Keys::default()),
+                fetching: tokio::sync::Mutex::new(()),
+                verified: DashMap::new(),
+                fetches: std::sync::atomic::AtomicU64::new(0),
+            }),
+        })
+    }
+}
+
+/// The key set as last fetched.
+#[derive(Default)]
+struct Keys {
+    by_kid: HashMap<String, (DecodingKey, Algorithm)>,
+    fetched_at: Option<Instant>,
+}
+
+struct Inner {
+    source: KeySource,
+    issuer: String,
+    audience: String,
+    leeway: u64,
+    refetch_interval: Duration,
+    timeout: Duration,
+    max_cached: usize,
+    clock: Arc<dyn Clock>,
+    http: Http,
+    keys: RwLock<Keys>,
+    /// Held while fetching, so concurrent requests with an unknown `kid` share one fetch.
+    fetching: tokio::sync::Mutex<()>,
+    verified: DashMap<TokenHash, TokenInfo>,
+    fetches: std::sync::atomic::AtomicU64,
+}
+
+/// Validates JWT access tokens against an authorization server's published keys, with no call
+/// per request. Cheap to clone.
+#[derive(Clone)]
+pub struct JwtValidator {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for JwtValidator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JwtValidator")
+            .field("issuer", &self.inner.issuer)
+            .field("audience", &self.inner.audience)
+            .field("cached", &self.inner.verified.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl JwtValidator {
+    fn builder(
+        source: Result<KeySource, ConfigError>,
+        issuer: String,
+        audience: String,
+    ) -> JwtValidatorBuilder {
+        JwtValidatorBuilder {
+            source,
+            issuer,
+            audience,
+            leeway: Duration::from_secs(30),
+            refetch_interval: Duration::from_secs(60),
+            timeout: Duration::from_secs(2),
+            max_cached: 100_000,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// Tokens of the authorization server `issuer`: its metadata
+    /// (`{issuer}/.well-known/oauth-authorization-server`, RFC 8414) must name the same issuer
+    /// and the key set; a token's `iss` must be exactly `issuer`, and its `aud` must contain
+    /// `audience`, this resource server's identifier.
+    pub fn from_issuer(
+        issuer: impl Into<String>,
+        audience: impl Into<String>,
+    ) -> JwtValidatorBuilder {
+        let issuer = issuer.into();
+        let base = issuer.trim_end_matches('/');
+        let source = http_uri(&format!("{base}/.well-known/oauth-authorization-server"))
+            .map(KeySource::Issuer);
+        Self::builder(source, issuer, audience.into())
+    }
+
+    /// Tokens verified with the key set at `jwks_url`, whose `iss` must be exactly `issuer` and
+    /// whose `aud` must contain `audience`.
+    pub fn from_jwks(
+        jwks_url: impl Into<String>,
+        issuer: impl Into<String>,
+        audience: impl Into<String>,
+    ) -> JwtValidatorBuilder {
+        let source = http_uri(&jwks_url.into()).map(KeySource::Jwks);
+        Self::builder(source, issuer.into(), audience.into())
+    }
+
+    /// How many times the key set (or the metadata naming it) has been fetched.
+    pub fn fetches(&self) -> u64 {
+        self.inner
+            .fetches
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// How many verified tokens are cached.
+    pub fn cached(&self) -> usize {
+        self.inner.verified.len()
+    }
+}
+
+/// The claims this validator reads (RFC 9068 §2.2).
+#[derive(Deserialize)]
+struct Claims {
+    #[serde(default)]
+    sub: Option<String>,
+    #[serde(default)]
+    client_id: Option<String>,
+    #[serde(default)]
+    scope: Option<String>,
+    exp: u64,
+    #[serde(default)]
+    iat: Option<u64>,
+    #[serde(default)]
+    nbf: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct Discovered {
+    issuer: String,
+    jwks_uri: String,
+}
+
+/// The algorithm a published key is for: its `alg` when given, else the one its type implies.
+/// Only asymmetric algorithms: a key from a key set is public, so never an HMAC secret.
+fn key_algorithm(jwk: &Jwk) -> Option<Algorithm> {
+    let implied = match &jwk.algorithm {
+        AlgorithmParameters::EllipticCurve(p) => match p.curve {
+            EllipticCurve::P256 => Algorithm::ES256,
+            EllipticCurve::P384 => Algorithm::ES384,
+            _ => return None,
+        },
+        AlgorithmParameters::OctetKeyPair(_) => Algorithm::EdDSA,
+        AlgorithmParameters::RSA(_) => Algorithm::RS256,
+        AlgorithmParameters::OctetKey(_) => return None,
+    };
+    use jsonwebtoken::jwk::KeyAlgorithm as K;
+    let stated = match jwk.common.key_algorithm {
+        None => return Some(implied),
+        Some(K::ES256) => Algorithm::ES256,
+        Some(K::ES384) => Algorithm::ES384,
+        Some(K::EdDSA) => Algorithm::EdDSA,
+        Some(K::RS256) => Algorithm::RS256,
+        Some(K::RS384) => Algorithm::RS384,
+        Some(K::RS512) => Algorithm::RS512,
+        Some(K::PS256) => Algorithm::PS256,
+        Some(K::PS384) => Algorithm::PS384,
+        Some(K::PS512) => Algorithm::PS512,
+        // HMAC, encryption algorithms: never for verifying with a published key.
+        Some(_) => return None,
+    };
+    let rsa = |a: Algorithm| {
+        matches!(
+            a,
+            Algorithm::RS256
+                | Algorithm::RS384
+                | Algorithm::RS512
+                | Algorithm::PS256
+                | Algorithm::PS384
+                | Algorithm::PS512
+        )
+    };
+    // The stated one must fit the key's type (an RSA key stated as ES256 is refused).
+    (stated == implied || (implied == Algorithm::RS256 && rsa(stated))).then_some(stated)
+}
+
+impl Inner {
+    async fn get(&self, uri: &Uri) -> Result<Bytes, StoreError> {
+        self.fetches
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let request = Request::get(uri.clone())
+            .header(header::ACCEPT, "application/json")
+            .body(Full::new(Bytes::new()))
+            .map_err(StoreError::unavailable)?;
+        let (status, body) = remote::exchange(&self.http, request, self.timeout).await?;
+        if !status.is_success() {
+            return Err(StoreError::unavailable(format!("{uri} answered {status}")));
+        }
+        Ok(body)
+    }
+
+    /// Fetch the key set (through the metadata when the source is an issuer) and replace the
+    /// cached one.
+    async fn fetch_keys(&self) -> Result<(), StoreError> {
+        let jwks_uri = match &self.source {
+            KeySource::Jwks(uri) => uri.clone(),
+            KeySource::Issuer(metadata) => {
+                let found: Discovered = serde_json::from_slice(&self.get(metadata).await?)
+                    .map_err(|e| StoreError::Corrupt(e.into()))?;
+                // RFC 8414 §3.3: the metadata's issuer must be the one expected.
+                if found.issuer != self.expected_issuer() {
+                    return Err(StoreError::unavailable(format!(
+                        "the metadata names issuer {:?}, not {:?}",
+                        found.issuer,
+                        self.expected_issuer()
+                    )));
+                }
+                http_uri(&found.jwks_uri)
+                    .map_err(|_| StoreError::unavailable("jwks_uri is not an http URL"))?
+            }
+        };
+        let set: JwkSet = serde_json::from_slice(&self.get(&jwks_uri).await?)
+            .map_err(|e| StoreError::Corrupt(e.into()))?;
+        let mut by_kid = HashMap::new();
+        for jwk in &set.keys {
+            let (Some(kid), Some(alg)) = (jwk.common.key_id.clone(), key_algorithm(jwk)) else {
+                continue;
+            };
+            if let Ok(key) = DecodingKey::from_jwk(jwk) {
+                by_kid.insert(kid, (key, alg));
+            }
+        }
+        let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
+        keys.by_kid = by_kid;
+        keys.fetched_at = Some(Instant::now());
+        Ok(())
+    }
+
+    /// The issuer every token (and, for an issuer source, the metadata) must name.
+    fn expected_issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    fn key(&self, kid: &str) -> Option<(DecodingKey, Algorithm)> {
+        let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
+        keys.by_kid.get(kid).cloned()
+    }
+
+    /// The key for `kid`, fetching the set when it is unknown (and the last fetch is old
+    /// enough), once for all concurrent requests.
+    async fn key_for(&self, kid: &str) -> Result<Option<(DecodingKey, Algorithm)>, StoreError> {
+        if let Some(k) = self.key(kid) {
+            return Ok(Some(k));
+        }
+        let _one = self.fetching.lock().await;
+        // Another request may have fetched while this one waited.
+        if let Some(k) = self.key(kid) {
+            return Ok(Some(k));
+        }
+        let (recent, any) = {
+            let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
+            let recent = keys
+                .fetched_at
+                .is_some_and(|t| t.elapsed() < self.refetch_interval);
+            (recent, !keys.by_kid.is_empty())
+        };
+        if recent {
+            return Ok(None);
+        }
+        match self.fetch_keys().await {
+            Ok(()) => Ok(self.key(kid)),
+            // Keys unobtainable: with none cached, nothing can be judged (503); with some, this
+            // kid is simply not among them.
+            Err(e) if !any => Err(e),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not refetch the key set");
+                Ok(None)
+            }
+        }
+    }
+
+    fn cached(&self, hash: &TokenHash, now: UnixTime) -> Option<Validation> {
+        let info = self.verified.get(hash)?;
+        Some(if info.expires_at.saturating_add(self.leeway) <= now {
+            Validation::Expired
+        } else {
+            Validation::Valid(info.clone())
+        })
+    }
+
+    async fn verify(&self, token: &str) -> Result<Validation, StoreError> {
+        let Ok(header) = jsonwebtoken::decode_header(token) else {
+            return Ok(Validation::Invalid);
+        };
+        // RFC 9068 §4: `at+jwt` (or its full media type), case-insensitively.
+        let typ_ok = header.typ.as_deref().is_some_and(|t| {
+            t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt")
+        });
+        let Some(kid) = header.kid.as_deref().filter(|_| typ_ok) else {
+            return Ok(Validation::Invalid);
+        };
+        let Some((key, alg)) = self.key_for(kid).await? else {
+            return Ok(Validation::Invalid);
+        };
+        // The algorithm is the key's, whatever the header claims.
+        if header.alg != alg {
+            return Ok(Validation::Invalid);
+        }
+        let mut rules = JwtRules::new(alg);
+        rules.set_issuer(&[self.expected_issuer()]);
+        rules.set_audience(&[&self.audience]);
+        rules.set_required_spec_claims(&["exp", "iss", "aud"]);
+        // Times are judged below, on this validator's clock.
+        rules.validate_exp = false;
+        rules.validate_nbf = false;
+        let Ok(data) = jsonwebtoken::decode::<Claims>(token, &key, &rules) else {
+            return Ok(Validation::Invalid);
+        };
+        let c = data.claims;
+        let now = self.clock.now();
+        if c.nbf
+            .is_some_and(|nbf| nbf > now.saturating_add(self.leeway))
+            || c.iat
+                .is_some_and(|iat| iat > now.saturating_add(self.leeway))
+        {
+            return Ok(Validation::Invalid);
+        }
+        if c.exp.saturating_add(self.leeway) <= now {
+            return Ok(Validation::Expired);
+        }
+        let Ok(scope) = Scope::parse(c.scope.as_deref().unwrap_or("")) else {
+            return Ok(Validation::Invalid);
+        };
+        let client_id = c.client_id.unwrap_or_default();
+        let mut info = TokenInfo::new(client_id.clone(), scope, c.iat.unwrap_or(now), c.exp);
+        // RFC 9068 §2.2: `sub` is the client itself when no user is involved.
+        if let Some(sub) = c.sub.filter(|s| *s != client_id) {
+            info = info.with_subject(sub);
+        }
+        if self.verified.len() >= self.max_cached {
+            self.verified
+                .retain(|_, i| i.expires_at.saturating_add(self.leeway) > now);
+        }
+        if self.verified.len() < self.max_cached {
+            self.verified.insert(TokenHash::of(token), info.clone());
+        }
+        Ok(Validation::Valid(info))
+    }
+}
+
+impl Validator for JwtValidator {
+    fn validate_now(&self, token: &str) -> Option<Result<Validation, StoreError>> {
+        let now = self.inner.clock.now();
+        self.inner.cached(&TokenHash::of(token), now).map(Ok)
+    }
+
+    fn validate(&self, token: &str) -> BoxFuture<'static, Result<Validation, StoreError>> {
+        let inner = Arc::clone(&self.inner);
+        let token = token.to_owned();
+        Box::pin(async move {
+            if let Some(v) = inner.cached(&TokenHash::of(&token), inner.clock.now()) {
+                return Ok(v);
+            }
+            inner.verify(&token).await
+        })
+    }
+}
