@@ -251,9 +251,83 @@ fn hostile_bodies(c: &mut Criterion) {
     }
 }
 
+/// A JWT access token checked by `JwtValidator` the first time it is seen (header, key lookup,
+/// signature, claims) and again (the cache by token hash), for ES256 and EdDSA. The key set is
+/// served on loopback and fetched once, before measuring.
+fn jwt(c: &mut Criterion) {
+    use tower_oauth2::{
+        AccessTokenFormat,
+        bearer::{JwtValidator, Validator as _},
+        jose::{KeySet, SigningKey},
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    for (name, key) in [
+        ("ES256", SigningKey::generate_es256()),
+        ("EdDSA", SigningKey::generate_ed25519()),
+    ] {
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let issuer = format!("http://{}", listener.local_addr().unwrap());
+        let server = AuthServer::builder()
+            .clients(
+                InMemoryClients::new().with(
+                    Client::confidential("bench", "bench-secret")
+                        .grant_types([GrantType::ClientCredentials])
+                        .scope("read write")
+                        .build()
+                        .unwrap(),
+                ),
+            )
+            .configure(|c| {
+                c.issuer = Some(issuer.clone());
+                c.access_token_format = AccessTokenFormat::Jwt;
+            })
+            .signing_keys(KeySet::new(key))
+            .build()
+            .unwrap();
+        let app = axum::Router::new().route_service("/jwks.json", server.jwks_endpoint());
+        rt.spawn(async move { axum::serve(listener, app).await });
+        let validator = JwtValidator::from_jwks(format!("{issuer}/jwks.json"), &issuer, &issuer)
+            .build()
+            .unwrap();
+        let mint = || {
+            let res = rt
+                .block_on(
+                    server
+                        .token_endpoint()
+                        .oneshot(request("grant_type=client_credentials".into())),
+                )
+                .unwrap();
+            let body = rt.block_on(res.into_body().collect()).unwrap().to_bytes();
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            v["access_token"].as_str().unwrap().to_owned()
+        };
+        let warm = mint();
+        assert!(matches!(
+            rt.block_on(validator.validate(&warm)).unwrap(),
+            tower_oauth2::bearer::Validation::Valid(_)
+        ));
+        c.bench_function(&format!("jwt_validator/{name}/first_sight"), |b| {
+            b.iter_batched(
+                &mint,
+                |token| rt.block_on(validator.validate(&token)).unwrap(),
+                criterion::BatchSize::SmallInput,
+            )
+        });
+        c.bench_function(&format!("jwt_validator/{name}/seen_before"), |b| {
+            b.iter(|| validator.validate_now(std::hint::black_box(&warm)))
+        });
+    }
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
-    targets = validate, issue, endpoint, hostile_bodies
+    targets = validate, issue, endpoint, hostile_bodies, jwt
 }
 criterion_main!(benches);

@@ -122,3 +122,47 @@ async fn jose_verifies_our_jwt_access_tokens_and_revocation_still_works() {
     .await;
     assert_eq!(&r.body[..], br#"{"active":false}"#);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_jose_signs_pass_our_jwt_validator() {
+    use axum::{Json, Router, routing::get};
+    use tower_oauth2::{BearerLayer, bearer::JwtValidator};
+    let Some(dir) = clients() else { return };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!("http://{}", listener.local_addr().unwrap());
+    let audience = "https://api.example";
+    let (iss, d) = (issuer.clone(), dir.clone());
+    let out = tokio::task::spawn_blocking(move || node(&d, "sign.mjs", &[&iss, audience]))
+        .await
+        .unwrap();
+    let signed: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let jwks = signed["jwks"].clone();
+    let app = Router::new().route(
+        "/jwks.json",
+        get(move || {
+            let j = jwks.clone();
+            async move { Json(j) }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let v = JwtValidator::from_jwks(format!("{issuer}/jwks.json"), &issuer, audience)
+        .build()
+        .unwrap();
+    for token in signed["tokens"].as_array().unwrap() {
+        let req = http::Request::get("/")
+            .header(
+                "authorization",
+                format!("Bearer {}", token.as_str().unwrap()),
+            )
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap();
+        let r = crate::support::call_protected(BearerLayer::with_validator(v.clone(), "api"), req)
+            .await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        let info = r.json();
+        assert_eq!(
+            (&info["sub"], &info["client_id"], &info["scope"]),
+            (&"carol".into(), &"jose-client".into(), &"read".into())
+        );
+    }
+}
