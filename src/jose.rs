@@ -182,6 +182,13 @@ impl SigningKey {
     }
 }
 
+/// Choose jsonwebtoken's backend explicitly, before its first use: a build where another crate
+/// enables its other backend too would otherwise panic at the first signature or verification.
+/// An app that installed one itself keeps it.
+pub(crate) fn install_backend() {
+    let _ = jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.install_default();
+}
+
 /// The keys a server signs and is verified with: one active signing key, and the public keys of
 /// the next and the retiring ones.
 #[derive(Clone, Debug)]
@@ -193,9 +200,7 @@ pub struct KeySet {
 impl KeySet {
     /// A set whose active key is `active`.
     pub fn new(active: SigningKey) -> Self {
-        // The backend is chosen here, explicitly, so that a build where another crate enables
-        // jsonwebtoken's other backend too does not panic at the first signature.
-        let _ = jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.install_default();
+        install_backend();
         Self {
             active,
             others: Vec::new(),

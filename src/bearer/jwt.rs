@@ -138,6 +138,7 @@ impl JwtValidatorBuilder {
 
     /// Check the URLs and build. No key is fetched until the first token.
     pub fn build(self) -> Result<JwtValidator, ConfigError> {
+        crate::jose::install_backend();
         Ok(JwtValidator {
             inner: Arc::new(Inner {
                 source: self.source?,

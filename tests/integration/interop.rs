@@ -166,3 +166,43 @@ async fn tokens_jose_signs_pass_our_jwt_validator() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resource_server_elsewhere_accepts_the_quickstarts_jwts_with_no_call_per_request() {
+    use tower_oauth2::{BearerLayer, bearer::JwtValidator};
+    // The quickstart in its own process; this test is the resource server.
+    let qs = quickstart::start(&["--access-token-format", "jwt"]);
+    let port = qs.addr.port();
+    let issuer = format!("http://localhost:{port}");
+    let v = JwtValidator::from_issuer(&issuer, &issuer).build().unwrap();
+    let v2 = form(
+        &format!("http://127.0.0.1:{port}/oauth/token"),
+        Some(("testclient", "secret")),
+        "grant_type=password&username=test&password=test",
+    );
+    let at = http(v2).await.assert_token()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let check = |token: String| {
+        let layer = BearerLayer::with_validator(v.clone(), "api");
+        async move {
+            let req = http::Request::get("/")
+                .header("authorization", format!("Bearer {token}"))
+                .body(http_body_util::Full::new(bytes::Bytes::new()))
+                .unwrap();
+            crate::support::call_protected(layer, req).await
+        }
+    };
+    let r = check(at.clone()).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        (r.json()["sub"].as_str(), r.json()["client_id"].as_str()),
+        (Some("test"), Some("testclient"))
+    );
+    let fetched = v.fetches();
+    // With the authorization server gone, the token still checks: no call per request.
+    drop(qs);
+    assert_eq!(check(at).await.status, 200);
+    assert_eq!(v.fetches(), fetched);
+}
