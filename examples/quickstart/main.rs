@@ -162,7 +162,9 @@ async fn callback(State(printed): State<Printed>, Query(q): Query<CallbackQuery>
     let esc = |s: &Option<String>| html_escape(s.as_deref().unwrap_or(""));
     if let Some(error) = &q.error {
         return Html(format!(
-            "<!doctype html><meta charset=utf-8><title>Denied</title><h1>Authorization failed</h1>\
+            "<!doctype html><meta charset=utf-8><title>Denied</title>\
+             <style>body{{font-family:system-ui,sans-serif;max-width:48rem;margin:2rem auto;padding:0 1rem}}</style>\
+             <h1>Authorization failed</h1>\
              <p id=error><code>{}</code> {}</p><p>iss: <code>{}</code></p>",
             html_escape(error),
             esc(&q.error_description),

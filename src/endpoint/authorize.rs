@@ -413,7 +413,7 @@ fn page(server: &AuthServer, err: &OAuthError) -> EndpointResponse {
         return with_page_headers(res);
     }
     let body = format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Authorization error</title></head>\n<body><h1>This authorization request cannot be completed</h1>\n<p><code>{}</code>: {}</p>\n<p>Return to the application you came from and try again.</p></body></html>\n",
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Authorization error</title>\n<style>body{{font-family:system-ui,sans-serif;max-width:36rem;margin:3rem auto;padding:0 1rem}}</style></head>\n<body><h1>This authorization request cannot be completed</h1>\n<p><code>{}</code>: {}</p>\n<p>Return to the application you came from and try again.</p></body></html>\n",
         html_escape(err.code()),
         html_escape(err.description().unwrap_or("")),
     );
