@@ -37,6 +37,8 @@ pub(crate) struct Inner {
     /// The keys JWT access tokens are signed with.
     #[cfg(feature = "jwt")]
     pub(crate) keys: Option<crate::jose::KeySet>,
+    #[cfg(feature = "jwt")]
+    pub(crate) claims_hook: Option<Arc<dyn crate::jose::ClaimsHook>>,
     listeners: Vec<Arc<dyn EventListener>>,
 }
 
@@ -260,6 +262,8 @@ pub struct AuthServerBuilder {
     authorization: Option<Arc<dyn AuthorizationHandler>>,
     #[cfg(feature = "jwt")]
     keys: Option<crate::jose::KeySet>,
+    #[cfg(feature = "jwt")]
+    claims_hook: Option<Arc<dyn crate::jose::ClaimsHook>>,
     listeners: Vec<Arc<dyn EventListener>>,
 }
 
@@ -347,6 +351,14 @@ impl AuthServerBuilder {
         self
     }
 
+    /// Add the app's own claims to JWT access tokens (feature `jwt`); see
+    /// [`ClaimsHook`](crate::jose::ClaimsHook).
+    #[cfg(feature = "jwt")]
+    pub fn access_token_claims(mut self, hook: impl crate::jose::ClaimsHook) -> Self {
+        self.claims_hook = Some(Arc::new(hook));
+        self
+    }
+
     /// Subscribe to [`Event`]s.
     pub fn on_event(mut self, listener: impl EventListener) -> Self {
         self.listeners.push(Arc::new(listener));
@@ -398,6 +410,8 @@ impl AuthServerBuilder {
                 authorization: self.authorization,
                 #[cfg(feature = "jwt")]
                 keys: self.keys,
+                #[cfg(feature = "jwt")]
+                claims_hook: self.claims_hook,
                 config: self.config,
                 clients,
                 users: self.users,

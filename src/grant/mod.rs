@@ -162,16 +162,26 @@ fn jwt_access_token(
     };
     // The jti is the token's randomness: 256 bits, so no two tokens (and hashes) are alike.
     let jti = token::generate();
+    let sub = subject.unwrap_or(client.id());
+    let extra = crate::jose::extra_claims(
+        server.inner.claims_hook.as_deref(),
+        &crate::jose::ClaimsContext {
+            client_id: client.id(),
+            subject,
+            scope,
+        },
+    );
     let claims = crate::jose::AccessClaims {
         iss,
         // RFC 9068 §2.2: the user, or the client itself when no user is involved.
-        sub: subject.unwrap_or(client.id()),
+        sub,
         aud,
         exp: expires_at,
         iat: issued_at,
         jti: jti.expose(),
         client_id: client.id(),
         scope: scope.as_str(),
+        extra,
     };
     let jwt = keys
         .sign(&claims)

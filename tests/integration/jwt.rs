@@ -250,6 +250,88 @@ fn jwt_access_tokens_need_keys_and_an_issuer_and_keys_never_show() {
     ));
 }
 
+#[tokio::test]
+async fn an_app_adds_claims_but_cannot_change_the_registered_ones() {
+    let mut h = harness();
+    let mut config = h.server.config().clone();
+    config.issuer = Some(ISS.into());
+    config.access_token_audience = vec!["https://api.example".into()];
+    config.access_token_format = AccessTokenFormat::Jwt;
+    let keys = KeySet::new(SigningKey::generate_ed25519());
+    h.server = AuthServer::builder()
+        .config(config)
+        .clients(clients())
+        .users(tower_oauth2::user::DemoUsers::new().with("alice", "wonderland"))
+        .shared_store(Arc::clone(h.server.store()))
+        .clock(Arc::clone(&h.clock))
+        .signing_keys(keys)
+        .access_token_claims(|ctx: &tower_oauth2::jose::ClaimsContext<'_>| {
+            let mut m = serde_json::Map::new();
+            m.insert("roles".into(), serde_json::json!(["editor"]));
+            m.insert("tenant".into(), serde_json::json!(ctx.client_id));
+            // Attempts to change what the server vouches for: dropped.
+            m.insert("sub".into(), serde_json::json!("admin"));
+            m.insert("iss".into(), serde_json::json!("https://evil.example"));
+            m.insert("exp".into(), serde_json::json!(u64::MAX));
+            m
+        })
+        .build()
+        .unwrap();
+    let (at, _) = h.login().await;
+    let claims = verified(&at, &jwks(&h).await);
+    assert_eq!(claims["roles"], serde_json::json!(["editor"]));
+    assert_eq!(claims["tenant"], "app");
+    assert_eq!(
+        (&claims["sub"], &claims["iss"], &claims["exp"]),
+        (&"alice".into(), &ISS.into(), &(START + 3600).into())
+    );
+    let raw = String::from_utf8(
+        URL_SAFE_NO_PAD
+            .decode(at.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(raw.matches("\"sub\"").count(), 1, "one sub, ours: {raw}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwt_access_tokens_live_and_die_in_every_store() {
+    use crate::support::backends::{Backend, open};
+    use tower_oauth2::clock::{Clock, SystemClock};
+    for backend in [Backend::Memory, Backend::Redis, Backend::Postgres] {
+        let Some(store) = open(backend, &format!("jwt_{backend:?}").to_lowercase()).await else {
+            continue;
+        };
+        let mut h = harness_on(Arc::clone(&store), SystemClock.now(), |_| {});
+        let mut config = h.server.config().clone();
+        config.issuer = Some(ISS.into());
+        config.access_token_format = AccessTokenFormat::Jwt;
+        h.server = AuthServer::builder()
+            .config(config)
+            .clients(clients())
+            .users(tower_oauth2::user::DemoUsers::new().with("alice", "wonderland"))
+            .shared_store(store)
+            .clock(Arc::clone(&h.clock))
+            .signing_keys(KeySet::new(SigningKey::generate_es256()))
+            .build()
+            .unwrap();
+        let (at, rt) = h.login().await;
+        assert_eq!(at.split('.').count(), 3, "{backend:?}");
+        assert!(h.accepted(&at).await, "{backend:?}");
+        let v = h.refresh(APP, &rt).await.assert_token();
+        let next = v["access_token"].as_str().unwrap().to_owned();
+        assert!(h.accepted(&next).await, "{backend:?}");
+        // A replay of the rotated refresh token revokes the family, JWTs included.
+        h.refresh(APP, &rt).await.assert_error(400, "invalid_grant");
+        assert!(
+            !h.accepted(&at).await && !h.accepted(&next).await,
+            "{backend:?}"
+        );
+        let r = h.introspect(Some(RS), &format!("token={next}")).await;
+        assert_eq!(&r.body[..], br#"{"active":false}"#, "{backend:?}");
+    }
+}
+
 mod validator {
     //! `JwtValidator`, a resource server elsewhere: keys from the metadata or a JWK Set URL over
     //! real HTTP, every rejection, one refetch for an unknown `kid`, and 503 without keys.
