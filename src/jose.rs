@@ -134,6 +134,47 @@ impl SigningKey {
         ))
     }
 
+    /// A key from a private JWK (RFC 7517/7518/8037): `kty` `EC` on `P-256` with `d`, `x`, `y`,
+    /// or `kty` `OKP` on `Ed25519` with `d`, `x`. The public members must be the private key's.
+    pub fn from_jwk(jwk: &Value) -> Result<Self, ConfigError> {
+        let member = |name: &str| {
+            jwk[name]
+                .as_str()
+                .and_then(|v| URL_SAFE_NO_PAD.decode(v).ok())
+                .ok_or(ConfigError::Key("a private JWK lacks a base64url member"))
+        };
+        let d = member("d")?;
+        let key = match (jwk["kty"].as_str(), jwk["crv"].as_str()) {
+            (Some("EC"), Some("P-256")) => {
+                let secret = p256::SecretKey::from_slice(&d)
+                    .map_err(|_| ConfigError::Key("the JWK's d is not a P-256 private key"))?;
+                Self::from_p256(&secret)?
+            }
+            (Some("OKP"), Some("Ed25519")) => {
+                let bytes: [u8; 32] = d
+                    .try_into()
+                    .map_err(|_| ConfigError::Key("the JWK's d is not an Ed25519 private key"))?;
+                Self::from_ed25519(&ed25519_dalek::SigningKey::from_bytes(&bytes))?
+            }
+            _ => {
+                return Err(ConfigError::Key(
+                    "a private JWK must be EC P-256 (ES256) or OKP Ed25519 (EdDSA)",
+                ));
+            }
+        };
+        // The public half given must be the private key's own.
+        for name in ["x", "y"] {
+            if let Some(given) = jwk[name].as_str() {
+                if key.public.jwk[name].as_str() != Some(given) {
+                    return Err(ConfigError::Key(
+                        "the JWK's public members do not match its d",
+                    ));
+                }
+            }
+        }
+        Ok(key)
+    }
+
     fn from_p256(key: &p256::SecretKey) -> Result<Self, ConfigError> {
         use p256::{elliptic_curve::sec1::ToEncodedPoint, pkcs8::EncodePrivateKey};
         let der = key

@@ -248,6 +248,33 @@ fn jwt_access_tokens_need_keys_and_an_issuer_and_keys_never_show() {
         SigningKey::from_pem("not a key"),
         Err(ConfigError::Key(_))
     ));
+    // Private JWKs: a P-256 key (its x and y computed from d by Node's crypto) and the RFC 8037
+    // A.1 Ed25519 key, whose thumbprint RFC 8037 A.3 gives.
+    let es = serde_json::json!({"kty":"EC","crv":"P-256",
+        "x":"qmGgKxJl5XiaxX5zamPkHpNJ8NGDhj6DxRKk3-QdjhE",
+        "y":"tD7BXT9oQtLceDSJ8MZE337qnifCImKSdmyO7tXcY10",
+        "d":"jpsQnnGQmL-YBIffH1136cLSqhO6ucuIMNg2g4vP6Q8"});
+    assert_eq!(SigningKey::from_jwk(&es).unwrap().algorithm(), "ES256");
+    let ed = serde_json::json!({"kty":"OKP","crv":"Ed25519",
+        "d":"nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A",
+        "x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"});
+    let key = SigningKey::from_jwk(&ed).unwrap();
+    assert_eq!(key.algorithm(), "EdDSA");
+    assert_eq!(
+        key.public_key().kid(),
+        "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"
+    );
+    let mut wrong = es.clone();
+    wrong["x"] = ed["x"].clone();
+    assert!(matches!(
+        SigningKey::from_jwk(&wrong),
+        Err(ConfigError::Key(_))
+    ));
+    let hmac = serde_json::json!({"kty":"oct","k":"c2VjcmV0"});
+    assert!(matches!(
+        SigningKey::from_jwk(&hmac),
+        Err(ConfigError::Key(_))
+    ));
 }
 
 #[tokio::test]
