@@ -21,7 +21,7 @@ pub const JWKS_MAX_AGE_SECS: u64 = 300;
 #[derive(Clone, Debug)]
 pub struct JwksEndpoint {
     body: Bytes,
-    cache_control: HeaderValue,
+    cache_control: Option<HeaderValue>,
 }
 
 impl JwksEndpoint {
@@ -41,25 +41,9 @@ impl JwksEndpoint {
         Self {
             body: Bytes::from(super::response::to_json(&jwks)),
             cache_control: HeaderValue::from_str(&format!("public, max-age={JWKS_MAX_AGE_SECS}"))
-                .unwrap_or(HeaderValue::from_static("no-cache")),
+                .ok(),
         }
     }
 }
 
-impl<B> tower_service::Service<Request<B>> for JwksEndpoint {
-    type Response = EndpointResponse;
-    type Error = Infallible;
-    type Future = std::future::Ready<Result<EndpointResponse, Infallible>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: Request<B>) -> Self::Future {
-        std::future::ready(Ok(document(
-            req.method(),
-            &self.body,
-            Some(&self.cache_control),
-        )))
-    }
-}
+super::metadata::document_service!(JwksEndpoint);

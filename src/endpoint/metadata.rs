@@ -152,6 +152,7 @@ const CLIENT_AUTH: [&str; 3] = ["client_secret_basic", "client_secret_post", "no
 #[derive(Clone, Debug)]
 pub struct MetadataEndpoint {
     body: Bytes,
+    cache_control: Option<HeaderValue>,
 }
 
 impl MetadataEndpoint {
@@ -226,23 +227,32 @@ impl MetadataEndpoint {
         };
         Self {
             body: Bytes::from(response::to_json(&doc)),
+            cache_control: None,
         }
     }
 }
 
-impl<B> tower_service::Service<Request<B>> for MetadataEndpoint {
-    type Response = EndpointResponse;
-    type Error = Infallible;
-    type Future = std::future::Ready<Result<EndpointResponse, Infallible>>;
+/// The `Service` of an endpoint that serves a document rendered once (`body`, with its
+/// `cache_control` when set).
+macro_rules! document_service {
+    ($name:ident) => {
+        impl<B> tower_service::Service<Request<B>> for $name {
+            type Response = EndpointResponse;
+            type Error = Infallible;
+            type Future = std::future::Ready<Result<EndpointResponse, Infallible>>;
 
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
+            fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+                Poll::Ready(Ok(()))
+            }
 
-    fn call(&mut self, req: Request<B>) -> Self::Future {
-        std::future::ready(Ok(document(req.method(), &self.body, None)))
-    }
+            fn call(&mut self, req: Request<B>) -> Self::Future {
+                let res = document(req.method(), &self.body, self.cache_control.as_ref());
+                std::future::ready(Ok(res))
+            }
+        }
+    };
 }
+pub(super) use document_service;
 
 /// A JSON document served as rendered: GET and HEAD, 405 otherwise; `cache_control` when given.
 pub(super) fn document(
@@ -268,3 +278,5 @@ pub(super) fn document(
     }
     res
 }
+
+document_service!(MetadataEndpoint);

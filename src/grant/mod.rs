@@ -113,25 +113,45 @@ pub(crate) fn parse_scope(config: &Config, requested: &str) -> Result<Scope, OAu
     Ok(scope)
 }
 
-/// A new access token for `client`: opaque, or a JWT (RFC 9068) carrying what it is for, as
-/// the client's or the server's format says. Either way the store keeps only its hash.
+/// A new access token for `client`, issued `now`, living the configured lifetime but never past
+/// the family's end: opaque, or a JWT (RFC 9068) carrying what it is for, as the client's or the
+/// server's format says. Either way the store keeps only its hash.
 pub(crate) fn mint_access_token(
     server: &AuthServer,
     client: &Client,
     subject: Option<&str>,
-    scope: &Scope,
-    issued_at: UnixTime,
-    expires_at: UnixTime,
-) -> Result<token::SecretToken, OAuthError> {
+    scope: Scope,
+    now: UnixTime,
+    family_end: Option<UnixTime>,
+) -> Result<(token::SecretToken, NewAccessToken), OAuthError> {
+    let lifetime = server.config().access_token_lifetime.as_secs();
+    let expires_at = cap(now.saturating_add(lifetime), family_end);
     let format = client
         .access_token_format_override()
         .unwrap_or(server.config().access_token_format);
-    match format {
-        crate::config::AccessTokenFormat::Opaque => Ok(token::generate()),
+    let token = match format {
+        crate::config::AccessTokenFormat::Opaque => token::generate(),
+        #[cfg(feature = "jwt")]
         crate::config::AccessTokenFormat::Jwt => {
-            jwt_access_token(server, client, subject, scope, issued_at, expires_at)
+            jwt_access_token(server, client, subject, &scope, now, expires_at)?
         }
-    }
+        #[cfg(not(feature = "jwt"))]
+        crate::config::AccessTokenFormat::Jwt => {
+            let _ = subject;
+            tracing::error!(
+                client_id = client.id(),
+                "JWT access tokens need the crate's `jwt` feature"
+            );
+            return Err(OAuthError::bare(crate::error::ErrorKind::ServerError));
+        }
+    };
+    let access = NewAccessToken {
+        hash: token.hash(),
+        scope,
+        issued_at: now,
+        expires_at,
+    };
+    Ok((token, access))
 }
 
 #[cfg(feature = "jwt")]
@@ -189,22 +209,6 @@ fn jwt_access_token(
     Ok(token::issued(jwt))
 }
 
-#[cfg(not(feature = "jwt"))]
-fn jwt_access_token(
-    _: &AuthServer,
-    client: &Client,
-    _: Option<&str>,
-    _: &Scope,
-    _: UnixTime,
-    _: UnixTime,
-) -> Result<token::SecretToken, OAuthError> {
-    tracing::error!(
-        client_id = client.id(),
-        "JWT access tokens need the crate's `jwt` feature"
-    );
-    Err(OAuthError::bare(crate::error::ErrorKind::ServerError))
-}
-
 /// A grant about to be created, with its first tokens.
 pub(crate) struct NewGrant {
     pub(crate) record: GrantRecord,
@@ -247,24 +251,14 @@ impl NewGrant {
             created_at: now,
             expires_at: family_end,
         };
-        let expires_at = cap(
-            now.saturating_add(config.access_token_lifetime.as_secs()),
-            family_end,
-        );
-        let access_token = mint_access_token(
+        let (access_token, access) = mint_access_token(
             server,
             client,
             record.subject.as_deref(),
-            &scope,
-            now,
-            expires_at,
-        )?;
-        let access = NewAccessToken {
-            hash: access_token.hash(),
             scope,
-            issued_at: now,
-            expires_at,
-        };
+            now,
+            family_end,
+        )?;
         let (refresh_token, refresh) = if issue_refresh {
             let t = token::generate();
             let r = NewRefreshToken {

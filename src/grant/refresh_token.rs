@@ -25,8 +25,7 @@ use crate::{
     events::{Event, ReusedCredential},
     scope::Scope,
     store::{
-        NewAccessToken, NewRefreshToken, RefreshTokenRecord, RefreshTokenState, Rotation,
-        RotationOutcome, Sealed,
+        NewRefreshToken, RefreshTokenRecord, RefreshTokenState, Rotation, RotationOutcome, Sealed,
     },
     token::{self, TokenHash},
     wire::form::Form,
@@ -114,24 +113,14 @@ fn prepare(
     let family_end = record.grant.expires_at;
     // RFC 9700 §2.2.2: public clients' refresh tokens are always sender-constrained or rotated.
     let rotate = config.rotate_refresh_token || !client.is_confidential();
-    let expires_at = cap(
-        now.saturating_add(config.access_token_lifetime.as_secs()),
-        family_end,
-    );
-    let access_token = mint_access_token(
+    let (access_token, access) = mint_access_token(
         server,
         client,
         record.grant.subject.as_deref(),
-        &scope,
+        scope.clone(),
         now,
-        expires_at,
+        family_end,
     )?;
-    let access = NewAccessToken {
-        hash: access_token.hash(),
-        scope: scope.clone(),
-        issued_at: now,
-        expires_at,
-    };
     let successor = rotate.then(token::generate);
     let refresh = successor.as_ref().map(|t| NewRefreshToken {
         hash: t.hash(),
