@@ -252,12 +252,14 @@ fn hostile_bodies(c: &mut Criterion) {
 }
 
 /// A JWT access token checked by `JwtValidator` the first time it is seen (header, key lookup,
-/// signature, claims) and again (the cache by token hash), for ES256 and EdDSA. The key set is
-/// served on loopback and fetched once, before measuring.
+/// signature, claims) and again (the cache by token hash), for ES256, EdDSA and RS256. The key
+/// set is served on loopback and fetched once, before measuring. And the server's own
+/// `LocalValidator` on a JWT seen before (signature remembered, then the memory store), beside
+/// the opaque rows of `validate`.
 fn jwt(c: &mut Criterion) {
     use tower_oauth2::{
         AccessTokenFormat,
-        bearer::{JwtValidator, Validator as _},
+        bearer::{JwtValidator, LocalValidator, Validator as _},
         jose::{KeySet, SigningKey},
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -265,31 +267,60 @@ fn jwt(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
+    let bench_client = || {
+        InMemoryClients::new().with(
+            Client::confidential("bench", "bench-secret")
+                .grant_types([GrantType::ClientCredentials])
+                .scope("read write")
+                .build()
+                .unwrap(),
+        )
+    };
+    // The opaque baseline for the `jwt_local` rows: the same validator, the same store kind.
+    let opaque = AuthServer::builder()
+        .clients(bench_client())
+        .build()
+        .unwrap();
+    let res = rt
+        .block_on(
+            opaque
+                .token_endpoint()
+                .oneshot(request("grant_type=client_credentials".into())),
+        )
+        .unwrap();
+    let body = rt.block_on(res.into_body().collect()).unwrap().to_bytes();
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let opaque_token = v["access_token"].as_str().unwrap().to_owned();
+    let plain = LocalValidator::new(
+        std::sync::Arc::clone(opaque.store()),
+        std::sync::Arc::new(tower_oauth2::clock::SystemClock),
+    );
+    c.bench_function("jwt_local/opaque/seen_before", |b| {
+        b.iter(|| plain.validate_now(std::hint::black_box(&opaque_token)))
+    });
     for (name, key) in [
         ("ES256", SigningKey::generate_es256()),
         ("EdDSA", SigningKey::generate_ed25519()),
+        ("RS256", SigningKey::generate_rs256()),
     ] {
         let listener = rt
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .unwrap();
         let issuer = format!("http://{}", listener.local_addr().unwrap());
         let server = AuthServer::builder()
-            .clients(
-                InMemoryClients::new().with(
-                    Client::confidential("bench", "bench-secret")
-                        .grant_types([GrantType::ClientCredentials])
-                        .scope("read write")
-                        .build()
-                        .unwrap(),
-                ),
-            )
+            .clients(bench_client())
             .configure(|c| {
                 c.issuer = Some(issuer.clone());
                 c.access_token_format = AccessTokenFormat::Jwt;
             })
-            .signing_keys(KeySet::new(key))
+            .signing_keys(KeySet::new(key.clone()))
             .build()
             .unwrap();
+        let local = LocalValidator::new(
+            std::sync::Arc::clone(server.store()),
+            std::sync::Arc::new(tower_oauth2::clock::SystemClock),
+        )
+        .with_signing_keys(&KeySet::new(key), &issuer);
         let app = axum::Router::new().route_service("/jwks.json", server.jwks_endpoint());
         rt.spawn(async move { axum::serve(listener, app).await });
         let validator = JwtValidator::from_jwks(format!("{issuer}/jwks.json"), &issuer, &issuer)
@@ -321,6 +352,13 @@ fn jwt(c: &mut Criterion) {
         });
         c.bench_function(&format!("jwt_validator/{name}/seen_before"), |b| {
             b.iter(|| validator.validate_now(std::hint::black_box(&warm)))
+        });
+        assert!(matches!(
+            local.validate_now(&warm),
+            Some(Ok(tower_oauth2::bearer::Validation::Valid(_)))
+        ));
+        c.bench_function(&format!("jwt_local/{name}/seen_before"), |b| {
+            b.iter(|| local.validate_now(std::hint::black_box(&warm)))
         });
     }
 }

@@ -58,7 +58,7 @@
 //! | `redis` | `store::RedisStore`: Lua scripts, one round trip per operation | `redis` |
 //! | `postgres` | `store::PostgresStore`: one statement per operation, migrations included | `tokio-postgres`, `deadpool-postgres` |
 //! | `introspection` | `bearer::IntrospectionValidator`: RFC 7662 against a remote authorization server | `hyper`, `hyper-util` |
-//! | `jwt` | `jose::KeySet`: JWT access tokens (RFC 9068, ES256 or EdDSA) and the JWKS endpoint | `jsonwebtoken` (RustCrypto backend), `p256`, `ed25519-dalek` |
+//! | `jwt` | `jose::KeySet`: JWT access tokens (RFC 9068, ES256, EdDSA or RS256), the JWKS endpoint, `bearer::JwtValidator` | `jsonwebtoken` (AWS-LC backend), `aws-lc-rs`, `pem`, `hyper` |
 //! | `test-util` | `conformance` and `token_store_conformance!`: the conformance suite for a `TokenStore` of your own | tokio's multi-threaded runtime |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs, rust_2018_idioms, unreachable_pub, unsafe_code)]

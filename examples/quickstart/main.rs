@@ -5,6 +5,7 @@
 //! cargo run --example quickstart -- --store redis://127.0.0.1:6379      # shared store
 //! cargo run --example quickstart -- --store postgres://postgres@127.0.0.1:5432/test
 //! cargo run --example quickstart -- --access-token-format jwt     # RFC 9068 access tokens
+//! cargo run --example quickstart -- --access-token-format jwt --signing-key key.pem
 //! curl -X POST -H 'Authorization: Basic dGVzdGNsaWVudDpzZWNyZXQ=' \
 //!   -d 'grant_type=password&username=test&password=test' localhost:3000/oauth/token
 //! ```
@@ -31,6 +32,11 @@
 //! The token store is in memory unless `--store URL` (or env `STORE_URL`) names a Redis
 //! (`redis://…`) or PostgreSQL (`postgres://…`) server; several instances on one shared store
 //! accept each other's tokens and see each other's revocations at once.
+//!
+//! JWTs are signed with an ES256 key generated at start, unless `--signing-key FILE` (env
+//! `SIGNING_KEY_FILE`) names a PEM private key (P-256, Ed25519 or RSA; e.g.
+//! `openssl genpkey -algorithm ed25519 -out key.pem`): instances sharing a store then also share
+//! the key, so each accepts the others' JWTs.
 
 mod login;
 
@@ -54,18 +60,22 @@ use tower_oauth2::{
     user::DemoUsers,
 };
 
-/// The command line: `--store URL` (env `STORE_URL`; memory when absent) and
-/// `--access-token-format opaque|jwt` (env `ACCESS_TOKEN_FORMAT`; opaque when absent), each also
+/// The command line: `--store URL` (env `STORE_URL`; memory when absent),
+/// `--access-token-format opaque|jwt` (env `ACCESS_TOKEN_FORMAT`; opaque when absent) and
+/// `--signing-key FILE` (env `SIGNING_KEY_FILE`; a generated ES256 key when absent), each also
 /// as `--flag=value`.
 struct Args {
     store_url: Option<String>,
     access_token_format: AccessTokenFormat,
+    signing_key: Option<String>,
 }
 
 fn args() -> Result<Args, String> {
-    let usage = "usage: quickstart [--store URL] [--access-token-format opaque|jwt]";
+    let usage =
+        "usage: quickstart [--store URL] [--access-token-format opaque|jwt] [--signing-key FILE]";
     let mut store = None;
     let mut format = None;
+    let mut key = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -76,6 +86,7 @@ fn args() -> Result<Args, String> {
         match flag.as_str() {
             "--store" => store = Some(value()?),
             "--access-token-format" => format = Some(value()?),
+            "--signing-key" => key = Some(value()?),
             _ => return Err(format!("{usage}, got {arg:?}")),
         }
     }
@@ -88,6 +99,7 @@ fn args() -> Result<Args, String> {
     Ok(Args {
         store_url: store.or_else(|| env("STORE_URL")),
         access_token_format,
+        signing_key: key.or_else(|| env("SIGNING_KEY_FILE")),
     })
 }
 
@@ -223,6 +235,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .with("bshaffer", "brent123")
     };
     let issuer = format!("http://localhost:{port}");
+    // A key generated at start is fine for a demo (its tokens die with the process); real
+    // servers load theirs, so that every instance signs with the same key.
+    let key = match &args.signing_key {
+        None => SigningKey::generate_es256(),
+        Some(file) => {
+            let pem = std::fs::read_to_string(file).map_err(|e| format!("{file}: {e}"))?;
+            SigningKey::from_pem(&pem).map_err(|e| format!("{file}: {e}"))?
+        }
+    };
     let login = login::DemoLogin::new(users(), clients.clone());
     let server = AuthServer::builder()
         .clients(clients)
@@ -232,9 +253,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             c.issuer = Some(issuer.clone());
             c.access_token_format = args.access_token_format;
         })
-        // A key generated at start: fine for a demo (tokens die with the process); real servers
-        // load theirs (SigningKey::from_pem) so that every instance signs with the same key.
-        .signing_keys(KeySet::new(SigningKey::generate_es256()))
+        .signing_keys(KeySet::new(key))
         .authorization_handler(login.handler())
         .shared_store(store)
         .on_event(|event: &Event| eprintln!("event: {event:?}"))

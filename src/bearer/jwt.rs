@@ -15,8 +15,9 @@
 //! - Keys that cannot be fetched, with none cached, are a [`StoreError`]: 503, never 401.
 //!
 //! A JWT stays valid here until it expires: revocation at the authorization server is not seen.
-//! Keep access tokens short-lived, or use [`IntrospectionValidator`](super::IntrospectionValidator)
-//! on routes that must see a revocation at once.
+//! Keep access tokens short-lived, or, on routes that must see a revocation at once, follow this
+//! validator with an [`IntrospectionValidator`](super::IntrospectionValidator) in
+//! [`Both`](super::Both).
 //!
 //! ```no_run
 //! use tower_oauth2::{BearerLayer, bearer::JwtValidator};
@@ -32,31 +33,27 @@
 //! ```
 
 use std::{
-    collections::HashMap,
     fmt,
     sync::{Arc, RwLock},
     time::{Duration, Instant},
 };
 
 use bytes::Bytes;
-use dashmap::DashMap;
 use http::{Request, Uri, header};
 use http_body_util::Full;
-use jsonwebtoken::{
-    Algorithm, DecodingKey, Validation as JwtRules,
-    jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet},
-};
 use serde::Deserialize;
 
 use super::{
     TokenInfo,
     remote::{self, Http},
     validator::{Validation, Validator},
+    verified::VerifiedCache,
 };
 use crate::{
     BoxFuture,
     clock::{Clock, SystemClock, UnixTime},
     error::{ConfigError, StoreError},
+    jose::{self, Keyring, Unverified},
     scope::Scope,
     token::TokenHash,
 };
@@ -147,12 +144,11 @@ impl JwtValidatorBuilder {
                 leeway: self.leeway.as_secs(),
                 refetch_interval: self.refetch_interval,
                 timeout: self.timeout,
-                max_cached: self.max_cached,
                 clock: self.clock,
                 http: remote::client(self.timeout),
                 keys: RwLock::new(Keys::default()),
                 fetching: tokio::sync::Mutex::new(()),
-                verified: DashMap::new(),
+                verified: VerifiedCache::new(self.max_cached),
                 fetches: std::sync::atomic::AtomicU64::new(0),
             }),
         })
@@ -162,7 +158,7 @@ impl JwtValidatorBuilder {
 /// The key set as last fetched.
 #[derive(Default)]
 struct Keys {
-    by_kid: HashMap<String, (DecodingKey, Algorithm)>,
+    ring: Arc<Keyring>,
     fetched_at: Option<Instant>,
 }
 
@@ -173,13 +169,12 @@ struct Inner {
     leeway: u64,
     refetch_interval: Duration,
     timeout: Duration,
-    max_cached: usize,
     clock: Arc<dyn Clock>,
     http: Http,
     keys: RwLock<Keys>,
     /// Held while fetching, so concurrent requests with an unknown `kid` share one fetch.
     fetching: tokio::sync::Mutex<()>,
-    verified: DashMap<TokenHash, TokenInfo>,
+    verified: VerifiedCache<TokenInfo>,
     fetches: std::sync::atomic::AtomicU64,
 }
 
@@ -257,69 +252,10 @@ impl JwtValidator {
     }
 }
 
-/// The claims this validator reads (RFC 9068 §2.2).
-#[derive(Deserialize)]
-struct Claims {
-    #[serde(default)]
-    sub: Option<String>,
-    #[serde(default)]
-    client_id: Option<String>,
-    #[serde(default)]
-    scope: Option<String>,
-    exp: u64,
-    #[serde(default)]
-    iat: Option<u64>,
-    #[serde(default)]
-    nbf: Option<u64>,
-}
-
 #[derive(Deserialize)]
 struct Discovered {
     issuer: String,
     jwks_uri: String,
-}
-
-/// The algorithm a published key is for: its `alg` when given, else the one its type implies.
-/// Only asymmetric algorithms: a key from a key set is public, so never an HMAC secret.
-fn key_algorithm(jwk: &Jwk) -> Option<Algorithm> {
-    let implied = match &jwk.algorithm {
-        AlgorithmParameters::EllipticCurve(p) => match p.curve {
-            EllipticCurve::P256 => Algorithm::ES256,
-            EllipticCurve::P384 => Algorithm::ES384,
-            _ => return None,
-        },
-        AlgorithmParameters::OctetKeyPair(_) => Algorithm::EdDSA,
-        AlgorithmParameters::RSA(_) => Algorithm::RS256,
-        AlgorithmParameters::OctetKey(_) => return None,
-    };
-    use jsonwebtoken::jwk::KeyAlgorithm as K;
-    let stated = match jwk.common.key_algorithm {
-        None => return Some(implied),
-        Some(K::ES256) => Algorithm::ES256,
-        Some(K::ES384) => Algorithm::ES384,
-        Some(K::EdDSA) => Algorithm::EdDSA,
-        Some(K::RS256) => Algorithm::RS256,
-        Some(K::RS384) => Algorithm::RS384,
-        Some(K::RS512) => Algorithm::RS512,
-        Some(K::PS256) => Algorithm::PS256,
-        Some(K::PS384) => Algorithm::PS384,
-        Some(K::PS512) => Algorithm::PS512,
-        // HMAC, encryption algorithms: never for verifying with a published key.
-        Some(_) => return None,
-    };
-    let rsa = |a: Algorithm| {
-        matches!(
-            a,
-            Algorithm::RS256
-                | Algorithm::RS384
-                | Algorithm::RS512
-                | Algorithm::PS256
-                | Algorithm::PS384
-                | Algorithm::PS512
-        )
-    };
-    // The stated one must fit the key's type (an RSA key stated as ES256 is refused).
-    (stated == implied || (implied == Algorithm::RS256 && rsa(stated))).then_some(stated)
 }
 
 impl Inner {
@@ -357,19 +293,10 @@ impl Inner {
                     .map_err(|_| StoreError::unavailable("jwks_uri is not an http URL"))?
             }
         };
-        let set: JwkSet = serde_json::from_slice(&self.get(&jwks_uri).await?)
+        let ring = jose::keyring(&self.get(&jwks_uri).await?)
             .map_err(|e| StoreError::Corrupt(e.into()))?;
-        let mut by_kid = HashMap::new();
-        for jwk in &set.keys {
-            let (Some(kid), Some(alg)) = (jwk.common.key_id.clone(), key_algorithm(jwk)) else {
-                continue;
-            };
-            if let Ok(key) = DecodingKey::from_jwk(jwk) {
-                by_kid.insert(kid, (key, alg));
-            }
-        }
         let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
-        keys.by_kid = by_kid;
+        keys.ring = Arc::new(ring);
         keys.fetched_at = Some(Instant::now());
         Ok(())
     }
@@ -379,82 +306,63 @@ impl Inner {
         &self.issuer
     }
 
-    fn key(&self, kid: &str) -> Option<(DecodingKey, Algorithm)> {
+    /// The keys as last fetched.
+    fn ring(&self) -> Arc<Keyring> {
         let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
-        keys.by_kid.get(kid).cloned()
+        Arc::clone(&keys.ring)
     }
 
-    /// The key for `kid`, fetching the set when it is unknown (and the last fetch is old
-    /// enough), once for all concurrent requests.
-    async fn key_for(&self, kid: &str) -> Result<Option<(DecodingKey, Algorithm)>, StoreError> {
-        if let Some(k) = self.key(kid) {
-            return Ok(Some(k));
+    /// The keys, with `kid` among them if it can be: an unknown `kid` makes the set be fetched
+    /// again (when the last fetch is old enough), once for all concurrent requests.
+    async fn ring_with(&self, kid: &str) -> Result<Arc<Keyring>, StoreError> {
+        let ring = self.ring();
+        if ring.contains_key(kid) {
+            return Ok(ring);
         }
         let _one = self.fetching.lock().await;
         // Another request may have fetched while this one waited.
-        if let Some(k) = self.key(kid) {
-            return Ok(Some(k));
+        let ring = self.ring();
+        if ring.contains_key(kid) {
+            return Ok(ring);
         }
-        let (recent, any) = {
+        let recent = {
             let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
-            let recent = keys
-                .fetched_at
-                .is_some_and(|t| t.elapsed() < self.refetch_interval);
-            (recent, !keys.by_kid.is_empty())
+            keys.fetched_at
+                .is_some_and(|t| t.elapsed() < self.refetch_interval)
         };
         if recent {
-            return Ok(None);
+            return Ok(ring);
         }
         match self.fetch_keys().await {
-            Ok(()) => Ok(self.key(kid)),
+            Ok(()) => Ok(self.ring()),
             // Keys unobtainable: with none cached, nothing can be judged (503); with some, this
             // kid is simply not among them.
-            Err(e) if !any => Err(e),
+            Err(e) if ring.is_empty() => Err(e),
             Err(e) => {
                 tracing::warn!(error = %e, "could not refetch the key set");
-                Ok(None)
+                Ok(ring)
             }
         }
     }
 
     fn cached(&self, hash: &TokenHash, now: UnixTime) -> Option<Validation> {
-        let info = self.verified.get(hash)?;
+        let (info, _) = self.verified.get(hash)?;
         Some(if info.expires_at.saturating_add(self.leeway) <= now {
             Validation::Expired
         } else {
-            Validation::Valid(info.clone())
+            Validation::Valid(info)
         })
     }
 
     async fn verify(&self, token: &str) -> Result<Validation, StoreError> {
-        let Ok(header) = jsonwebtoken::decode_header(token) else {
+        let Some(kid) = jose::access_token_kid(token) else {
             return Ok(Validation::Invalid);
         };
-        // RFC 9068 §4: `at+jwt` (or its full media type), case-insensitively.
-        let typ_ok = header.typ.as_deref().is_some_and(|t| {
-            t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt")
-        });
-        let Some(kid) = header.kid.as_deref().filter(|_| typ_ok) else {
-            return Ok(Validation::Invalid);
+        let ring = self.ring_with(&kid).await?;
+        let c = match jose::verify(token, &ring, self.expected_issuer(), Some(&self.audience)) {
+            Ok(claims) => claims,
+            Err(Unverified::UnknownKey | Unverified::Invalid) => return Ok(Validation::Invalid),
         };
-        let Some((key, alg)) = self.key_for(kid).await? else {
-            return Ok(Validation::Invalid);
-        };
-        // The algorithm is the key's, whatever the header claims.
-        if header.alg != alg {
-            return Ok(Validation::Invalid);
-        }
-        let mut rules = JwtRules::new(alg);
-        rules.set_issuer(&[self.expected_issuer()]);
-        rules.set_audience(&[&self.audience]);
-        rules.set_required_spec_claims(&["exp", "iss", "aud"]);
-        // Times are judged below, on this validator's clock.
-        rules.validate_exp = false;
-        rules.validate_nbf = false;
-        let Ok(data) = jsonwebtoken::decode::<Claims>(token, &key, &rules) else {
-            return Ok(Validation::Invalid);
-        };
-        let c = data.claims;
         let now = self.clock.now();
         if c.nbf
             .is_some_and(|nbf| nbf > now.saturating_add(self.leeway))
@@ -475,13 +383,9 @@ impl Inner {
         if let Some(sub) = c.sub.filter(|s| *s != client_id) {
             info = info.with_subject(sub);
         }
-        if self.verified.len() >= self.max_cached {
-            self.verified
-                .retain(|_, i| i.expires_at.saturating_add(self.leeway) > now);
-        }
-        if self.verified.len() < self.max_cached {
-            self.verified.insert(TokenHash::of(token), info.clone());
-        }
+        let until = c.exp.saturating_add(self.leeway);
+        self.verified
+            .insert(TokenHash::of(token), info.clone(), until, now);
         Ok(Validation::Valid(info))
     }
 }

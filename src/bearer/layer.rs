@@ -44,13 +44,16 @@ impl fmt::Debug for BearerLayer {
 impl BearerLayer {
     /// A layer validating against `server`'s store, with its realm.
     pub fn new(server: &AuthServer) -> Self {
-        Self::with_validator(
-            LocalValidator::new(
-                Arc::clone(&server.inner.store),
-                Arc::clone(&server.inner.clock),
-            ),
-            &server.config().realm,
-        )
+        let validator = LocalValidator::new(
+            Arc::clone(&server.inner.store),
+            Arc::clone(&server.inner.clock),
+        );
+        #[cfg(feature = "jwt")]
+        let validator = match (&server.inner.keys, &server.config().issuer) {
+            (Some(keys), Some(issuer)) => validator.with_signing_keys(keys, issuer),
+            _ => validator,
+        };
+        Self::with_validator(validator, &server.config().realm)
     }
 
     /// A layer using any [`Validator`] (e.g. introspection against a remote server).

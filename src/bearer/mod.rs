@@ -59,6 +59,8 @@ mod remote;
 mod requirement;
 mod service;
 mod validator;
+#[cfg(feature = "jwt")]
+mod verified;
 
 use std::sync::Arc;
 
@@ -73,7 +75,7 @@ pub use self::{
     future::ResponseFuture,
     layer::BearerLayer,
     service::Bearer,
-    validator::{LocalValidator, Validation, Validator},
+    validator::{Both, LocalValidator, Validation, Validator},
 };
 use crate::{clock::UnixTime, scope::Scope, store::AccessTokenRecord, token::GrantId};
 

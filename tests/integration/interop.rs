@@ -124,6 +124,36 @@ async fn jose_verifies_our_jwt_access_tokens_and_revocation_still_works() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jose_verifies_tokens_signed_with_the_rsa_and_ed25519_keys_a_quickstart_is_given() {
+    let Some(dir) = clients() else { return };
+    let keys = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/integration/keys");
+    for (file, alg) in [("rsa-pkcs8.pem", "RS256"), ("ed25519.pem", "EdDSA")] {
+        let path = format!("{keys}/{file}");
+        let qs = quickstart::start(&["--access-token-format", "jwt", "--signing-key", &path]);
+        let base = format!("http://127.0.0.1:{}", qs.addr.port());
+        let issuer = format!("http://localhost:{}", qs.addr.port());
+        let v = http(form(
+            &format!("{base}/oauth/token"),
+            Some(("testclient", "secret")),
+            "grant_type=password&username=test&password=test",
+        ))
+        .await
+        .assert_token();
+        let at = v["access_token"].as_str().unwrap().to_owned();
+        let d = dir.clone();
+        let stdout = tokio::task::spawn_blocking(move || node(&d, "jwt.mjs", &[&issuer, &at]))
+            .await
+            .unwrap();
+        for step in [
+            format!("verified {alg}"),
+            "tampered token is refused".into(),
+        ] {
+            assert!(stdout.contains(&step), "missing {step:?} in:\n{stdout}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_jose_signs_pass_our_jwt_validator() {
     use axum::{Json, Router, routing::get};
     use tower_oauth2::{BearerLayer, bearer::JwtValidator};
@@ -148,7 +178,9 @@ async fn tokens_jose_signs_pass_our_jwt_validator() {
     let v = JwtValidator::from_jwks(format!("{issuer}/jwks.json"), &issuer, audience)
         .build()
         .unwrap();
-    for token in signed["tokens"].as_array().unwrap() {
+    let tokens = signed["tokens"].as_array().unwrap();
+    assert_eq!(tokens.len(), 3, "ES256, EdDSA and RS256");
+    for token in tokens {
         let req = http::Request::get("/")
             .header(
                 "authorization",
@@ -200,6 +232,64 @@ async fn a_resource_server_elsewhere_accepts_the_quickstarts_jwts_with_no_call_p
         (r.json()["sub"].as_str(), r.json()["client_id"].as_str()),
         (Some("test"), Some("testclient"))
     );
+    // Revocation-sensitive routes add introspection after the signature: once the token is
+    // revoked, the signature alone still accepts it, the pair does not; a forged token is
+    // refused by the signature check, with no call.
+    let live = tower_oauth2::bearer::IntrospectionValidator::builder(
+        format!("http://127.0.0.1:{port}/oauth/introspect"),
+        "testclient",
+        "secret",
+    )
+    .cache_ttl(std::time::Duration::ZERO)
+    .build()
+    .unwrap();
+    let both = tower_oauth2::bearer::Both::new(v.clone(), live);
+    let guarded = |token: String| {
+        let layer = BearerLayer::with_validator(both.clone(), "payments");
+        async move {
+            let req = http::Request::get("/")
+                .header("authorization", format!("Bearer {token}"))
+                .body(http_body_util::Full::new(bytes::Bytes::new()))
+                .unwrap();
+            crate::support::call_protected(layer, req).await
+        }
+    };
+    let second = http(form(
+        &format!("http://127.0.0.1:{port}/oauth/token"),
+        Some(("testclient", "secret")),
+        "grant_type=password&username=test&password=test",
+    ))
+    .await
+    .assert_token()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = guarded(second.clone()).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["sub"].as_str(), Some("test"));
+    let r = http(form(
+        &format!("http://127.0.0.1:{port}/oauth/revoke"),
+        Some(("testclient", "secret")),
+        &format!("token={second}"),
+    ))
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        check(second.clone()).await.status,
+        200,
+        "the signature alone"
+    );
+    let r = guarded(second.clone()).await;
+    assert_eq!(r.status, 401);
+    assert!(
+        r.header("www-authenticate")
+            .unwrap()
+            .contains("invalid_token")
+    );
+    // The payload's first character changed (`ey…`, `{"` encoded, becomes `fy…`).
+    let (head, rest) = second.split_once('.').unwrap();
+    let forged = format!("{head}.f{}", &rest[1..]);
+    assert_eq!(guarded(forged).await.status, 401);
     let fetched = v.fetches();
     // With the authorization server gone, the token still checks: no call per request.
     drop(qs);

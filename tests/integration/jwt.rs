@@ -1,5 +1,5 @@
 //! JWT access tokens (RFC 9068) through the token endpoint: the header and every claim, the
-//! format per server and per client, ES256 and EdDSA, refreshes, key rotation in the published
+//! format per server and per client, ES256, EdDSA and RS256, refreshes, key rotation in the published
 //! set, and what must be refused at build time. Independent verification of the signatures is
 //! in `interop.rs` (jose).
 
@@ -50,7 +50,12 @@ fn verified(token: &str, jwks: &Value) -> Value {
 }
 
 fn jwt_harness(keys: KeySet, format: AccessTokenFormat) -> Harness {
-    let mut h = harness();
+    rekeyed(harness(), keys, format)
+}
+
+/// `h` with its server rebuilt around `keys`, over the same store and clock: the same
+/// deployment after a key change.
+fn rekeyed(mut h: Harness, keys: KeySet, format: AccessTokenFormat) -> Harness {
     // The harness builds its own server; rebuild it with the keys, over the same store and clock.
     let mut config = h.server.config().clone();
     config.issuer = Some(ISS.into());
@@ -88,7 +93,12 @@ async fn jwks(h: &Harness) -> Value {
 
 #[tokio::test]
 async fn a_jwt_access_token_carries_every_rfc_9068_claim_and_still_validates_locally() {
-    for key in [SigningKey::generate_es256(), SigningKey::generate_ed25519()] {
+    let rsa = SigningKey::from_pem(include_str!("keys/rsa-pkcs8.pem")).unwrap();
+    for key in [
+        SigningKey::generate_es256(),
+        SigningKey::generate_ed25519(),
+        rsa,
+    ] {
         let alg = key.algorithm();
         let kid = key.public_key().kid().to_owned();
         let h = jwt_harness(KeySet::new(key), AccessTokenFormat::Jwt);
@@ -154,7 +164,8 @@ async fn a_rotating_key_set_publishes_both_keys_and_old_tokens_still_verify() {
     let h = jwt_harness(KeySet::new(old.clone()), AccessTokenFormat::Jwt);
     let (signed_by_old, _) = h.login().await;
     // Switch: the next key signs, the old one stays published until its tokens have expired.
-    let rotated = jwt_harness(
+    let rotated = rekeyed(
+        h,
         KeySet::new(next.clone()).with_verification_key(old.public_key().clone()),
         AccessTokenFormat::Jwt,
     );
@@ -176,10 +187,24 @@ async fn a_rotating_key_set_publishes_both_keys_and_old_tokens_still_verify() {
         }
     }
     assert_eq!(verified(&signed_by_old, &set)["sub"], "alice");
+    // The server's own layer checks the signature too: the old key's token passes while that
+    // key is published…
+    assert!(rotated.accepted(&signed_by_old).await);
     let (signed_by_next, _) = rotated.login().await;
     assert_eq!(part(&signed_by_next, 0)["kid"], next.public_key().kid());
     assert_eq!(verified(&signed_by_next, &set)["sub"], "alice");
-    // Retired: the old key's tokens no longer find a key.
+    // Retired: the old key's tokens no longer find a key, and the layer refuses them although
+    // their records are still in the store.
+    let after = rekeyed(rotated, KeySet::new(next.clone()), AccessTokenFormat::Jwt);
+    assert!(!after.accepted(&signed_by_old).await);
+    assert!(after.accepted(&signed_by_next).await);
+    // Nor does a token pass that a key never the server's signed, though its record is there.
+    let stranger = rekeyed(
+        after,
+        KeySet::new(SigningKey::generate_es256()),
+        AccessTokenFormat::Jwt,
+    );
+    assert!(!stranger.accepted(&signed_by_next).await);
     let retired = KeySet::new(next).jwks();
     assert!(
         retired["keys"]
@@ -191,7 +216,7 @@ async fn a_rotating_key_set_publishes_both_keys_and_old_tokens_still_verify() {
     // Metadata points at the set.
     let req = Request::get("/").body(Full::new(Bytes::new())).unwrap();
     let meta = reply(
-        rotated
+        stranger
             .server
             .metadata_endpoint(Metadata::new(ISS))
             .oneshot(req)
@@ -248,6 +273,30 @@ fn jwt_access_tokens_need_keys_and_an_issuer_and_keys_never_show() {
         SigningKey::from_pem("not a key"),
         Err(ConfigError::Key(_))
     ));
+    // RSA as PKCS#8 and as PKCS#1 (one key, one kid), SEC 1 EC; RSA under 2048 bits refused.
+    let pkcs8 = SigningKey::from_pem(include_str!("keys/rsa-pkcs8.pem")).unwrap();
+    let pkcs1 = SigningKey::from_pem(include_str!("keys/rsa-pkcs1.pem")).unwrap();
+    assert_eq!(pkcs8.algorithm(), "RS256");
+    assert_eq!(pkcs8.public_key(), pkcs1.public_key());
+    let jwk = pkcs8.public_key().jwk();
+    assert_eq!((&jwk["kty"], &jwk["e"]), (&"RSA".into(), &"AQAB".into()));
+    assert_eq!(
+        URL_SAFE_NO_PAD
+            .decode(jwk["n"].as_str().unwrap())
+            .unwrap()
+            .len(),
+        256
+    );
+    assert!(jwk.get("d").is_none() && jwk.get("p").is_none());
+    let sec1 = SigningKey::from_pem(include_str!("keys/ec-sec1.pem")).unwrap();
+    assert_eq!(sec1.algorithm(), "ES256");
+    assert!(matches!(
+        SigningKey::from_pem(include_str!("keys/rsa-1024.pem")),
+        Err(ConfigError::Key(_))
+    ));
+    let generated = SigningKey::generate_rs256();
+    assert_eq!(generated.algorithm(), "RS256");
+    assert!(!format!("{generated:?}").contains("PRIVATE"));
     // Private JWKs: a P-256 key (its x and y computed from d by Node's crypto) and the RFC 8037
     // A.1 Ed25519 key, whose thumbprint RFC 8037 A.3 gives.
     let es = serde_json::json!({"kty":"EC","crv":"P-256",
@@ -416,11 +465,9 @@ mod validator {
                "jti": "j", "client_id": "app", "scope": "read"})
     }
 
-    /// The test key as jsonwebtoken takes it (PKCS#8 DER), for forging tokens.
+    /// The test key as jsonwebtoken takes it, for forging tokens.
     fn ec_key() -> EncodingKey {
-        use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey};
-        let key = p256::SecretKey::from_pkcs8_pem(EC_PEM).unwrap();
-        EncodingKey::from_ec_der(key.to_pkcs8_der().unwrap().as_bytes())
+        EncodingKey::from_ec_pem(EC_PEM.as_bytes()).unwrap()
     }
 
     fn sign(claims: &Value, kid: &str, typ: &str) -> String {

@@ -15,7 +15,7 @@ const { payload, protectedHeader } = await jose.jwtVerify(token, keys, {
   issuer,
   audience: issuer,
   typ: 'at+jwt',
-  algorithms: ['ES256', 'EdDSA'],
+  algorithms: ['ES256', 'EdDSA', 'RS256'],
 });
 for (const claim of ['sub', 'client_id', 'jti', 'iat', 'exp']) {
   if (payload[claim] === undefined) throw new Error(`no ${claim} in ${JSON.stringify(payload)}`);
@@ -45,3 +45,11 @@ try {
 }
 if (!refused) throw new Error('a token for another audience was accepted');
 step('another audience is refused');
+
+// Every published key id is the key's RFC 7638 thumbprint, as jose computes it.
+const set = await (await fetch(metadata.jwks_uri)).json();
+for (const jwk of set.keys) {
+  const thumbprint = await jose.calculateJwkThumbprint(jwk);
+  if (thumbprint !== jwk.kid) throw new Error(`kid ${jwk.kid} is not the thumbprint ${thumbprint}`);
+}
+step(`${set.keys.length} key id(s) are RFC 7638 thumbprints`);
