@@ -178,6 +178,10 @@ pub struct Config {
     /// client; `ClientBuilder::require_pushed_authorization_requests` does it for one. Default
     /// false.
     pub require_pushed_authorization_requests: bool,
+    /// The per-instance cache of access-token lookups put in front of a shared store that
+    /// announces revocations (Redis, PostgreSQL): on by default, with its bounds. See
+    /// [`NearCache`](crate::store::NearCache) for the staleness guarantee.
+    pub near_cache: crate::store::NearCacheConfig,
 }
 
 impl Default for Config {
@@ -214,6 +218,7 @@ impl Default for Config {
             access_token_audience: Vec::new(),
             pushed_authorization_request_lifetime: Duration::from_secs(60),
             require_pushed_authorization_requests: false,
+            near_cache: crate::store::NearCacheConfig::default(),
         }
     }
 }

@@ -18,7 +18,7 @@ use crate::{
     error::{ConfigError, OAuthError, StoreError},
     events::{Event, EventListener},
     grant::{self, AuthorizationRequest, PendingAuthorization},
-    store::{AccessTokenRecord, GrantFilter, MemoryStore, TokenStore},
+    store::{AccessTokenRecord, GrantFilter, MemoryStore, NearCache, TokenStore},
     token::{GrantId, TokenHash},
     user::UserAuthenticator,
 };
@@ -404,6 +404,15 @@ impl AuthServerBuilder {
         if let Some(v) = self.decoy_verifier {
             let _ = decoy_verifier.set(v);
         }
+        let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        let mut store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
+        if self.config.near_cache.enabled && store.announces_revocations() {
+            store = Arc::new(NearCache::new(
+                store,
+                Arc::clone(&clock),
+                self.config.near_cache.clone(),
+            ));
+        }
         Ok(AuthServer {
             inner: Arc::new(Inner {
                 decoy_verifier,
@@ -415,8 +424,8 @@ impl AuthServerBuilder {
                 config: self.config,
                 clients,
                 users: self.users,
-                store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
-                clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+                store,
+                clock,
                 listeners: self.listeners,
             }),
         })

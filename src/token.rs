@@ -98,6 +98,20 @@ impl TokenHash {
     pub fn to_hex(&self) -> String {
         hex(&self.0)
     }
+
+    /// Parse the 64-digit hex form ([`to_hex`](Self::to_hex)), either case.
+    pub fn parse_hex(s: &str) -> Option<Self> {
+        let digits = s.as_bytes();
+        if digits.len() != 64 {
+            return None;
+        }
+        let mut bytes = [0u8; 32];
+        for (byte, pair) in bytes.iter_mut().zip(digits.chunks_exact(2)) {
+            let pair = std::str::from_utf8(pair).ok()?;
+            *byte = u8::from_str_radix(pair, 16).ok()?;
+        }
+        Some(Self(bytes))
+    }
 }
 
 /// The longest message SHA-256 pads into a single 64-byte block (our tokens are 43 bytes).

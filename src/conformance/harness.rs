@@ -88,6 +88,9 @@ impl Harness {
         let sink = Arc::clone(&events);
         let mut config = Config::default();
         config.allowed_grant_types = config.allowed_grant_types.with(GrantType::Password);
+        // The store under test exactly as given: no near-cache added in front of it (pass a
+        // `NearCache` to test one).
+        config.near_cache.enabled = false;
         configure(&mut config);
         let server = AuthServer::builder()
             .config(config)

@@ -162,6 +162,7 @@ fn prepare(
         refresh,
         sealed,
         revoke_previous_access: matches!(config.on_refresh, OnRefresh::RevokeAccessTokens),
+        previous_access: record.access_token,
         now,
     };
     Ok((rotation, response))

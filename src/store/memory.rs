@@ -623,6 +623,7 @@ impl TokenStore for MemoryStore {
             sealed,
             revoke_previous_access,
             now,
+            previous_access: _,
         } = rotation;
         let inner = &self.inner;
         // The presented token's entry stays locked until the rotation is recorded: that lock is

@@ -31,6 +31,7 @@
 //! ```
 
 mod memory;
+mod near_cache;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "redis")]
@@ -44,6 +45,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 pub use self::memory::{MemoryStore, StoreCounts};
+pub use self::near_cache::{NearCache, NearCacheConfig, NearCacheStats};
 #[cfg(feature = "postgres")]
 pub use self::postgres::{PostgresStore, PostgresStoreBuilder};
 #[cfg(feature = "redis")]
@@ -191,6 +193,10 @@ pub struct Rotation {
     pub sealed: Option<Sealed>,
     /// Revoke the access token issued earlier with or under the presented token (`on_refresh`).
     pub revoke_previous_access: bool,
+    /// That access token as the caller read it ([`RefreshTokenRecord::access_token`]), for a
+    /// [`NearCache`] to drop at once. The store revokes the one it holds, which a concurrent use
+    /// of the same token may have changed since (its announcement covers that one).
+    pub previous_access: Option<TokenHash>,
     /// The time of the rotation.
     pub now: UnixTime,
 }
@@ -301,6 +307,63 @@ pub enum GrantFilter {
     Subject(String),
     /// Every grant of a client (client compromise).
     Client(String),
+}
+
+/// What a revocation made invalid, as a shared store announces it to every instance, so that a
+/// [`NearCache`] drops what it holds of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Invalidation {
+    /// One access token (revoked alone, or replaced at a refresh).
+    AccessToken(TokenHash),
+    /// Every token of a grant (a family revocation, a replay).
+    Grant(GrantId),
+    /// Every grant of a resource owner.
+    Subject(String),
+    /// Every grant of a client.
+    Client(String),
+    /// Anything: the announcement could not say what.
+    Everything,
+}
+
+impl Invalidation {
+    /// The announcement's wire form, shared by the stores: `a:{hash}`, `g:{grant}`,
+    /// `s:{subject}`, `k:{client}`, `*`.
+    pub fn encode(&self) -> String {
+        match self {
+            Self::AccessToken(h) => format!("a:{}", h.to_hex()),
+            Self::Grant(g) => format!("g:{g}"),
+            Self::Subject(s) => format!("s:{s}"),
+            Self::Client(c) => format!("k:{c}"),
+            Self::Everything => "*".into(),
+        }
+    }
+
+    /// Read the wire form back. Anything not understood is [`Everything`](Self::Everything):
+    /// dropping too much is safe, too little is not.
+    pub fn decode(message: &str) -> Self {
+        let parsed = match message.split_once(':') {
+            Some(("a", h)) => TokenHash::parse_hex(h).map(Self::AccessToken),
+            Some(("g", g)) => GrantId::parse_hex(g).map(Self::Grant),
+            Some(("s", s)) => Some(Self::Subject(s.to_owned())),
+            Some(("k", c)) => Some(Self::Client(c.to_owned())),
+            _ => None,
+        };
+        parsed.unwrap_or(Self::Everything)
+    }
+}
+
+/// Receives a shared store's revocation announcements, from the store's listener task
+/// ([`TokenStore::listen`]). Each call is quick and never blocks on I/O.
+pub trait InvalidationListener: Send + Sync + 'static {
+    /// The channel is up: every revocation from now on will be announced. Announcements made
+    /// while it was down were missed.
+    fn connected(&self);
+    /// The channel is down (or its state unknown): announcements may be missed until
+    /// [`connected`](Self::connected) is called again.
+    fn lost(&self);
+    /// A revocation, by this instance or another.
+    fn invalidate(&self, what: &Invalidation);
 }
 
 /// Run one backend call, bounded by `timeout` (connecting and waiting for a connection
@@ -437,6 +500,20 @@ pub trait TokenStore: Send + Sync + 'static {
 
     /// Delete what has expired or been revoked as of `now`. Returns how many entries went.
     async fn purge_expired(&self, now: UnixTime) -> Result<u64, StoreError>;
+
+    /// Whether this store announces every revocation, by any instance, to [`listen`]ers — in the
+    /// same atomic step as the revocation itself. Only then may a [`NearCache`] stand in front
+    /// of it. `false` by default.
+    ///
+    /// [`listen`]: Self::listen
+    fn announces_revocations(&self) -> bool {
+        false
+    }
+
+    /// Deliver revocation announcements to `listener` for as long as it lives (a task of the
+    /// store's own, holding a connection apart from the pool). Called once, inside a Tokio
+    /// runtime, and only when [`announces_revocations`](Self::announces_revocations) is `true`.
+    fn listen(&self, _listener: std::sync::Weak<dyn InvalidationListener>) {}
 }
 
 #[async_trait]
@@ -511,6 +588,12 @@ impl<T: TokenStore + ?Sized> TokenStore for Arc<T> {
     }
     async fn purge_expired(&self, now: UnixTime) -> Result<u64, StoreError> {
         (**self).purge_expired(now).await
+    }
+    fn announces_revocations(&self) -> bool {
+        (**self).announces_revocations()
+    }
+    fn listen(&self, listener: std::sync::Weak<dyn InvalidationListener>) {
+        (**self).listen(listener)
     }
 }
 

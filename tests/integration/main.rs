@@ -21,6 +21,7 @@ mod jwt;
 mod lifecycle;
 mod logs;
 mod loopback;
+mod near_cache;
 mod oauth2_client;
 mod refresh_token;
 mod stores;

@@ -11,6 +11,11 @@
 //! URL that does not parse or an invalid schema name is a [`ConfigError`] when the store is
 //! built; failures to reach the database are [`StoreError`]s (503 at the endpoints).
 //!
+//! From schema version 4, triggers announce every revocation with `pg_notify` on
+//! `oauth:{schema}`, delivered when the revoking transaction commits, for the instances'
+//! [`NearCache`](crate::store::NearCache)s; a store opened from a URL listens there on a
+//! connection of its own ([`TokenStore::listen`]).
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::time::Duration;
@@ -26,6 +31,7 @@
 //! # }
 //! ```
 
+mod listen;
 mod rows;
 mod statements;
 
@@ -107,19 +113,22 @@ impl PostgresStoreBuilder {
                 return Err(ConfigError::Store("invalid schema name"));
             }
         }
-        let pool = match &self.source {
+        let (pool, config) = match &self.source {
             Source::Given(_) if self.schema.is_some() => {
                 return Err(ConfigError::Store(
                     "a schema cannot be set on the app's own pool: set its search_path",
                 ));
             }
-            Source::Given(pool) => pool.clone(),
-            Source::Url(url) => self.pool_from(url)?,
+            Source::Given(pool) => (pool.clone(), None),
+            Source::Url(url) => {
+                let config = self.connection_config(url)?;
+                (self.pool_from(config.clone())?, Some(config))
+            }
         };
-        Ok(self.assemble(pool))
+        Ok(self.assemble(pool, config))
     }
 
-    fn pool_from(&self, url: &str) -> Result<Pool, ConfigError> {
+    fn connection_config(&self, url: &str) -> Result<tokio_postgres::Config, ConfigError> {
         let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|_| ConfigError::Store("invalid PostgreSQL URL"))?;
@@ -129,6 +138,10 @@ impl PostgresStoreBuilder {
         }
         config.options(&options);
         config.connect_timeout(self.timeout);
+        Ok(config)
+    }
+
+    fn pool_from(&self, config: tokio_postgres::Config) -> Result<Pool, ConfigError> {
         let manager = Manager::from_config(
             config,
             NoTls,
@@ -146,10 +159,11 @@ impl PostgresStoreBuilder {
             .map_err(|_| ConfigError::Store("the connection pool cannot be built"))
     }
 
-    fn assemble(self, pool: Pool) -> PostgresStore {
+    fn assemble(self, pool: Pool, listen: Option<tokio_postgres::Config>) -> PostgresStore {
         PostgresStore {
             inner: Arc::new(Inner {
                 pool,
+                listen,
                 schema: self.schema,
                 timeout: self.timeout,
                 purge_batch: self.purge_batch,
@@ -161,6 +175,9 @@ impl PostgresStoreBuilder {
 
 struct Inner {
     pool: Pool,
+    /// How the announcement channel connects: a URL source's settings; `None` for an app's own
+    /// pool, whose settings are not known.
+    listen: Option<tokio_postgres::Config>,
     schema: Option<String>,
     timeout: Duration,
     purge_batch: i64,
@@ -199,7 +216,7 @@ impl PostgresStore {
     /// `search_path` decides where the tables are.
     pub fn from_pool(pool: Pool) -> Self {
         // An app's pool needs no checking.
-        Self::builder_over(Source::Given(pool.clone())).assemble(pool)
+        Self::builder_over(Source::Given(pool.clone())).assemble(pool, None)
     }
 
     /// Configure a store on a pool the app already has.
@@ -571,6 +588,17 @@ impl TokenStore for PostgresStore {
             .query_opt(TAKE_PENDING, &[&hash.as_bytes().as_slice()])
             .await?;
         row.map(|row| pending_from(hash, &row)).transpose()
+    }
+
+    fn announces_revocations(&self) -> bool {
+        // The channel needs a connection of its own, which only a URL source can make.
+        self.inner.listen.is_some()
+    }
+
+    fn listen(&self, listener: std::sync::Weak<dyn crate::store::InvalidationListener>) {
+        if let Some(config) = &self.inner.listen {
+            listen::spawn(config.clone(), listener);
+        }
     }
 
     async fn purge_expired(&self, now: UnixTime) -> Result<u64, StoreError> {

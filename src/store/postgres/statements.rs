@@ -7,7 +7,11 @@ pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_sealed_until.sql"),
     include_str!("migrations/0003_pending.sql"),
+    include_str!("migrations/0004_announce.sql"),
 ];
+
+/// The schema version whose triggers announce revocations.
+pub(super) const ANNOUNCING_VERSION: i32 = 4;
 
 pub(super) const FIND_CODE: &str = include_str!("sql/find_code.sql");
 pub(super) const CREATE_CODE: &str = include_str!("sql/create_code.sql");

@@ -10,6 +10,10 @@
 //! and `r:{sha256}` (hashes), `c:{sha256}` (hash), `s:{subject}` / `k:{client}` (sets of grant
 //! ids, for bulk revocation). Requires Redis 7 (for `EXPIREAT … GT`); not Redis Cluster.
 //!
+//! Every revoking script also `PUBLISH`es what it revoked on `{prefix}invalidations`, for the
+//! instances' [`NearCache`](crate::store::NearCache)s; a store opened from a URL listens there
+//! on a pub/sub connection of its own ([`TokenStore::listen`]).
+//!
 //! The connection is made on first use and re-made after failures by redis-rs's connection
 //! manager (or is the app's own, [`RedisStore::from_connection_manager`]); every call is bounded
 //! by a timeout. Failures are [`StoreError`]s (503 at the endpoints), never "invalid token"; a
@@ -28,6 +32,7 @@
 //! # }
 //! ```
 
+mod listen;
 mod reply;
 mod scripts;
 
@@ -619,6 +624,22 @@ impl TokenStore for RedisStore {
             .run(|mut c| async move { pipe.query_async(&mut c).await })
             .await?;
         pending_from(hash, fields)
+    }
+
+    fn announces_revocations(&self) -> bool {
+        // The channel needs a connection of its own, which only a URL source can make.
+        self.inner.client.is_some()
+    }
+
+    fn listen(&self, listener: std::sync::Weak<dyn crate::store::InvalidationListener>) {
+        if let Some(client) = &self.inner.client {
+            listen::spawn(
+                client.clone(),
+                format!("{}invalidations", self.inner.prefix),
+                self.inner.connect_timeout,
+                listener,
+            );
+        }
     }
 
     async fn purge_expired(&self, now: UnixTime) -> Result<u64, StoreError> {

@@ -74,11 +74,52 @@ pub enum Backend {
     Postgres,
 }
 
+/// [`open`], behind a near-cache whose announcement channel is up.
+pub async fn open_cached(backend: Backend, test: &str) -> Option<Arc<dyn TokenStore>> {
+    use tower_oauth2::{
+        clock::SystemClock,
+        store::{NearCache, NearCacheConfig},
+    };
+    let store = open(backend, test).await?;
+    let cache = NearCache::new(store, Arc::new(SystemClock), NearCacheConfig::default());
+    assert!(
+        cache
+            .wait_connected(std::time::Duration::from_secs(5))
+            .await,
+        "the {backend:?} announcement channel did not come up"
+    );
+    Some(Arc::new(cache))
+}
+
 pub async fn open(backend: Backend, test: &str) -> Option<Arc<dyn TokenStore>> {
     match backend {
         Backend::Memory => Some(Arc::new(MemoryStore::new())),
         Backend::Redis => open_redis(test).await,
         Backend::Postgres => open_postgres(test).await,
+    }
+}
+
+/// A second instance's store on what [`open`] opened for `test` (same key prefix or schema),
+/// through `url` when given (a proxy), as another process would connect.
+pub fn open_again(backend: Backend, test: &str, url: Option<String>) -> Arc<dyn TokenStore> {
+    match backend {
+        Backend::Memory => panic!("a memory store is not shared between instances"),
+        Backend::Redis => Arc::new(
+            RedisStore::builder(url.unwrap_or_else(redis_url))
+                .prefix(format!("tower-oauth2-test:{test}:"))
+                .timeout(std::time::Duration::from_millis(500))
+                .connect_timeout(std::time::Duration::from_millis(500))
+                .build()
+                .unwrap(),
+        ),
+        Backend::Postgres => Arc::new(
+            PostgresStore::builder(url.unwrap_or_else(database_url))
+                .schema(format!("t_{test}"))
+                .timeout(std::time::Duration::from_millis(500))
+                .pool_size(4)
+                .build()
+                .unwrap(),
+        ),
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod backends;
 mod net;
+pub mod proxy;
 pub mod quickstart;
 mod reply;
 

@@ -14,6 +14,12 @@ local function grant_reply(g)
   return g[1], g[2], g[3], g[4], g[5], g[6], g[8]
 end
 
+-- Announce a revocation to every instance's near-cache, in the script's atomic step (the
+-- message formats are `Invalidation::encode`'s).
+local function announce(message)
+  redis.call('PUBLISH', P..'invalidations', message)
+end
+
 -- Never shorten a key's life: set a TTL where none is, or extend a shorter one.
 local function expire_at_least(key, ts)
   redis.call('EXPIREAT', key, ts, 'NX')

@@ -3,5 +3,6 @@ local ak = P..'a:'..ARGV[2]
 local gid = redis.call('HGET', ak, 'g')
 if not gid then return 0 end
 redis.call('DEL', ak)
+announce('a:'..ARGV[2])
 if grant(gid) then return 1 end
 return 0

@@ -13,4 +13,6 @@ for i = 1, #popped, 2 do
     n = n + 1
   end
 end
+-- The key suffix is `s:{subject}` or `k:{client}`: the announcement's own form.
+if n > 0 then announce(ARGV[2]) end
 return {n, #popped / 2}

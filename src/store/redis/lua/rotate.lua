@@ -26,7 +26,10 @@ if ARGV[9] == '1' then
 else
   redis.call('HSET', rk, 'access', ARGV[5])
 end
-if ARGV[16] == '1' and r[5] then redis.call('DEL', P..'a:'..r[5]) end
+if ARGV[16] == '1' and r[5] then
+  redis.call('DEL', P..'a:'..r[5])
+  announce('a:'..r[5])
+end
 local ak = P..'a:'..ARGV[5]
 redis.call('HSET', ak, 'g', r[1], 'scope', ARGV[6], 'iat', ARGV[7], 'exp', ARGV[8])
 redis.call('EXPIREAT', ak, ARGV[8])
