@@ -353,17 +353,65 @@ impl Invalidation {
     }
 }
 
-/// Receives a shared store's revocation announcements, from the store's listener task
-/// ([`TokenStore::listen`]). Each call is quick and never blocks on I/O.
+/// Receives what a shared store's announcement channel carries, from the store's listener
+/// ([`TokenStore::listen`]): revocations, and the messages listeners exchange among themselves
+/// through the [`Outbox`]. Each call is quick and never blocks on I/O.
 pub trait InvalidationListener: Send + Sync + 'static {
     /// The channel is up: every revocation from now on will be announced. Announcements made
-    /// while it was down were missed.
-    fn connected(&self);
+    /// while it was down were missed. `outbox` publishes on the channel, to every listener
+    /// (this one included), in order after everything announced before.
+    fn connected(&self, outbox: Outbox);
     /// The channel is down (or its state unknown): announcements may be missed until
     /// [`connected`](Self::connected) is called again.
     fn lost(&self);
-    /// A revocation, by this instance or another.
-    fn invalidate(&self, what: &Invalidation);
+    /// One message, in the order the channel delivered them: a revocation (in
+    /// [`Invalidation::encode`]'s form) or a message some listener published.
+    fn message(&self, text: &str);
+    /// Called about once a second while the channel is up.
+    fn tick(&self) {}
+}
+
+/// Publishes on a store's announcement channel (a pub/sub `PUBLISH`, a `pg_notify`): what a
+/// store's listener hands to [`InvalidationListener::connected`]. The store's listener sends
+/// what it receives here, in order. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Outbox(tokio::sync::mpsc::UnboundedSender<String>);
+
+impl Outbox {
+    /// An outbox and the receiver a store's listener sends from.
+    pub fn channel() -> (Self, tokio::sync::mpsc::UnboundedReceiver<String>) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        (Self(tx), rx)
+    }
+
+    /// Queue `message` for the channel; `false` once the store's listener has let go (the
+    /// channel is down).
+    pub fn publish(&self, message: String) -> bool {
+        self.0.send(message).is_ok()
+    }
+}
+
+/// Run a store's announcement listener on a thread of its own, with a single-threaded runtime:
+/// an announcement is then applied as soon as it arrives, not after whatever the app's runtime
+/// has queued (under load, that queue is milliseconds long — enough for a revoked token to be
+/// served again after its revocation was acknowledged).
+#[cfg(any(feature = "redis", feature = "postgres"))]
+pub(crate) fn spawn_listener(name: &str, task: impl Future<Output = ()> + Send + 'static) {
+    let spawned = std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || {
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime.block_on(task),
+                Err(e) => tracing::error!(error = %e, "no runtime for the invalidation listener"),
+            }
+        });
+    if let Err(e) = spawned {
+        // The cache then stays bypassed: slower, never wrong.
+        tracing::error!(error = %e, "the invalidation listener's thread could not start");
+    }
 }
 
 /// Run one backend call, bounded by `timeout` (connecting and waiting for a connection

@@ -13,7 +13,7 @@ use dashmap::DashMap;
 
 use super::{
     AccessTokenRecord, AuthorizationCodeRecord, GrantFilter, GrantRecord, Invalidation,
-    InvalidationListener, NewAccessToken, NewRefreshToken, PendingRequest, Redemption,
+    InvalidationListener, NewAccessToken, NewRefreshToken, Outbox, PendingRequest, Redemption,
     RefreshTokenRecord, Rotation, RotationOutcome, TokenStore,
 };
 use crate::{
@@ -67,8 +67,15 @@ pub struct NearCacheStats {
 /// Announcements kept to check racing fills against; a fill older than these is not cached.
 const RECENT: usize = 4096;
 
-/// The longest a revocation made here waits for its own announcement to come back.
+/// The longest a revocation made here waits for its own announcement to come back (when no
+/// other instance is known).
 const ECHO_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
+/// The longest a revocation made here waits for the other instances to confirm they have
+/// applied it; one that has not by then is forgotten until it is heard from again.
+const BARRIER_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
+/// Another instance is known while it has been heard from this recently (each says hello every
+/// second).
+const PEER_TTL: std::time::Duration = std::time::Duration::from_secs(3);
 
 struct Entry {
     record: AccessTokenRecord,
@@ -103,6 +110,21 @@ struct Shared {
     no_purge_until: AtomicU64,
     /// Revocations made here, waiting for their own announcement to come back.
     echoes: Mutex<Vec<(Invalidation, tokio::sync::oneshot::Sender<()>)>>,
+    /// This instance, on the channel.
+    id: u64,
+    /// Where to publish, while the channel is up.
+    outbox: Mutex<Option<Outbox>>,
+    /// The other instances on the channel, by id, with when each was last heard from.
+    peers: Mutex<HashMap<u64, std::time::Instant>>,
+    /// Revocations made here, by barrier number, with the instances yet to confirm them.
+    barriers: Mutex<HashMap<u64, Barrier>>,
+    next_barrier: AtomicU64,
+}
+
+/// A revocation made here, waiting for the other instances' confirmations.
+struct Barrier {
+    waiting: HashSet<u64>,
+    done: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 fn entry_bytes(record: &AccessTokenRecord) -> usize {
@@ -325,27 +347,86 @@ fn unlink(map: &mut HashMap<Arc<str>, HashSet<GrantId>>, key: &str, id: GrantId)
     }
 }
 
+impl Shared {
+    fn publish(&self, message: String) -> bool {
+        let outbox = self.outbox.lock().unwrap_or_else(|e| e.into_inner());
+        outbox.as_ref().is_some_and(|o| o.publish(message))
+    }
+
+    fn heard_from(&self, peer: u64) {
+        if peer != self.id {
+            let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
+            peers.insert(peer, std::time::Instant::now());
+        }
+    }
+
+    /// The instances' own messages, after the `~`: `hi:{id}` (every second), `m:{id}:{n}` (a
+    /// barrier after revocation `n` of instance `id`), `ack:{id}:{n}:{from}` (instance `from`
+    /// has applied everything up to that barrier). Ids are hex.
+    fn control(&self, message: &str) {
+        let mut parts = message.split(':');
+        let kind = parts.next();
+        let mut id = || parts.next().and_then(|p| u64::from_str_radix(p, 16).ok());
+        match (kind, id(), id(), id()) {
+            (Some("hi"), Some(peer), None, None) => self.heard_from(peer),
+            (Some("m"), Some(origin), Some(n), None) if origin != self.id => {
+                self.heard_from(origin);
+                // Every announcement before the barrier has been applied: messages come in order.
+                self.publish(format!("~ack:{origin:x}:{n:x}:{:x}", self.id));
+            }
+            (Some("ack"), Some(origin), Some(n), Some(from)) if origin == self.id => {
+                self.heard_from(from);
+                let mut barriers = self.barriers.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(b) = barriers.get_mut(&n) {
+                    b.waiting.remove(&from);
+                    if b.waiting.is_empty() {
+                        if let Some(done) = b.done.take() {
+                            let _ = done.send(());
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 impl InvalidationListener for Shared {
-    fn connected(&self) {
+    fn connected(&self, outbox: Outbox) {
         let mut index = self.lock();
         // Whatever was missed while down: start empty.
         self.flush(&mut index);
+        *self.outbox.lock().unwrap_or_else(|e| e.into_inner()) = Some(outbox);
         self.up.store(true, Ordering::Release);
+        drop(index);
+        self.publish(format!("~hi:{:x}", self.id));
         tracing::info!("near-cache: revocation announcements connected; cache in use");
     }
 
     fn lost(&self) {
         self.up.store(false, Ordering::Release);
+        *self.outbox.lock().unwrap_or_else(|e| e.into_inner()) = None;
         let mut index = self.lock();
         self.flush(&mut index);
         tracing::warn!("near-cache: revocation announcements lost; bypassing the cache");
     }
 
-    fn invalidate(&self, what: &Invalidation) {
-        self.apply(what);
+    fn message(&self, text: &str) {
+        if let Some(control) = text.strip_prefix('~') {
+            self.control(control);
+            return;
+        }
+        let what = Invalidation::decode(text);
+        self.apply(&what);
         let mut echoes = self.echoes.lock().unwrap_or_else(|e| e.into_inner());
         // A dropped sender wakes its waiter: dropping the matched ones is the signal.
-        echoes.retain(|(waiting, _)| !echoes_back(waiting, what));
+        echoes.retain(|(waiting, _)| !echoes_back(waiting, &what));
+    }
+
+    fn tick(&self) {
+        self.publish(format!("~hi:{:x}", self.id));
+        let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
+        peers.retain(|_, seen| seen.elapsed() < PEER_TTL);
     }
 }
 
@@ -368,12 +449,15 @@ impl InvalidationListener for Shared {
 /// - A lookup that raced a revocation (read before, stored after) is not cached: each fill
 ///   checks the announcements that arrived while it was reading.
 ///
-/// **The guarantee:** a revocation acknowledged by the store is honoured by every instance whose
-/// channel is up within the time its announcement takes to arrive (well under a millisecond on
-/// one machine; see BENCHMARKS.md), and at once by the instance that made it, which also waits
-/// (up to 50 ms) for its own announcement to come back before returning, so that the others have
-/// been sent it by then. An instance whose channel is down serves from the store. A store outage
-/// stays a 503, as without the cache.
+/// **The guarantee:** a revocation is honoured at once by the instance that made it, and by
+/// every other instance whose channel is up before the revocation call returns. The revoking
+/// instance publishes a barrier after the revocation and waits until each instance it has heard
+/// from in the last 3 s confirms it; announcements arrive in order, so a confirmation means the
+/// revocation was applied there. The wait is bounded (100 ms); an instance that does not
+/// confirm in time is forgotten until it speaks again (a crashed one costs one revocation that
+/// wait). With no other instance known it waits (up to 50 ms) for its own announcement to come
+/// back. An instance whose channel is down serves from the store. A store outage stays a 503,
+/// as without the cache.
 ///
 /// [`AuthServerBuilder`](crate::AuthServerBuilder) puts one in front of any store that
 /// [announces revocations](TokenStore::announces_revocations) (the Redis and PostgreSQL stores
@@ -427,6 +511,14 @@ impl NearCache {
                 flushes: AtomicU64::new(0),
                 no_purge_until: AtomicU64::new(0),
                 echoes: Mutex::new(Vec::new()),
+                id: {
+                    use rand::RngCore;
+                    rand::rng().next_u64()
+                },
+                outbox: Mutex::new(None),
+                peers: Mutex::new(HashMap::new()),
+                barriers: Mutex::new(HashMap::new()),
+                next_barrier: AtomicU64::new(0),
             }),
             started: Arc::new(AtomicBool::new(false)),
         }
@@ -489,10 +581,12 @@ impl NearCache {
         Some(rx)
     }
 
-    /// After a revocation: drop it here at once, then, when the store announced it
-    /// (`announced`), wait briefly for the announcement to come back. Every subscriber is sent
-    /// an announcement in the same step, so once it is back here the other instances have been
-    /// sent it too, before this revocation is acknowledged to the client.
+    /// After a revocation: drop it here at once; then, when the store announced it
+    /// (`announced`), make sure the other instances have applied it before returning. Each
+    /// known instance confirms a barrier published after the revocation — announcements come
+    /// in order, so a confirmation means the revocation was applied there (up to 100 ms; one
+    /// that does not answer is forgotten until heard from again). With no other instance known,
+    /// wait (up to 50 ms) for the announcement to come back here.
     async fn revoked_here(
         &self,
         what: Invalidation,
@@ -501,13 +595,59 @@ impl NearCache {
     ) {
         self.shared.apply(&what);
         let Some(echo) = echo else { return };
-        if announced {
+        if announced && !self.barrier().await {
             let _ = tokio::time::timeout(ECHO_WAIT, echo).await;
         } else {
             drop(echo);
         }
         let mut echoes = self.shared.echoes.lock().unwrap_or_else(|e| e.into_inner());
         echoes.retain(|(_, tx)| !tx.is_closed());
+    }
+
+    /// Wait for every known instance to confirm a barrier; `false` when none is known (or the
+    /// barrier cannot be published).
+    async fn barrier(&self) -> bool {
+        let s = &self.shared;
+        let waiting: HashSet<u64> = {
+            let peers = s.peers.lock().unwrap_or_else(|e| e.into_inner());
+            peers
+                .iter()
+                .filter(|(_, seen)| seen.elapsed() < PEER_TTL)
+                .map(|(id, _)| *id)
+                .collect()
+        };
+        if waiting.is_empty() {
+            return false;
+        }
+        let n = s.next_barrier.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        s.barriers.lock().unwrap_or_else(|e| e.into_inner()).insert(
+            n,
+            Barrier {
+                waiting,
+                done: Some(tx),
+            },
+        );
+        let published = s.publish(format!("~m:{:x}:{n:x}", s.id));
+        if published {
+            let _ = tokio::time::timeout(BARRIER_WAIT, rx).await;
+        }
+        let left = s
+            .barriers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&n);
+        if let Some(silent) = left.filter(|b| !b.waiting.is_empty()) {
+            tracing::warn!(
+                instances = silent.waiting.len(),
+                "near-cache: instances did not confirm a revocation in time; forgotten until heard from"
+            );
+            let mut peers = s.peers.lock().unwrap_or_else(|e| e.into_inner());
+            for id in &silent.waiting {
+                peers.remove(id);
+            }
+        }
+        published
     }
 
     fn cached(&self, hash: &TokenHash) -> Option<AccessTokenRecord> {
@@ -579,11 +719,14 @@ impl TokenStore for NearCache {
         let replaced = rotation
             .previous_access
             .filter(|_| rotation.revoke_previous_access);
+        let echo = replaced.and_then(|h| self.expect_echo(&Invalidation::AccessToken(h)));
         let outcome = self.store.rotate_refresh_token(rotation).await?;
-        // The replaced access token, here at once; the store announces the one it replaced,
-        // to this instance too.
-        if let (RotationOutcome::Rotated, Some(hash)) = (outcome, replaced) {
-            self.shared.apply(&Invalidation::AccessToken(hash));
+        // The replaced access token (`on_refresh`), here at once and, like any revocation, on
+        // the other instances before the new pair is returned.
+        if let Some(hash) = replaced {
+            let rotated = outcome == RotationOutcome::Rotated;
+            self.revoked_here(Invalidation::AccessToken(hash), echo, rotated)
+                .await;
         }
         Ok(outcome)
     }
@@ -661,5 +804,519 @@ impl TokenStore for NearCache {
     /// `false`: this cache is the store's listener; nothing above it may cache again.
     fn announces_revocations(&self) -> bool {
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Weak;
+
+    use super::*;
+    use crate::{
+        client::GrantType,
+        clock::ManualClock,
+        scope::Scope,
+        store::MemoryStore,
+        token::{self, SecretToken},
+    };
+
+    const NOW: u64 = 1_700_000_000;
+
+    /// A memory store that "announces": the test plays the channel, and can hold a lookup
+    /// between its read and its return.
+    #[derive(Default)]
+    struct Announcing {
+        memory: MemoryStore,
+        listener: Mutex<Option<Weak<dyn InvalidationListener>>>,
+        /// While set, a lookup waits after reading until it is notified.
+        hold: Mutex<Option<Arc<tokio::sync::Notify>>>,
+    }
+
+    impl Announcing {
+        fn listener(&self) -> Arc<dyn InvalidationListener> {
+            let l = self.listener.lock().unwrap();
+            l.as_ref().and_then(Weak::upgrade).expect("listening")
+        }
+    }
+
+    #[async_trait]
+    impl TokenStore for Announcing {
+        async fn create_grant(
+            &self,
+            g: GrantRecord,
+            a: NewAccessToken,
+            r: Option<NewRefreshToken>,
+        ) -> Result<(), StoreError> {
+            self.memory.create_grant(g, a, r).await
+        }
+        async fn find_access_token(
+            &self,
+            h: &TokenHash,
+        ) -> Result<Option<AccessTokenRecord>, StoreError> {
+            let found = self.memory.find_access_token(h).await;
+            let hold = self.hold.lock().unwrap().clone();
+            if let Some(n) = hold {
+                n.notified().await;
+            }
+            found
+        }
+        async fn find_refresh_token(
+            &self,
+            h: &TokenHash,
+        ) -> Result<Option<RefreshTokenRecord>, StoreError> {
+            self.memory.find_refresh_token(h).await
+        }
+        async fn rotate_refresh_token(&self, r: Rotation) -> Result<RotationOutcome, StoreError> {
+            self.memory.rotate_refresh_token(r).await
+        }
+        async fn revoke_access_token(&self, h: &TokenHash) -> Result<bool, StoreError> {
+            self.memory.revoke_access_token(h).await
+        }
+        async fn revoke_grant(&self, id: GrantId) -> Result<bool, StoreError> {
+            self.memory.revoke_grant(id).await
+        }
+        async fn revoke_grants(&self, f: &GrantFilter) -> Result<u64, StoreError> {
+            self.memory.revoke_grants(f).await
+        }
+        async fn create_code(&self, c: AuthorizationCodeRecord) -> Result<(), StoreError> {
+            self.memory.create_code(c).await
+        }
+        async fn find_code(
+            &self,
+            h: &TokenHash,
+        ) -> Result<Option<AuthorizationCodeRecord>, StoreError> {
+            self.memory.find_code(h).await
+        }
+        async fn redeem_code(
+            &self,
+            h: &TokenHash,
+            g: GrantRecord,
+            a: NewAccessToken,
+            r: Option<NewRefreshToken>,
+        ) -> Result<Redemption, StoreError> {
+            self.memory.redeem_code(h, g, a, r).await
+        }
+        async fn create_pending(&self, p: PendingRequest) -> Result<(), StoreError> {
+            self.memory.create_pending(p).await
+        }
+        async fn find_pending(&self, h: &TokenHash) -> Result<Option<PendingRequest>, StoreError> {
+            self.memory.find_pending(h).await
+        }
+        async fn take_pending(&self, h: &TokenHash) -> Result<Option<PendingRequest>, StoreError> {
+            self.memory.take_pending(h).await
+        }
+        async fn purge_expired(&self, now: UnixTime) -> Result<u64, StoreError> {
+            self.memory.purge_expired(now).await
+        }
+        fn announces_revocations(&self) -> bool {
+            true
+        }
+        fn listen(&self, listener: Weak<dyn InvalidationListener>) {
+            *self.listener.lock().unwrap() = Some(listener);
+        }
+    }
+
+    struct Setup {
+        store: Arc<Announcing>,
+        cache: NearCache,
+        clock: Arc<ManualClock>,
+    }
+
+    fn setup(config: NearCacheConfig) -> Setup {
+        let store = Arc::new(Announcing::default());
+        let clock = Arc::new(ManualClock::new(NOW));
+        let cache = NearCache::new(
+            Arc::clone(&store) as Arc<dyn TokenStore>,
+            Arc::clone(&clock) as Arc<dyn Clock>,
+            config,
+        );
+        cache.start();
+        connect(&store);
+        Setup {
+            store,
+            cache,
+            clock,
+        }
+    }
+
+    /// Bring the channel up: what the listener publishes comes back to it, as on a real one.
+    fn connect(store: &Announcing) {
+        let (outbox, mut outgoing) = Outbox::channel();
+        let listener = store.listener();
+        listener.connected(outbox);
+        let weak = Arc::downgrade(&listener);
+        tokio::spawn(async move {
+            while let Some(text) = outgoing.recv().await {
+                let Some(l) = weak.upgrade() else { return };
+                l.message(&text);
+            }
+        });
+    }
+
+    fn announce(s: &Setup, what: Invalidation) {
+        s.store.listener().message(&what.encode());
+    }
+
+    /// A grant of `subject` for `client` with one access token living `secs`.
+    async fn issue(s: &Setup, subject: &str, client: &str, secs: u64) -> (SecretToken, GrantId) {
+        let at = token::generate();
+        let scope = Scope::parse("read").unwrap();
+        let id = GrantId::generate();
+        let grant = GrantRecord {
+            id,
+            client_id: Arc::from(client),
+            subject: Some(Arc::from(subject)),
+            scope: scope.clone(),
+            grant_type: GrantType::Password,
+            created_at: NOW,
+            expires_at: None,
+        };
+        let access = NewAccessToken {
+            hash: at.hash(),
+            scope,
+            issued_at: NOW,
+            expires_at: NOW + secs,
+        };
+        s.cache.create_grant(grant, access, None).await.unwrap();
+        (at, id)
+    }
+
+    async fn found(s: &Setup, at: &SecretToken) -> bool {
+        s.cache
+            .find_access_token(&at.hash())
+            .await
+            .unwrap()
+            .is_some()
+    }
+
+    /// Revoked behind the cache's back (no announcement): only a cached token still shows.
+    async fn revoke_silently(s: &Setup, at: &SecretToken) {
+        s.store
+            .memory
+            .revoke_access_token(&at.hash())
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_hit_skips_the_store_and_an_announcement_ends_it() {
+        let s = setup(NearCacheConfig::default());
+        let (at, _) = issue(&s, "alice", "app", 3600).await;
+        assert!(found(&s, &at).await);
+        assert_eq!(s.cache.stats().entries, 1);
+        revoke_silently(&s, &at).await;
+        assert!(found(&s, &at).await, "served from the cache");
+        assert!(s.cache.find_access_token_now(&at.hash()).is_some());
+        announce(&s, Invalidation::AccessToken(at.hash()));
+        assert!(!found(&s, &at).await);
+        assert_eq!(s.cache.stats().entries, 0);
+    }
+
+    #[tokio::test]
+    async fn grants_users_and_clients_are_dropped_through_the_indexes() {
+        let s = setup(NearCacheConfig::default());
+        let (a1, g1) = issue(&s, "alice", "app", 3600).await;
+        let (a2, _) = issue(&s, "alice", "other", 3600).await;
+        let (b1, _) = issue(&s, "bob", "app", 3600).await;
+        let (b2, _) = issue(&s, "bob", "other", 3600).await;
+        for t in [&a1, &a2, &b1, &b2] {
+            assert!(found(&s, t).await);
+            revoke_silently(&s, t).await;
+        }
+        announce(&s, Invalidation::Grant(g1));
+        assert!(!found(&s, &a1).await);
+        assert!(found(&s, &a2).await && found(&s, &b1).await);
+        announce(&s, Invalidation::Subject("alice".into()));
+        assert!(!found(&s, &a2).await);
+        assert!(found(&s, &b1).await && found(&s, &b2).await);
+        announce(&s, Invalidation::Client("app".into()));
+        assert!(!found(&s, &b1).await);
+        assert!(found(&s, &b2).await);
+        s.store.listener().message("not an announcement");
+        assert!(!found(&s, &b2).await, "anything unclear empties the cache");
+        let stats = s.cache.stats();
+        assert_eq!((stats.entries, stats.bytes), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn a_lookup_racing_a_revocation_is_not_cached() {
+        let s = setup(NearCacheConfig::default());
+        let (at, grant) = issue(&s, "alice", "app", 3600).await;
+        let (other, _) = issue(&s, "bob", "app", 3600).await;
+        let hold = Arc::new(tokio::sync::Notify::new());
+        *s.store.hold.lock().unwrap() = Some(Arc::clone(&hold));
+        // Read before the revocation, returned after its announcement.
+        let cache = s.cache.clone();
+        let hash = at.hash();
+        let lookup = tokio::spawn(async move { cache.find_access_token(&hash).await });
+        tokio::task::yield_now().await;
+        announce(&s, Invalidation::Grant(grant));
+        hold.notify_one();
+        assert!(
+            lookup.await.unwrap().unwrap().is_some(),
+            "as the store read it"
+        );
+        assert_eq!(s.cache.stats().entries, 0, "but not cached");
+        // An announcement about something else does not stop a fill.
+        let cache = s.cache.clone();
+        let hash = other.hash();
+        let lookup = tokio::spawn(async move { cache.find_access_token(&hash).await });
+        tokio::task::yield_now().await;
+        announce(&s, Invalidation::Grant(grant));
+        hold.notify_one();
+        assert!(lookup.await.unwrap().unwrap().is_some());
+        assert_eq!(s.cache.stats().entries, 1);
+    }
+
+    #[tokio::test]
+    async fn a_lost_channel_empties_and_bypasses_until_it_is_back() {
+        let s = setup(NearCacheConfig::default());
+        let (at, _) = issue(&s, "alice", "app", 3600).await;
+        assert!(found(&s, &at).await);
+        s.store.listener().lost();
+        let stats = s.cache.stats();
+        assert_eq!((stats.entries, stats.connected), (0, false));
+        assert!(s.cache.find_access_token_now(&at.hash()).is_none());
+        revoke_silently(&s, &at).await;
+        assert!(!found(&s, &at).await, "asked the store");
+        assert_eq!(s.cache.stats().bypassed, 1);
+        let (fresh, _) = issue(&s, "alice", "app", 3600).await;
+        assert!(found(&s, &fresh).await);
+        assert_eq!(s.cache.stats().entries, 0, "nothing cached while down");
+        connect(&s.store);
+        assert!(found(&s, &fresh).await);
+        assert_eq!(s.cache.stats().entries, 1);
+    }
+
+    #[tokio::test]
+    async fn bounded_in_entries_and_bytes_and_never_past_expiry() {
+        let s = setup(NearCacheConfig {
+            max_entries: 2,
+            ..NearCacheConfig::default()
+        });
+        let (short, _) = issue(&s, "alice", "app", 10).await;
+        let (long, _) = issue(&s, "alice", "app", 3600).await;
+        let (third, _) = issue(&s, "bob", "app", 3600).await;
+        for t in [&short, &long, &third] {
+            assert!(found(&s, t).await);
+        }
+        assert_eq!(s.cache.stats().entries, 2, "the third found no room");
+        s.clock.advance(std::time::Duration::from_secs(11));
+        revoke_silently(&s, &short).await;
+        assert!(!found(&s, &short).await, "an expired entry is not served");
+        // Room again: the expired entry goes when a new one needs its place.
+        assert!(found(&s, &third).await);
+        assert_eq!(s.cache.stats().entries, 2);
+        revoke_silently(&s, &third).await;
+        assert!(found(&s, &third).await, "now cached");
+
+        let s = setup(NearCacheConfig {
+            max_bytes: 10,
+            ..NearCacheConfig::default()
+        });
+        let (at, _) = issue(&s, "alice", "app", 3600).await;
+        assert!(found(&s, &at).await);
+        assert_eq!(s.cache.stats().entries, 0, "larger than the byte bound");
+    }
+
+    #[tokio::test]
+    async fn a_revocation_here_waits_for_its_echo_and_counts_once() {
+        let s = setup(NearCacheConfig::default());
+        let (at, _) = issue(&s, "alice", "app", 3600).await;
+        assert!(found(&s, &at).await);
+        // The channel echoes the revocation shortly after the store call.
+        let l = s.store.listener();
+        let hash = at.hash();
+        let echo = tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            l.message(&Invalidation::AccessToken(hash).encode());
+        });
+        let t = std::time::Instant::now();
+        assert!(s.cache.revoke_access_token(&at.hash()).await.unwrap());
+        assert!(
+            t.elapsed() >= std::time::Duration::from_millis(4),
+            "waited for the echo"
+        );
+        echo.await.unwrap();
+        assert!(!found(&s, &at).await);
+        // An unknown token is not announced: no wait.
+        let t = std::time::Instant::now();
+        let unknown = token::generate();
+        assert!(!s.cache.revoke_access_token(&unknown.hash()).await.unwrap());
+        assert!(t.elapsed() < ECHO_WAIT);
+        assert!(s.cache.shared.echoes.lock().unwrap().is_empty());
+    }
+
+    /// Several instances on one channel: a store whose revocations are announced on a bus that
+    /// delivers every message to every member in one order, each member through a queue of its
+    /// own that the test can hold (a slow instance).
+    /// A member of the bus: its listener and its delivery queue.
+    type Member = (
+        Weak<dyn InvalidationListener>,
+        tokio::sync::mpsc::UnboundedSender<String>,
+    );
+
+    #[derive(Default)]
+    struct Bus {
+        members: Mutex<Vec<Member>>,
+    }
+
+    impl Bus {
+        fn send(&self, text: String) {
+            for (_, queue) in self.members.lock().unwrap().iter() {
+                let _ = queue.send(text.clone());
+            }
+        }
+
+        /// Join `cache` (over a store on this bus); its deliveries wait while `gate` is closed.
+        fn join(self: &Arc<Self>, cache: &NearCache, gate: Arc<tokio::sync::Semaphore>) {
+            let listener: Arc<dyn InvalidationListener> = Arc::clone(&cache.shared) as _;
+            let (queue, mut incoming) = tokio::sync::mpsc::unbounded_channel::<String>();
+            self.members
+                .lock()
+                .unwrap()
+                .push((Arc::downgrade(&listener), queue));
+            let weak = Arc::downgrade(&listener);
+            tokio::spawn(async move {
+                while let Some(text) = incoming.recv().await {
+                    let _permit = gate.acquire().await;
+                    let Some(l) = weak.upgrade() else { return };
+                    l.message(&text);
+                }
+            });
+            let (outbox, mut outgoing) = Outbox::channel();
+            listener.connected(outbox);
+            let bus = Arc::clone(self);
+            tokio::spawn(async move {
+                while let Some(text) = outgoing.recv().await {
+                    bus.send(text);
+                }
+            });
+        }
+    }
+
+    struct OnBus {
+        memory: MemoryStore,
+        bus: Arc<Bus>,
+    }
+
+    #[async_trait]
+    impl TokenStore for OnBus {
+        async fn create_grant(
+            &self,
+            g: GrantRecord,
+            a: NewAccessToken,
+            r: Option<NewRefreshToken>,
+        ) -> Result<(), StoreError> {
+            self.memory.create_grant(g, a, r).await
+        }
+        async fn find_access_token(
+            &self,
+            h: &TokenHash,
+        ) -> Result<Option<AccessTokenRecord>, StoreError> {
+            self.memory.find_access_token(h).await
+        }
+        async fn find_refresh_token(
+            &self,
+            h: &TokenHash,
+        ) -> Result<Option<RefreshTokenRecord>, StoreError> {
+            self.memory.find_refresh_token(h).await
+        }
+        async fn rotate_refresh_token(&self, r: Rotation) -> Result<RotationOutcome, StoreError> {
+            self.memory.rotate_refresh_token(r).await
+        }
+        async fn revoke_access_token(&self, h: &TokenHash) -> Result<bool, StoreError> {
+            let revoked = self.memory.revoke_access_token(h).await?;
+            if revoked {
+                self.bus.send(Invalidation::AccessToken(*h).encode());
+            }
+            Ok(revoked)
+        }
+        async fn revoke_grant(&self, id: GrantId) -> Result<bool, StoreError> {
+            self.memory.revoke_grant(id).await
+        }
+        async fn revoke_grants(&self, f: &GrantFilter) -> Result<u64, StoreError> {
+            self.memory.revoke_grants(f).await
+        }
+        async fn create_code(&self, c: AuthorizationCodeRecord) -> Result<(), StoreError> {
+            self.memory.create_code(c).await
+        }
+        async fn find_code(
+            &self,
+            h: &TokenHash,
+        ) -> Result<Option<AuthorizationCodeRecord>, StoreError> {
+            self.memory.find_code(h).await
+        }
+        async fn redeem_code(
+            &self,
+            h: &TokenHash,
+            g: GrantRecord,
+            a: NewAccessToken,
+            r: Option<NewRefreshToken>,
+        ) -> Result<Redemption, StoreError> {
+            self.memory.redeem_code(h, g, a, r).await
+        }
+        async fn create_pending(&self, p: PendingRequest) -> Result<(), StoreError> {
+            self.memory.create_pending(p).await
+        }
+        async fn find_pending(&self, h: &TokenHash) -> Result<Option<PendingRequest>, StoreError> {
+            self.memory.find_pending(h).await
+        }
+        async fn take_pending(&self, h: &TokenHash) -> Result<Option<PendingRequest>, StoreError> {
+            self.memory.take_pending(h).await
+        }
+        async fn purge_expired(&self, now: UnixTime) -> Result<u64, StoreError> {
+            self.memory.purge_expired(now).await
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_revocation_returns_only_once_every_known_instance_has_applied_it() {
+        let memory = MemoryStore::new();
+        let bus = Arc::new(Bus::default());
+        let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(NOW));
+        let store: Arc<dyn TokenStore> = Arc::new(OnBus {
+            memory,
+            bus: Arc::clone(&bus),
+        });
+        let a = NearCache::new(
+            Arc::clone(&store),
+            Arc::clone(&clock),
+            NearCacheConfig::default(),
+        );
+        let b = NearCache::new(Arc::clone(&store), clock, NearCacheConfig::default());
+        let open = || Arc::new(tokio::sync::Semaphore::new(1 << 20));
+        let b_gate = open();
+        bus.join(&a, open());
+        bus.join(&b, Arc::clone(&b_gate));
+        // Each has heard the other's hello.
+        while a.shared.peers.lock().unwrap().is_empty() || b.shared.peers.lock().unwrap().is_empty()
+        {
+            tokio::task::yield_now().await;
+        }
+        let s = Setup {
+            store: Arc::new(Announcing::default()),
+            cache: a.clone(),
+            clock: Arc::new(ManualClock::new(NOW)),
+        };
+        let (at, _) = issue(&s, "alice", "app", 3600).await;
+        for cache in [&a, &b] {
+            assert!(cache.find_access_token(&at.hash()).await.unwrap().is_some());
+        }
+        assert_eq!(b.stats().entries, 1);
+        // B is slow: its deliveries wait. A's revocation must not return before B applied it.
+        let held = b_gate.acquire_many(1 << 20).await.unwrap();
+        let revoking = {
+            let a = a.clone();
+            let hash = at.hash();
+            tokio::spawn(async move { a.revoke_access_token(&hash).await })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        assert!(!revoking.is_finished(), "returned before B confirmed");
+        assert_eq!(b.stats().entries, 1, "B has not heard yet");
+        drop(held);
+        assert!(revoking.await.unwrap().unwrap());
+        assert_eq!(b.stats().entries, 0, "applied on B before A returned");
+        assert!(b.find_access_token_now(&at.hash()).is_none());
     }
 }

@@ -9,13 +9,13 @@ use std::{sync::Weak, time::Duration};
 use tokio_postgres::{AsyncMessage, NoTls};
 
 use super::statements::ANNOUNCING_VERSION;
-use crate::store::{Invalidation, InvalidationListener};
+use crate::store::{InvalidationListener, Outbox};
 
 const HEARTBEAT: Duration = Duration::from_secs(1);
 const BACKOFF: (Duration, Duration) = (Duration::from_millis(50), Duration::from_secs(2));
 
 pub(super) fn spawn(config: tokio_postgres::Config, listener: Weak<dyn InvalidationListener>) {
-    tokio::spawn(async move {
+    crate::store::spawn_listener("tower-oauth2-pg-announcements", async move {
         let mut backoff = BACKOFF.0;
         while listener.strong_count() > 0 {
             match session(&config, &listener, &mut backoff).await {
@@ -50,7 +50,7 @@ async fn session(
             match message {
                 Ok(AsyncMessage::Notification(n)) => {
                     let Some(l) = forward.upgrade() else { return };
-                    l.invalidate(&Invalidation::decode(n.payload()));
+                    l.message(n.payload());
                 }
                 Ok(_) => {}
                 Err(_) => return,
@@ -95,19 +95,30 @@ async fn listen(
     }
     let channel: String = format!("oauth:{schema}").chars().take(63).collect();
     within(client.batch_execute(&format!("LISTEN \"{}\"", channel.replace('"', "\"\"")))).await?;
+    let (outbox, mut outgoing) = Outbox::channel();
     let Some(l) = listener.upgrade() else {
         return Ok(());
     };
-    l.connected();
+    l.connected(outbox);
     drop(l);
     *backoff = BACKOFF.0;
+    let mut ticks = tokio::time::interval(HEARTBEAT);
+    ticks.tick().await;
     loop {
-        if tokio::time::timeout(HEARTBEAT, &mut *closed).await.is_ok() {
-            return Err("the connection closed".into());
+        tokio::select! {
+            biased;
+            _ = &mut *closed => return Err("the connection closed".into()),
+            Some(text) = outgoing.recv() => {
+                within(client.execute("SELECT pg_notify($1, $2)", &[&channel, &text])).await?;
+            }
+            _ = ticks.tick() => {
+                let Some(l) = listener.upgrade() else {
+                    return Ok(());
+                };
+                l.tick();
+                drop(l);
+                within(client.batch_execute("SELECT 1")).await?;
+            }
         }
-        if listener.strong_count() == 0 {
-            return Ok(());
-        }
-        within(client.batch_execute("SELECT 1")).await?;
     }
 }
