@@ -8,7 +8,13 @@
 #
 #   bash bench/load.sh                       # 5 rounds × 8 s per workload, memory store
 #   DURATION=30s bash bench/load.sh
-#   STORE=redis://127.0.0.1:6379 bash bench/load.sh
+#   STORE=redis://127.0.0.1:6379 bash bench/load.sh                 # near-cache on (default)
+#   STORE=postgres://postgres@127.0.0.1:5432/test NEAR_CACHE=off bash bench/load.sh
+#   THREADS=1 CONNECTIONS=32 bash bench/load.sh     # the setting other OAuth servers quote
+#
+# With STORE set, a second server on the memory store (PORT+1) runs the protected, client
+# credentials and refresh workloads in the same rounds, so the shared store's rows come with
+# their ratio to the memory store measured side by side.
 #
 # Bounded: each workload runs ROUNDS times DURATION (defaults 5 × 8 s, about 6 minutes in all),
 # every round running each workload once; ratios are taken within a round and their median
@@ -30,19 +36,38 @@ command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk 
 cargo build --release --quiet --example bench_server
 
 work=$(mktemp -d)
-trap 'kill $server 2>/dev/null || true; rm -rf "$work"' EXIT
 
-store_args=()
-[ -n "${STORE:-}" ] && store_args=(--store "$STORE")
-PORT=$PORT taskset -c "$SERVER_CPU" target/release/examples/bench_server \
-  --refresh-tokens "$work/tokens.txt" --count $((TOKENS * ROUNDS)) "${store_args[@]}" >"$work/server.log" 2>&1 &
-server=$!
-for _ in $(seq 1 200); do grep -q listening "$work/server.log" 2>/dev/null && break; sleep 0.1; done
-grep -q listening "$work/server.log" || { cat "$work/server.log"; exit 1; }
-
+NEAR_CACHE=${NEAR_CACHE:-on}
+store_args=(--near-cache "$NEAR_CACHE")
+[ -n "${STORE:-}" ] && store_args+=(--store "$STORE")
+servers=()
+start_server() { # port, log, tokens file, arguments…
+  local port=$1 log=$2 tokens=$3; shift 3
+  PORT=$port taskset -c "$SERVER_CPU" target/release/examples/bench_server \
+    --refresh-tokens "$tokens" --count $((TOKENS * ROUNDS)) "$@" >"$log" 2>&1 &
+  servers+=($!)
+  for _ in $(seq 1 300); do grep -q listening "$log" 2>/dev/null && break; sleep 0.1; done
+  grep -q listening "$log" || { cat "$log"; exit 1; }
+}
+cleanup() {
+  kill "${servers[@]}" 2>/dev/null || true
+  rm -rf "$work"
+  [ -z "${STORE:-}" ] || bash bench/store-cleanup.sh "$STORE"
+}
+trap cleanup EXIT
+start_server "$PORT" "$work/server.log" "$work/tokens.txt" "${store_args[@]}"
+head -1 "$work/server.log" >&2
 base="http://127.0.0.1:$PORT"
-at=$(curl -s -u bench:bench-secret -d grant_type=client_credentials "$base/oauth/token" |
-  python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+mem="http://127.0.0.1:$((PORT + 1))"
+if [ -n "${STORE:-}" ]; then
+  start_server $((PORT + 1)) "$work/memory.log" "$work/memory_tokens.txt"
+  split -d -l "$TOKENS" "$work/memory_tokens.txt" "$work/memory_tokens."
+fi
+
+token_at() { curl -s -u bench:bench-secret -d grant_type=client_credentials "$1/oauth/token" |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])'; }
+at=$(token_at "$base")
+[ -n "${STORE:-}" ] && mem_at=$(token_at "$mem")
 
 cat >"$work/post.lua" <<LUA
 wrk.method = "POST"
@@ -82,6 +107,11 @@ for round in $(seq 1 "$ROUNDS"); do
   run "baseline.$round" "$base/baseline/token" -s "$work/post.lua"
   run "client_credentials.$round" "$base/oauth/token" -s "$work/post.lua"
   run "refresh.$round" "$base/oauth/token" -s bench/refresh.lua -- "$work/tokens.$(printf %02d $((round - 1)))" "$THREADS"
+  if [ -n "${STORE:-}" ]; then
+    run "protected_memory.$round" "$mem/protected" -H "Authorization: Bearer $mem_at"
+    run "client_credentials_memory.$round" "$mem/oauth/token" -s "$work/post.lua"
+    run "refresh_memory.$round" "$mem/oauth/token" -s bench/refresh.lua -- "$work/memory_tokens.$(printf %02d $((round - 1)))" "$THREADS"
+  fi
 done
 
 python3 - "$work" <<'PY'
@@ -107,10 +137,13 @@ def rounds(name):
     return {int(p.rsplit(".", 2)[-2]): parse_one(p) for p in paths}
 names = ["public", "public_with_header", "forward_layer", "floor_insert_only", "protected",
          "baseline", "client_credentials", "refresh"]
-data = {n: rounds(n) for n in names}
 ratio = {"public_with_header": ("public", None), "forward_layer": ("public", None),
          "floor_insert_only": ("public", None), "protected": ("public", 0.95),
          "client_credentials": ("baseline", 0.75), "refresh": ("baseline", 0.75)}
+if glob.glob(os.path.join(work, "protected_memory.*.txt")):
+    # A shared store: its rows against the memory store's, measured in the same rounds.
+    names += ["protected_memory", "client_credentials_memory", "refresh_memory"]
+data = {n: rounds(n) for n in names}
 med = statistics.median
 def per_round(name, ref):
     return [data[name][i]["rps"] / data[ref][i]["rps"] for i in sorted(data[name]) if i in data[ref]]
@@ -129,6 +162,11 @@ for name in names:
     print(f"{name:<20} {med(r['rps'] for r in rs):>10.0f} {med(r['p50'] for r in rs):>8.3f}"
           f" {med(r['p99'] for r in rs):>8.3f} {sum(r['non2xx'] for r in rs):>8}  {rel}"
           + (f"  socket errors: {errors}" if errors else ""))
+if "protected_memory" in data:
+    for name, target in [("protected", 0.9), ("client_credentials", None), ("refresh", 0.5)]:
+        xs = per_round(name, name + "_memory")
+        print(f"{name} on the store / on memory = {med(xs):.2f} [{min(xs):.2f}-{max(xs):.2f}]"
+              + (f" (target >= {target})" if target else ""))
 xs = per_round("protected", "floor_insert_only")
 print(f"protected / floor_insert_only = {med(xs):.2f} [{min(xs):.2f}-{max(xs):.2f}]: the check's own"
       " cost (hash, lookup, expiry, building the TokenInfo)")

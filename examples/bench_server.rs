@@ -21,7 +21,9 @@
 //! It registers client `bench` / `bench-secret` (client_credentials, password and refresh_token
 //! allowed) and user `bench` / `bench`, and with `--refresh-tokens FILE` writes `--count` (default
 //! 1000) pre-issued refresh tokens to FILE, one a line, for chained refresh load.
-//! `--store URL` runs on Redis or PostgreSQL instead of memory; `--access-token-lifetime`,
+//! `--store URL` runs on Redis or PostgreSQL instead of memory (keys under
+//! `tower-oauth2-bench:`, tables in schema `tower_oauth2_bench`), with the near-cache unless
+//! `--near-cache off` (env `NEAR_CACHE`); `--access-token-lifetime`,
 //! `--refresh-token-lifetime` and `--sweep-interval` (seconds) shorten lifetimes for the soak
 //! (`bench/soak.sh`), which also uses `POST /oauth/revoke`.
 
@@ -72,6 +74,7 @@ struct Options {
     access_lifetime: Option<u64>,
     refresh_lifetime: Option<u64>,
     sweep: Option<u64>,
+    near_cache: bool,
 }
 
 fn options() -> Result<Options, String> {
@@ -82,6 +85,7 @@ fn options() -> Result<Options, String> {
         access_lifetime: None,
         refresh_lifetime: None,
         sweep: None,
+        near_cache: !matches!(std::env::var("NEAR_CACHE").as_deref(), Ok("off")),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -97,6 +101,13 @@ fn options() -> Result<Options, String> {
                 o.refresh_lifetime = Some(value()?.parse().map_err(|_| "seconds")?)
             }
             "--sweep-interval" => o.sweep = Some(value()?.parse().map_err(|_| "seconds")?),
+            "--near-cache" => {
+                o.near_cache = match value()?.as_str() {
+                    "on" => true,
+                    "off" => false,
+                    _ => return Err("--near-cache takes on or off".into()),
+                }
+            }
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -111,9 +122,17 @@ async fn open_store(
         None => Arc::new(MemoryStore::with_sweep_interval(
             std::time::Duration::from_secs(sweep.unwrap_or(60)),
         )),
-        Some(u) if u.starts_with("redis") => Arc::new(RedisStore::new(u)?),
+        // Keys and tables of their own, which the bench scripts remove when done.
+        Some(u) if u.starts_with("redis") => Arc::new(
+            RedisStore::builder(u)
+                .prefix("tower-oauth2-bench:")
+                .build()?,
+        ),
         Some(u) => {
-            let s = PostgresStore::builder(u).pool_size(32).build()?;
+            let s = PostgresStore::builder(u)
+                .schema("tower_oauth2_bench")
+                .pool_size(32)
+                .build()?;
             s.migrate().await?;
             Arc::new(s)
         }
@@ -149,6 +168,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             if let Some(s) = opts.refresh_lifetime {
                 c.refresh_token_lifetime = std::time::Duration::from_secs(s);
             }
+            c.near_cache.enabled = opts.near_cache;
         })
         .shared_store(open_store(opts.store.as_deref(), opts.sweep).await?)
         .build()?;
@@ -194,8 +214,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route_service("/oauth/revoke", server.revocation_endpoint());
     let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
     println!(
-        "bench_server listening on http://{}",
-        listener.local_addr()?
+        "bench_server listening on http://{} (near-cache {})",
+        listener.local_addr()?,
+        if opts.store.is_some() && opts.near_cache {
+            "on"
+        } else {
+            "off"
+        }
     );
     axum::serve(listener, app).await?;
     Ok(())
