@@ -17,8 +17,9 @@
 //! - An unreachable or failing authorization server is a [`StoreError`]: the layer answers 503
 //!   (gRPC `UNAVAILABLE`), never 401.
 //!
-//! The built-in HTTP client speaks plain HTTP/1.1; put the authorization server on loopback or a
-//! private network, or terminate TLS in front of it.
+//! The built-in HTTP client speaks HTTP/1.1, over TLS for an `https://` endpoint with the `tls`
+//! feature (the system's root certificates, or the app's:
+//! [`tls_root_certificates`](IntrospectionValidatorBuilder::tls_root_certificates)).
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -76,6 +77,7 @@ pub struct IntrospectionValidatorBuilder {
     max_calls: usize,
     timeout: Duration,
     clock: Arc<dyn Clock>,
+    roots: Option<String>,
 }
 
 impl fmt::Debug for IntrospectionValidatorBuilder {
@@ -130,17 +132,21 @@ impl IntrospectionValidatorBuilder {
         self
     }
 
-    /// Check the endpoint URL (`http://…`) and build.
+    /// Trust these CA certificates (PEM, one or more) for an `https://` endpoint instead of
+    /// the system's: an authorization server with a private CA (feature `tls`).
+    #[cfg(feature = "tls")]
+    pub fn tls_root_certificates(mut self, pem: impl Into<String>) -> Self {
+        self.roots = Some(pem.into());
+        self
+    }
+
+    /// Check the endpoint URL (`http://…`, or `https://…` with the `tls` feature) and build.
     pub fn build(self) -> Result<IntrospectionValidator, ConfigError> {
-        let endpoint: Uri = self
-            .endpoint
-            .parse()
-            .map_err(|_| ConfigError::Endpoint("introspection endpoint is not a URL"))?;
-        if endpoint.scheme_str() != Some("http") || endpoint.host().is_none() {
-            return Err(ConfigError::Endpoint(
-                "introspection endpoint must be an http:// URL (the built-in client has no TLS)",
-            ));
-        }
+        let endpoint: Uri = super::remote::endpoint(
+            &self.endpoint,
+            "the introspection endpoint must be an http:// or https:// URL (https with the `tls` feature)",
+        )?;
+        let http = super::remote::client(self.timeout, self.roots.as_deref())?;
         // RFC 6749 §2.3.1: form-urlencode id and secret before Basic encoding.
         let enc = encode;
         let credentials = STANDARD.encode(format!(
@@ -155,7 +161,7 @@ impl IntrospectionValidatorBuilder {
             inner: Arc::new(Inner {
                 endpoint,
                 authorization,
-                http: super::remote::client(self.timeout),
+                http,
                 cache: DashMap::new(),
                 inflight: DashMap::new(),
                 permits: Arc::new(Semaphore::new(self.max_calls)),
@@ -259,6 +265,7 @@ impl IntrospectionValidator {
             max_calls: 64,
             timeout: Duration::from_secs(2),
             clock: Arc::new(SystemClock),
+            roots: None,
         }
     }
 

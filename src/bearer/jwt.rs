@@ -78,6 +78,7 @@ pub struct JwtValidatorBuilder {
     timeout: Duration,
     max_cached: usize,
     clock: Arc<dyn Clock>,
+    roots: Option<String>,
 }
 
 impl fmt::Debug for JwtValidatorBuilder {
@@ -90,15 +91,10 @@ impl fmt::Debug for JwtValidatorBuilder {
 }
 
 fn http_uri(url: &str) -> Result<Uri, ConfigError> {
-    let uri: Uri = url
-        .parse()
-        .map_err(|_| ConfigError::Endpoint("the key source is not a URL"))?;
-    if uri.scheme_str() != Some("http") || uri.host().is_none() {
-        return Err(ConfigError::Endpoint(
-            "the key source must be an http:// URL (the built-in client has no TLS)",
-        ));
-    }
-    Ok(uri)
+    remote::endpoint(
+        url,
+        "the key source must be an http:// or https:// URL (https with the `tls` feature)",
+    )
 }
 
 impl JwtValidatorBuilder {
@@ -133,9 +129,18 @@ impl JwtValidatorBuilder {
         self
     }
 
+    /// Trust these CA certificates (PEM, one or more) for an `https://` key source instead of
+    /// the system's: an authorization server with a private CA (feature `tls`).
+    #[cfg(feature = "tls")]
+    pub fn tls_root_certificates(mut self, pem: impl Into<String>) -> Self {
+        self.roots = Some(pem.into());
+        self
+    }
+
     /// Check the URLs and build. No key is fetched until the first token.
     pub fn build(self) -> Result<JwtValidator, ConfigError> {
         crate::jose::install_backend();
+        let http = remote::client(self.timeout, self.roots.as_deref())?;
         Ok(JwtValidator {
             inner: Arc::new(Inner {
                 source: self.source?,
@@ -145,7 +150,7 @@ impl JwtValidatorBuilder {
                 refetch_interval: self.refetch_interval,
                 timeout: self.timeout,
                 clock: self.clock,
-                http: remote::client(self.timeout),
+                http,
                 keys: RwLock::new(Keys::default()),
                 fetching: tokio::sync::Mutex::new(()),
                 verified: VerifiedCache::new(self.max_cached),
@@ -210,6 +215,7 @@ impl JwtValidator {
             timeout: Duration::from_secs(2),
             max_cached: 100_000,
             clock: Arc::new(SystemClock),
+            roots: None,
         }
     }
 

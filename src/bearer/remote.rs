@@ -1,27 +1,97 @@
 //! One HTTP exchange with the authorization server, for the validators that run in another
 //! process (introspection, JWKS): bounded in time and in the size of the answer, and any failure
-//! a [`StoreError`] (the layer's 503), never a verdict on the token.
+//! a [`StoreError`] (the layer's 503), never a verdict on the token. `http://` always;
+//! `https://` with the `tls` feature (rustls on AWS-LC, the system's root certificates unless
+//! the app gives its own).
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Request, StatusCode};
+use http::{Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::{Client as HttpClient, connect::HttpConnector};
 
-use crate::error::StoreError;
+use crate::error::{ConfigError, StoreError};
 
-/// The plain-HTTP/1.1 client both validators use.
+/// The HTTP/1.1 client both validators use.
+#[cfg(not(feature = "tls"))]
 pub(crate) type Http = HttpClient<HttpConnector, Full<Bytes>>;
+/// The HTTP/1.1 client both validators use, with TLS for `https://`.
+#[cfg(feature = "tls")]
+pub(crate) type Http = HttpClient<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// The most of an answer that is read: introspection answers and key sets are a few KiB.
 pub(crate) const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
-/// A client whose connection attempts give up after `timeout`.
-pub(crate) fn client(timeout: Duration) -> Http {
+/// `url` as an endpoint the client can reach: `http://`, or `https://` with the `tls` feature.
+pub(crate) fn endpoint(url: &str, what: &'static str) -> Result<Uri, ConfigError> {
+    let uri: Uri = url.parse().map_err(|_| ConfigError::Endpoint(what))?;
+    if uri.host().is_none() {
+        return Err(ConfigError::Endpoint(what));
+    }
+    match uri.scheme_str() {
+        Some("http") => Ok(uri),
+        #[cfg(feature = "tls")]
+        Some("https") => Ok(uri),
+        #[cfg(not(feature = "tls"))]
+        Some("https") => Err(ConfigError::Endpoint(
+            "an https:// URL needs the `tls` feature",
+        )),
+        _ => Err(ConfigError::Endpoint(what)),
+    }
+}
+
+/// A client whose connection attempts give up after `timeout`. `roots`: PEM certificates to
+/// trust for `https://` instead of the system's (feature `tls`).
+pub(crate) fn client(timeout: Duration, roots: Option<&str>) -> Result<Http, ConfigError> {
     let mut connector = HttpConnector::new();
     connector.set_connect_timeout(Some(timeout));
-    HttpClient::builder(hyper_util::rt::TokioExecutor::new()).build(connector)
+    #[cfg(feature = "tls")]
+    let connector = {
+        connector.enforce_http(false);
+        hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls_config(roots)?)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector)
+    };
+    #[cfg(not(feature = "tls"))]
+    if roots.is_some() {
+        return Err(ConfigError::Endpoint("TLS roots need the `tls` feature"));
+    }
+    Ok(HttpClient::builder(hyper_util::rt::TokioExecutor::new()).build(connector))
+}
+
+#[cfg(feature = "tls")]
+fn tls_config(roots: Option<&str>) -> Result<rustls::ClientConfig, ConfigError> {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let mut store = rustls::RootCertStore::empty();
+    match roots {
+        Some(pem) => {
+            for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+                let cert = cert.map_err(|_| ConfigError::Endpoint("the TLS roots are not PEM"))?;
+                store
+                    .add(cert)
+                    .map_err(|_| ConfigError::Endpoint("a TLS root certificate is invalid"))?;
+            }
+            if store.is_empty() {
+                return Err(ConfigError::Endpoint("no certificate among the TLS roots"));
+            }
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            for e in &found.errors {
+                tracing::warn!(error = %e, "a system root certificate could not be read");
+            }
+            let (_added, _ignored) = store.add_parsable_certificates(found.certs);
+        }
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|_| ConfigError::Endpoint("no TLS protocol version available"))?
+        .with_root_certificates(store)
+        .with_no_client_auth())
 }
 
 /// Send `request` and read the whole answer, within `timeout` and [`MAX_ANSWER_BYTES`].

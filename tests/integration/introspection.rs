@@ -208,8 +208,8 @@ async fn authorization_server_down_or_refusing_us_is_503() {
 }
 
 #[test]
-fn only_http_endpoints_are_accepted() {
-    for bad in ["not a url", "https://as.example/introspect", "ftp://x/y"] {
+fn only_http_and_https_endpoints_are_accepted() {
+    for bad in ["not a url", "ftp://x/y", "/introspect"] {
         assert!(
             IntrospectionValidator::builder(bad, "rs", "s")
                 .build()
@@ -217,6 +217,12 @@ fn only_http_endpoints_are_accepted() {
             "{bad}"
         );
     }
+    // `https://` with the `tls` feature (tls.rs calls one).
+    assert!(
+        IntrospectionValidator::builder("https://as.example/introspect", "rs", "s")
+            .build()
+            .is_ok()
+    );
 }
 
 /// An authorization server that answers every introspection with `body` (200, JSON).

@@ -667,7 +667,12 @@ mod validator {
             .unwrap();
         assert_eq!(status(&v, &token).await.0, 503);
         assert!(
-            JwtValidator::from_issuer("https://as.example", AUD)
+            JwtValidator::from_issuer("ftp://as.example", AUD)
+                .build()
+                .is_err()
+        );
+        assert!(
+            JwtValidator::from_jwks("/jwks.json", "https://as.example", AUD)
                 .build()
                 .is_err()
         );

@@ -25,4 +25,5 @@ mod near_cache;
 mod oauth2_client;
 mod refresh_token;
 mod stores;
+mod tls;
 mod token_endpoint;

@@ -1,0 +1,196 @@
+//! The validators that call the authorization server do so over `https://` (feature `tls`):
+//! a JWT validator fetching the metadata and key set, and an introspection validator, each
+//! against a server behind TLS with a certificate from a private CA. Trusting that CA, they
+//! work; trusting only the system's roots, the certificate is refused — 503, never 401.
+
+use std::{net::SocketAddr, sync::Arc};
+
+use axum::Router;
+use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::{
+    TlsAcceptor,
+    rustls::{
+        ServerConfig,
+        pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer},
+    },
+    server::TlsStream,
+};
+use tower_oauth2::{
+    AccessTokenFormat, AuthServer, BearerLayer, Client, GrantType, InMemoryClients, Metadata,
+    bearer::{IntrospectionValidator, JwtValidator},
+    jose::{KeySet, SigningKey},
+};
+
+use crate::support::*;
+
+/// A CA and a certificate it issued for 127.0.0.1 and localhost; the CA's PEM.
+fn authority() -> (String, CertificateDer<'static>, PrivateKeyDer<'static>) {
+    let mut ca = CertificateParams::new(Vec::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_key = KeyPair::generate().unwrap();
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca_cert, &ca_key)
+        .unwrap();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
+    (ca_cert.pem(), leaf.der().clone(), key)
+}
+
+/// TLS in front of a TCP listener, as axum serves it.
+struct TlsListener {
+    tcp: TcpListener,
+    tls: TlsAcceptor,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = TlsStream<TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((tcp, addr)) = self.tcp.accept().await else {
+                continue;
+            };
+            // A client that refuses the certificate ends its handshake: wait for the next.
+            if let Ok(tls) = self.tls.accept(tcp).await {
+                return (tls, addr);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.tcp.local_addr()
+    }
+}
+
+/// The server's endpoints behind TLS; its issuer is the https URL.
+async fn serve_tls() -> (AuthServer, String, String) {
+    let (ca, cert, key) = authority();
+    let config = ServerConfig::builder_with_provider(Arc::new(
+        tokio_rustls::rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![cert], key)
+    .unwrap();
+    let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!("https://127.0.0.1:{}", tcp.local_addr().unwrap().port());
+    let server = AuthServer::builder()
+        .clients(
+            InMemoryClients::new()
+                .with(
+                    Client::confidential("svc", "svc-secret")
+                        .grant_types([GrantType::ClientCredentials])
+                        .scope("read")
+                        .build()
+                        .unwrap(),
+                )
+                .with(
+                    Client::confidential("rs", "rs-secret")
+                        .introspect(true)
+                        .build()
+                        .unwrap(),
+                ),
+        )
+        .configure(|c| {
+            c.issuer = Some(issuer.clone());
+            c.access_token_format = AccessTokenFormat::Jwt;
+        })
+        .signing_keys(KeySet::new(SigningKey::generate_es256()))
+        .build()
+        .unwrap();
+    let app = Router::new()
+        .route_service(
+            "/.well-known/oauth-authorization-server",
+            server.metadata_endpoint(Metadata::new(&issuer)),
+        )
+        .route_service("/.well-known/jwks.json", server.jwks_endpoint())
+        .route_service("/oauth/introspect", server.introspection_endpoint());
+    let listener = TlsListener {
+        tcp,
+        tls: TlsAcceptor::from(Arc::new(config)),
+    };
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (server, issuer, ca)
+}
+
+async fn token(server: &AuthServer) -> String {
+    let h = Harness {
+        server: server.clone(),
+        clock: Arc::new(tower_oauth2::clock::ManualClock::new(0)),
+        memory: None,
+        events: Arc::default(),
+    };
+    h.token(Some(("svc", "svc-secret")), "grant_type=client_credentials")
+        .await
+        .assert_token()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn status(layer: BearerLayer, token: &str) -> u16 {
+    let req = http::Request::get("/")
+        .header("authorization", format!("Bearer {token}"))
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    call_protected(layer, req).await.status.as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jwt_validator_fetches_the_keys_over_https() {
+    let (server, issuer, ca) = serve_tls().await;
+    let at = token(&server).await;
+    let trusting = JwtValidator::from_issuer(&issuer, &issuer)
+        .tls_root_certificates(ca)
+        .build()
+        .unwrap();
+    assert_eq!(
+        status(BearerLayer::with_validator(trusting.clone(), "api"), &at).await,
+        200
+    );
+    assert_eq!(
+        trusting.fetches(),
+        2,
+        "the metadata, then the key set, both over TLS"
+    );
+    // The system's roots do not know this CA: nothing can be judged, so 503.
+    let system = JwtValidator::from_issuer(&issuer, &issuer).build().unwrap();
+    assert_eq!(
+        status(BearerLayer::with_validator(system, "api"), &at).await,
+        503
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_introspection_validator_calls_over_https() {
+    let (server, issuer, ca) = serve_tls().await;
+    let at = token(&server).await;
+    let endpoint = format!("{issuer}/oauth/introspect");
+    let trusting = IntrospectionValidator::builder(&endpoint, "rs", "rs-secret")
+        .tls_root_certificates(ca)
+        .build()
+        .unwrap();
+    assert_eq!(
+        status(BearerLayer::with_validator(trusting, "api"), &at).await,
+        200
+    );
+    let system = IntrospectionValidator::builder(&endpoint, "rs", "rs-secret")
+        .build()
+        .unwrap();
+    assert_eq!(
+        status(BearerLayer::with_validator(system, "api"), &at).await,
+        503
+    );
+    // Roots that are not certificates are a configuration error, at build time.
+    assert!(
+        IntrospectionValidator::builder(&endpoint, "rs", "rs-secret")
+            .tls_root_certificates("not a certificate")
+            .build()
+            .is_err()
+    );
+}
