@@ -163,7 +163,7 @@ pub struct Client {
     issue_refresh_token: bool,
     introspect: bool,
     require_par: bool,
-    access_token_format: Option<crate::config::AccessTokenFormat>,
+    access_token_format: Option<crate::token::AccessTokenFormat>,
 }
 
 impl fmt::Debug for Client {
@@ -257,7 +257,7 @@ impl Client {
     }
 
     /// This client's access-token format, when it differs from the server's default.
-    pub fn access_token_format_override(&self) -> Option<crate::config::AccessTokenFormat> {
+    pub fn access_token_format_override(&self) -> Option<crate::token::AccessTokenFormat> {
         self.access_token_format
     }
 
@@ -357,7 +357,7 @@ impl ClientBuilder {
 
     /// This client's access tokens: opaque or JWT, whatever the server's default
     /// (`Config::access_token_format`).
-    pub fn access_token_format(mut self, format: crate::config::AccessTokenFormat) -> Self {
+    pub fn access_token_format(mut self, format: crate::token::AccessTokenFormat) -> Self {
         self.client.access_token_format = Some(format);
         self
     }

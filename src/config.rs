@@ -29,18 +29,8 @@ pub const MAX_GRACE_PERIOD: Duration = Duration::from_secs(300);
 /// every key rotation and every audit), and `Duration::MAX` would overflow the clock.
 pub const MAX_LIFETIME: Duration = Duration::from_secs(10 * 365 * 86_400);
 
-/// What an access token is: an opaque random string (the default), or a signed JWT (RFC 9068,
-/// feature `jwt`) that a resource server can check without calling back. Either way the store
-/// records it by hash, so revocation and introspection work alike.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum AccessTokenFormat {
-    /// 256 random bits, base64url.
-    #[default]
-    Opaque,
-    /// A JWT signed with the server's active key (`AuthServerBuilder::signing_keys`).
-    Jwt,
-}
+// Where the server-wide default and each client's choice meet: a property of the token itself.
+pub use crate::token::AccessTokenFormat;
 
 /// What to do, after a successful refresh, with what the old refresh token had produced
 /// (Grape::OAuth2's `on_refresh`).

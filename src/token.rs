@@ -24,6 +24,19 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+/// What an access token is: an opaque random string (the default), or a signed JWT (RFC 9068,
+/// feature `jwt`) that a resource server can check without calling back. Either way the store
+/// records it by hash, so revocation and introspection work alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum AccessTokenFormat {
+    /// 256 random bits, base64url.
+    #[default]
+    Opaque,
+    /// A JWT signed with the server's active key (`AuthServerBuilder::signing_keys`).
+    Jwt,
+}
+
 /// Random bytes in a token.
 pub const TOKEN_BYTES: usize = 32;
 

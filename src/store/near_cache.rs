@@ -830,6 +830,8 @@ mod tests {
         listener: Mutex<Option<Weak<dyn InvalidationListener>>>,
         /// While set, a lookup waits after reading until it is notified.
         hold: Mutex<Option<Arc<tokio::sync::Notify>>>,
+        /// Where revocations are announced, when several instances share this store.
+        bus: Option<Arc<Bus>>,
     }
 
     impl Announcing {
@@ -870,7 +872,11 @@ mod tests {
             self.memory.rotate_refresh_token(r).await
         }
         async fn revoke_access_token(&self, h: &TokenHash) -> Result<bool, StoreError> {
-            self.memory.revoke_access_token(h).await
+            let revoked = self.memory.revoke_access_token(h).await?;
+            if let (true, Some(bus)) = (revoked, &self.bus) {
+                bus.send(Invalidation::AccessToken(*h).encode());
+            }
+            Ok(revoked)
         }
         async fn revoke_grant(&self, id: GrantId) -> Result<bool, StoreError> {
             self.memory.revoke_grant(id).await
@@ -1147,9 +1153,9 @@ mod tests {
         assert!(s.cache.shared.echoes.lock().unwrap().is_empty());
     }
 
-    /// Several instances on one channel: a store whose revocations are announced on a bus that
-    /// delivers every message to every member in one order, each member through a queue of its
-    /// own that the test can hold (a slow instance).
+    /// Several instances on one channel: a bus that delivers every message (the store's
+    /// announcements, the instances' own) to every member in one order, each member through a
+    /// queue of its own that the test can hold (a slow instance).
     /// A member of the bus: its listener and its delivery queue.
     type Member = (
         Weak<dyn InvalidationListener>,
@@ -1195,89 +1201,13 @@ mod tests {
         }
     }
 
-    struct OnBus {
-        memory: MemoryStore,
-        bus: Arc<Bus>,
-    }
-
-    #[async_trait]
-    impl TokenStore for OnBus {
-        async fn create_grant(
-            &self,
-            g: GrantRecord,
-            a: NewAccessToken,
-            r: Option<NewRefreshToken>,
-        ) -> Result<(), StoreError> {
-            self.memory.create_grant(g, a, r).await
-        }
-        async fn find_access_token(
-            &self,
-            h: &TokenHash,
-        ) -> Result<Option<AccessTokenRecord>, StoreError> {
-            self.memory.find_access_token(h).await
-        }
-        async fn find_refresh_token(
-            &self,
-            h: &TokenHash,
-        ) -> Result<Option<RefreshTokenRecord>, StoreError> {
-            self.memory.find_refresh_token(h).await
-        }
-        async fn rotate_refresh_token(&self, r: Rotation) -> Result<RotationOutcome, StoreError> {
-            self.memory.rotate_refresh_token(r).await
-        }
-        async fn revoke_access_token(&self, h: &TokenHash) -> Result<bool, StoreError> {
-            let revoked = self.memory.revoke_access_token(h).await?;
-            if revoked {
-                self.bus.send(Invalidation::AccessToken(*h).encode());
-            }
-            Ok(revoked)
-        }
-        async fn revoke_grant(&self, id: GrantId) -> Result<bool, StoreError> {
-            self.memory.revoke_grant(id).await
-        }
-        async fn revoke_grants(&self, f: &GrantFilter) -> Result<u64, StoreError> {
-            self.memory.revoke_grants(f).await
-        }
-        async fn create_code(&self, c: AuthorizationCodeRecord) -> Result<(), StoreError> {
-            self.memory.create_code(c).await
-        }
-        async fn find_code(
-            &self,
-            h: &TokenHash,
-        ) -> Result<Option<AuthorizationCodeRecord>, StoreError> {
-            self.memory.find_code(h).await
-        }
-        async fn redeem_code(
-            &self,
-            h: &TokenHash,
-            g: GrantRecord,
-            a: NewAccessToken,
-            r: Option<NewRefreshToken>,
-        ) -> Result<Redemption, StoreError> {
-            self.memory.redeem_code(h, g, a, r).await
-        }
-        async fn create_pending(&self, p: PendingRequest) -> Result<(), StoreError> {
-            self.memory.create_pending(p).await
-        }
-        async fn find_pending(&self, h: &TokenHash) -> Result<Option<PendingRequest>, StoreError> {
-            self.memory.find_pending(h).await
-        }
-        async fn take_pending(&self, h: &TokenHash) -> Result<Option<PendingRequest>, StoreError> {
-            self.memory.take_pending(h).await
-        }
-        async fn purge_expired(&self, now: UnixTime) -> Result<u64, StoreError> {
-            self.memory.purge_expired(now).await
-        }
-    }
-
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_revocation_returns_only_once_every_known_instance_has_applied_it() {
-        let memory = MemoryStore::new();
         let bus = Arc::new(Bus::default());
         let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(NOW));
-        let store: Arc<dyn TokenStore> = Arc::new(OnBus {
-            memory,
-            bus: Arc::clone(&bus),
+        let store: Arc<dyn TokenStore> = Arc::new(Announcing {
+            bus: Some(Arc::clone(&bus)),
+            ..Announcing::default()
         });
         let a = NearCache::new(
             Arc::clone(&store),

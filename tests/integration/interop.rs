@@ -78,14 +78,7 @@ async fn jose_verifies_our_jwt_access_tokens_and_revocation_still_works() {
     let qs = quickstart::start(&["--access-token-format", "jwt"]);
     let base = format!("http://127.0.0.1:{}", qs.addr.port());
     let issuer = format!("http://localhost:{}", qs.addr.port());
-    let v = http(form(
-        &format!("{base}/oauth/token"),
-        Some(("testclient", "secret")),
-        "grant_type=password&username=test&password=test",
-    ))
-    .await
-    .assert_token();
-    let at = v["access_token"].as_str().unwrap().to_owned();
+    let at = demo_access_token(qs.addr.port()).await;
     assert_eq!(at.split('.').count(), 3, "a JWS compact serialisation");
     let dir2 = dir.clone();
     let (iss, token) = (issuer.clone(), at.clone());
@@ -130,16 +123,8 @@ async fn jose_verifies_tokens_signed_with_the_rsa_and_ed25519_keys_a_quickstart_
     for (file, alg) in [("rsa-pkcs8.pem", "RS256"), ("ed25519.pem", "EdDSA")] {
         let path = format!("{keys}/{file}");
         let qs = quickstart::start(&["--access-token-format", "jwt", "--signing-key", &path]);
-        let base = format!("http://127.0.0.1:{}", qs.addr.port());
         let issuer = format!("http://localhost:{}", qs.addr.port());
-        let v = http(form(
-            &format!("{base}/oauth/token"),
-            Some(("testclient", "secret")),
-            "grant_type=password&username=test&password=test",
-        ))
-        .await
-        .assert_token();
-        let at = v["access_token"].as_str().unwrap().to_owned();
+        let at = demo_access_token(qs.addr.port()).await;
         let d = dir.clone();
         let stdout = tokio::task::spawn_blocking(move || node(&d, "jwt.mjs", &[&issuer, &at]))
             .await
@@ -207,15 +192,7 @@ async fn a_resource_server_elsewhere_accepts_the_quickstarts_jwts_with_no_call_p
     let port = qs.addr.port();
     let issuer = format!("http://localhost:{port}");
     let v = JwtValidator::from_issuer(&issuer, &issuer).build().unwrap();
-    let v2 = form(
-        &format!("http://127.0.0.1:{port}/oauth/token"),
-        Some(("testclient", "secret")),
-        "grant_type=password&username=test&password=test",
-    );
-    let at = http(v2).await.assert_token()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let at = demo_access_token(port).await;
     let check = |token: String| {
         let layer = BearerLayer::with_validator(v.clone(), "api");
         async move {
@@ -254,16 +231,7 @@ async fn a_resource_server_elsewhere_accepts_the_quickstarts_jwts_with_no_call_p
             crate::support::call_protected(layer, req).await
         }
     };
-    let second = http(form(
-        &format!("http://127.0.0.1:{port}/oauth/token"),
-        Some(("testclient", "secret")),
-        "grant_type=password&username=test&password=test",
-    ))
-    .await
-    .assert_token()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let second = demo_access_token(port).await;
     let r = guarded(second.clone()).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["sub"].as_str(), Some("test"));
@@ -295,4 +263,16 @@ async fn a_resource_server_elsewhere_accepts_the_quickstarts_jwts_with_no_call_p
     drop(qs);
     assert_eq!(check(at).await.status, 200);
     assert_eq!(v.fetches(), fetched);
+}
+
+/// An access token from the quickstart on `port`, for its demo client and user.
+async fn demo_access_token(port: u16) -> String {
+    let v = http(form(
+        &format!("http://127.0.0.1:{port}/oauth/token"),
+        Some(("testclient", "secret")),
+        "grant_type=password&username=test&password=test",
+    ))
+    .await
+    .assert_token();
+    v["access_token"].as_str().unwrap().to_owned()
 }
