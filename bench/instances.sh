@@ -5,7 +5,7 @@
 # the first and checked on the second (bench/revocation_probe.py): requests accepted after the
 # revocation was acknowledged (must be 0) and the time until the second refuses.
 #
-#   STORE=redis://127.0.0.1:6379 bash bench/instances.sh
+#   STORE=redis://127.0.0.1:6379 bash bench/instances.sh    # or: INSTANCES=2 bash bench/load.sh
 #   STORE=postgres://postgres@127.0.0.1:5432/test NEAR_CACHE=off bash bench/instances.sh
 #
 # Every server shares CPU SERVER_CPU (default 0) and wrk runs on WRK_CPU (default 1): on this

@@ -11,6 +11,7 @@
 #   STORE=redis://127.0.0.1:6379 bash bench/load.sh                 # near-cache on (default)
 #   STORE=postgres://postgres@127.0.0.1:5432/test NEAR_CACHE=off bash bench/load.sh
 #   THREADS=1 CONNECTIONS=32 bash bench/load.sh     # the setting other OAuth servers quote
+#   STORE=redis://127.0.0.1:6379 INSTANCES=2 bash bench/load.sh   # two instances: bench/instances.sh
 #
 # With STORE set, a second server on the memory store (PORT+1) runs the protected, client
 # credentials and refresh workloads in the same rounds, so the shared store's rows come with
@@ -22,6 +23,11 @@
 # server is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# Several instances on one store are bench/instances.sh's run (its own rounds and probe).
+if [ "${INSTANCES:-1}" -gt 1 ]; then
+  exec bash bench/instances.sh
+fi
 
 DURATION=${DURATION:-8s}
 ROUNDS=${ROUNDS:-5}
