@@ -23,7 +23,8 @@
 //! 1000) pre-issued refresh tokens to FILE, one a line, for chained refresh load.
 //! `--store URL` runs on Redis or PostgreSQL instead of memory (keys under
 //! `tower-oauth2-bench:`, tables in schema `tower_oauth2_bench`), with the near-cache unless
-//! `--near-cache off` (env `NEAR_CACHE`); `--access-token-lifetime`,
+//! `--near-cache off` (env `NEAR_CACHE`) and a PostgreSQL pool of `--pool-size` connections (env
+//! `POOL_SIZE`, default 32); `--access-token-lifetime`,
 //! `--refresh-token-lifetime` and `--sweep-interval` (seconds) shorten lifetimes for the soak
 //! (`bench/soak.sh`), which also uses `POST /oauth/revoke`.
 
@@ -75,6 +76,7 @@ struct Options {
     refresh_lifetime: Option<u64>,
     sweep: Option<u64>,
     near_cache: bool,
+    pool_size: usize,
 }
 
 fn options() -> Result<Options, String> {
@@ -86,6 +88,10 @@ fn options() -> Result<Options, String> {
         refresh_lifetime: None,
         sweep: None,
         near_cache: !matches!(std::env::var("NEAR_CACHE").as_deref(), Ok("off")),
+        pool_size: std::env::var("POOL_SIZE")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(32),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -101,6 +107,9 @@ fn options() -> Result<Options, String> {
                 o.refresh_lifetime = Some(value()?.parse().map_err(|_| "seconds")?)
             }
             "--sweep-interval" => o.sweep = Some(value()?.parse().map_err(|_| "seconds")?),
+            "--pool-size" => {
+                o.pool_size = value()?.parse().map_err(|_| "--pool-size takes a number")?
+            }
             "--near-cache" => {
                 o.near_cache = match value()?.as_str() {
                     "on" => true,
@@ -117,6 +126,7 @@ fn options() -> Result<Options, String> {
 async fn open_store(
     url: Option<&str>,
     sweep: Option<u64>,
+    pool_size: usize,
 ) -> Result<Arc<dyn TokenStore>, Box<dyn std::error::Error>> {
     Ok(match url {
         None => Arc::new(MemoryStore::with_sweep_interval(
@@ -131,7 +141,7 @@ async fn open_store(
         Some(u) => {
             let s = PostgresStore::builder(u)
                 .schema("tower_oauth2_bench")
-                .pool_size(32)
+                .pool_size(pool_size)
                 .build()?;
             s.migrate().await?;
             Arc::new(s)
@@ -170,7 +180,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             c.near_cache.enabled = opts.near_cache;
         })
-        .shared_store(open_store(opts.store.as_deref(), opts.sweep).await?)
+        .shared_store(open_store(opts.store.as_deref(), opts.sweep, opts.pool_size).await?)
         .build()?;
 
     if let Some(path) = &opts.refresh_tokens {
