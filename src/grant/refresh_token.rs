@@ -48,9 +48,15 @@ pub(super) async fn exchange(
     let invalid = || OAuthError::invalid_grant("invalid refresh token");
 
     // Two reads at most: the second only after losing a compare-and-set, when the token is
-    // no longer active and step 2 decides.
-    for _ in 0..2 {
-        let record = store.find_refresh_token(&hash).await?.ok_or_else(invalid)?;
+    // no longer active and step 2 decides. The first may be answered from what this instance
+    // already knows of the token (a near-cache): the compare-and-set checks it in the store.
+    for attempt in 0..2 {
+        let found = if attempt == 0 {
+            store.find_refresh_token_to_use(&hash).await?
+        } else {
+            store.find_refresh_token(&hash).await?
+        };
+        let record = found.ok_or_else(invalid)?;
         // RFC 6749 §6: a refresh token is bound to the client it was issued to; only that client may
         // use it.
         if *record.grant.client_id != *client.id() {

@@ -494,6 +494,19 @@ pub trait TokenStore: Send + Sync + 'static {
         hash: &TokenHash,
     ) -> Result<Option<RefreshTokenRecord>, StoreError>;
 
+    /// The refresh token about to be used: [`find_refresh_token`](Self::find_refresh_token), or a
+    /// record of it this instance read or wrote earlier, when the caller's next step is the
+    /// [`rotate_refresh_token`](Self::rotate_refresh_token) compare-and-set — which re-checks
+    /// its state, generation, expiry and family in the store, so a stale record costs a
+    /// conflict and a fresh read, never a wrong answer. The client, scope and family end a
+    /// record carries never change. Default: `find_refresh_token`.
+    async fn find_refresh_token_to_use(
+        &self,
+        hash: &TokenHash,
+    ) -> Result<Option<RefreshTokenRecord>, StoreError> {
+        self.find_refresh_token(hash).await
+    }
+
     /// [`find_access_token`](Self::find_access_token) answered without waiting, for stores that
     /// can (memory): the bearer layer's fast path, with no future to allocate. `None` (the
     /// default) means "ask asynchronously".
@@ -585,6 +598,12 @@ impl<T: TokenStore + ?Sized> TokenStore for Arc<T> {
         hash: &TokenHash,
     ) -> Result<Option<RefreshTokenRecord>, StoreError> {
         (**self).find_refresh_token(hash).await
+    }
+    async fn find_refresh_token_to_use(
+        &self,
+        hash: &TokenHash,
+    ) -> Result<Option<RefreshTokenRecord>, StoreError> {
+        (**self).find_refresh_token_to_use(hash).await
     }
     fn find_access_token_now(
         &self,

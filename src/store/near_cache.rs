@@ -14,7 +14,7 @@ use dashmap::DashMap;
 use super::{
     AccessTokenRecord, AuthorizationCodeRecord, GrantFilter, GrantRecord, Invalidation,
     InvalidationListener, NewAccessToken, NewRefreshToken, Outbox, PendingRequest, Redemption,
-    RefreshTokenRecord, Rotation, RotationOutcome, TokenStore,
+    RefreshTokenRecord, RefreshTokenState, Rotation, RotationOutcome, TokenStore,
 };
 use crate::{
     clock::{Clock, UnixTime},
@@ -119,6 +119,9 @@ struct Shared {
     /// Revocations made here, by barrier number, with the instances yet to confirm them.
     barriers: Mutex<HashMap<u64, Barrier>>,
     next_barrier: AtomicU64,
+    /// Active refresh tokens this instance issued or read, for a refresh in one round trip
+    /// ([`TokenStore::find_refresh_token_to_use`]); a record is dropped when used or found stale.
+    refresh: DashMap<TokenHash, RefreshTokenRecord>,
 }
 
 /// A revocation made here, waiting for the other instances' confirmations.
@@ -353,10 +356,19 @@ impl Shared {
         outbox.as_ref().is_some_and(|o| o.publish(message))
     }
 
-    fn heard_from(&self, peer: u64) {
-        if peer != self.id {
-            let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
-            peers.insert(peer, std::time::Instant::now());
+    /// Note that `peer` spoke; whether it was unknown until now.
+    fn heard_from(&self, peer: u64) -> bool {
+        if peer == self.id {
+            return false;
+        }
+        let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
+        peers.insert(peer, std::time::Instant::now()).is_none()
+    }
+
+    /// A hello from `peer`: a newcomer learns of this instance at once, not at its next hello.
+    fn greeted_by(&self, peer: u64) {
+        if self.heard_from(peer) {
+            self.publish(format!("~hi:{:x}", self.id));
         }
     }
 
@@ -368,7 +380,7 @@ impl Shared {
         let kind = parts.next();
         let mut id = || parts.next().and_then(|p| u64::from_str_radix(p, 16).ok());
         match (kind, id(), id(), id()) {
-            (Some("hi"), Some(peer), None, None) => self.heard_from(peer),
+            (Some("hi"), Some(peer), None, None) => self.greeted_by(peer),
             (Some("m"), Some(origin), Some(n), None) if origin != self.id => {
                 self.heard_from(origin);
                 // Every announcement before the barrier has been applied: messages come in order.
@@ -519,6 +531,7 @@ impl NearCache {
                 peers: Mutex::new(HashMap::new()),
                 barriers: Mutex::new(HashMap::new()),
                 next_barrier: AtomicU64::new(0),
+                refresh: DashMap::new(),
             }),
             started: Arc::new(AtomicBool::new(false)),
         }
@@ -650,6 +663,32 @@ impl NearCache {
         published
     }
 
+    /// Remember an active refresh token, within the entry bound (expired ones go first).
+    fn remember_refresh(&self, record: RefreshTokenRecord) {
+        let memo = &self.shared.refresh;
+        if memo.len() >= self.shared.config.max_entries {
+            let now = self.clock.now();
+            memo.retain(|_, r| r.expires_at > now);
+        }
+        if memo.len() < self.shared.config.max_entries {
+            memo.insert(record.hash, record);
+        }
+    }
+
+    /// A new active refresh token of `grant`, issued with `access`.
+    fn remember_new_refresh(&self, grant: GrantRecord, access: TokenHash, r: &NewRefreshToken) {
+        self.remember_refresh(RefreshTokenRecord {
+            hash: r.hash,
+            grant,
+            issued_at: r.issued_at,
+            expires_at: r.expires_at,
+            generation: r.generation,
+            family_generation: r.generation,
+            access_token: Some(access),
+            state: RefreshTokenState::Active,
+        });
+    }
+
     fn cached(&self, hash: &TokenHash) -> Option<AccessTokenRecord> {
         if !self.shared.up.load(Ordering::Acquire) {
             return None;
@@ -668,7 +707,12 @@ impl TokenStore for NearCache {
         refresh: Option<NewRefreshToken>,
     ) -> Result<(), StoreError> {
         self.start();
-        self.store.create_grant(grant, access, refresh).await
+        let remembered = refresh.clone().map(|r| (grant.clone(), access.hash, r));
+        self.store.create_grant(grant, access, refresh).await?;
+        if let Some((grant, access, r)) = remembered {
+            self.remember_new_refresh(grant, access, &r);
+        }
+        Ok(())
     }
 
     async fn find_access_token(
@@ -711,6 +755,26 @@ impl TokenStore for NearCache {
         self.store.find_refresh_token(hash).await
     }
 
+    /// From what this instance knows of the token when it can (one round trip for the
+    /// refresh: the rotation's compare-and-set), else from the store.
+    async fn find_refresh_token_to_use(
+        &self,
+        hash: &TokenHash,
+    ) -> Result<Option<RefreshTokenRecord>, StoreError> {
+        self.start();
+        if let Some(known) = self.shared.refresh.get(hash) {
+            return Ok(Some(known.clone()));
+        }
+        let found = self.store.find_refresh_token(hash).await?;
+        if let Some(r) = found
+            .as_ref()
+            .filter(|r| r.state == RefreshTokenState::Active)
+        {
+            self.remember_refresh(r.clone());
+        }
+        Ok(found)
+    }
+
     async fn rotate_refresh_token(
         &self,
         rotation: Rotation,
@@ -720,7 +784,26 @@ impl TokenStore for NearCache {
             .previous_access
             .filter(|_| rotation.revoke_previous_access);
         let echo = replaced.and_then(|h| self.expect_echo(&Invalidation::AccessToken(h)));
-        let outcome = self.store.rotate_refresh_token(rotation).await?;
+        let (presented, access, successor) = (
+            rotation.presented,
+            rotation.access.hash,
+            rotation.refresh.clone(),
+        );
+        let outcome = self.store.rotate_refresh_token(rotation).await;
+        // What this instance knew of the presented token is used up (rotated) or stale
+        // (conflict, or an error that leaves its state unknown).
+        let known = self.shared.refresh.remove(&presented).map(|(_, r)| r);
+        let outcome = outcome?;
+        if let (RotationOutcome::Rotated, Some(mut known)) = (outcome, known) {
+            match successor {
+                Some(next) => self.remember_new_refresh(known.grant, access, &next),
+                None => {
+                    // Rotation off: the same token stays active, now with this access token.
+                    known.access_token = Some(access);
+                    self.remember_refresh(known);
+                }
+            }
+        }
         // The replaced access token (`on_refresh`), here at once and, like any revocation, on
         // the other instances before the new pair is returned.
         if let Some(hash) = replaced {
@@ -781,7 +864,12 @@ impl TokenStore for NearCache {
         refresh: Option<NewRefreshToken>,
     ) -> Result<Redemption, StoreError> {
         self.start();
-        self.store.redeem_code(hash, grant, access, refresh).await
+        let remembered = refresh.clone().map(|r| (grant.clone(), access.hash, r));
+        let redemption = self.store.redeem_code(hash, grant, access, refresh).await?;
+        if let (Redemption::Redeemed, Some((grant, access, r))) = (redemption, remembered) {
+            self.remember_new_refresh(grant, access, &r);
+        }
+        Ok(redemption)
     }
 
     async fn create_pending(&self, pending: PendingRequest) -> Result<(), StoreError> {
@@ -832,6 +920,8 @@ mod tests {
         hold: Mutex<Option<Arc<tokio::sync::Notify>>>,
         /// Where revocations are announced, when several instances share this store.
         bus: Option<Arc<Bus>>,
+        /// Refresh-token reads that reached the store.
+        refresh_reads: AtomicUsize,
     }
 
     impl Announcing {
@@ -866,6 +956,7 @@ mod tests {
             &self,
             h: &TokenHash,
         ) -> Result<Option<RefreshTokenRecord>, StoreError> {
+            self.refresh_reads.fetch_add(1, Ordering::SeqCst);
             self.memory.find_refresh_token(h).await
         }
         async fn rotate_refresh_token(&self, r: Rotation) -> Result<RotationOutcome, StoreError> {
@@ -1219,11 +1310,17 @@ mod tests {
         let b_gate = open();
         bus.join(&a, open());
         bus.join(&b, Arc::clone(&b_gate));
-        // Each has heard the other's hello.
-        while a.shared.peers.lock().unwrap().is_empty() || b.shared.peers.lock().unwrap().is_empty()
-        {
-            tokio::task::yield_now().await;
-        }
+        // Each has heard the other's hello (the one who joined first answers the newcomer's).
+        let known = async {
+            while a.shared.peers.lock().unwrap().is_empty()
+                || b.shared.peers.lock().unwrap().is_empty()
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(5), known)
+            .await
+            .expect("the instances learn of each other");
         let s = Setup {
             store: Arc::new(Announcing::default()),
             cache: a.clone(),
@@ -1248,5 +1345,116 @@ mod tests {
         assert!(revoking.await.unwrap().unwrap());
         assert_eq!(b.stats().entries, 0, "applied on B before A returned");
         assert!(b.find_access_token_now(&at.hash()).is_none());
+    }
+
+    #[tokio::test]
+    async fn a_refresh_token_issued_here_is_used_without_a_read_and_a_stale_one_is_read_again() {
+        let s = setup(NearCacheConfig::default());
+        let reads = || s.store.refresh_reads.load(Ordering::SeqCst);
+        let scope = Scope::parse("read").unwrap();
+        let grant = GrantRecord {
+            id: GrantId::generate(),
+            client_id: Arc::from("app"),
+            subject: Some(Arc::from("alice")),
+            scope: scope.clone(),
+            grant_type: GrantType::Password,
+            created_at: NOW,
+            expires_at: None,
+        };
+        let new_access = || NewAccessToken {
+            hash: token::generate().hash(),
+            scope: scope.clone(),
+            issued_at: NOW,
+            expires_at: NOW + 3600,
+        };
+        let new_refresh = |generation| NewRefreshToken {
+            hash: token::generate().hash(),
+            issued_at: NOW,
+            expires_at: NOW + 86_400,
+            generation,
+        };
+        let first = new_refresh(0);
+        let access = new_access();
+        s.cache
+            .create_grant(grant.clone(), access.clone(), Some(first.clone()))
+            .await
+            .unwrap();
+        // Known here: no read.
+        let known = s
+            .cache
+            .find_refresh_token_to_use(&first.hash)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((known.grant.id, known.generation), (grant.id, 0));
+        assert_eq!(known.access_token, Some(access.hash));
+        assert_eq!(reads(), 0);
+        // Introspection and revocation read the store, always.
+        assert!(
+            s.cache
+                .find_refresh_token(&first.hash)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert_eq!(reads(), 1);
+        // Rotated here: the successor is known, the presented token no longer.
+        let next = new_refresh(1);
+        let rotation = |presented, generation, refresh: Option<NewRefreshToken>| Rotation {
+            presented,
+            generation,
+            access: new_access(),
+            refresh,
+            sealed: None,
+            revoke_previous_access: false,
+            previous_access: None,
+            now: NOW,
+        };
+        let outcome = s
+            .cache
+            .rotate_refresh_token(rotation(first.hash, 0, Some(next.clone())))
+            .await
+            .unwrap();
+        assert_eq!(outcome, RotationOutcome::Rotated);
+        let succ = s
+            .cache
+            .find_refresh_token_to_use(&next.hash)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((succ.generation, succ.grant.id), (1, grant.id));
+        assert_eq!(reads(), 1);
+        let old = s
+            .cache
+            .find_refresh_token_to_use(&first.hash)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            matches!(old.state, RefreshTokenState::Rotated { .. }),
+            "read from the store"
+        );
+        assert_eq!(reads(), 2);
+        // Rotated elsewhere (behind this instance's back): the compare-and-set refuses, the
+        // record is dropped, and the next use reads the store.
+        s.store
+            .memory
+            .rotate_refresh_token(rotation(next.hash, 1, Some(new_refresh(2))))
+            .await
+            .unwrap();
+        let stale = s
+            .cache
+            .rotate_refresh_token(rotation(next.hash, 1, Some(new_refresh(2))))
+            .await
+            .unwrap();
+        assert_eq!(stale, RotationOutcome::Conflict);
+        let fresh = s
+            .cache
+            .find_refresh_token_to_use(&next.hash)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(matches!(fresh.state, RefreshTokenState::Rotated { .. }));
+        assert_eq!(reads(), 3);
     }
 }
