@@ -193,16 +193,7 @@ async fn a_resource_server_elsewhere_accepts_the_quickstarts_jwts_with_no_call_p
     let issuer = format!("http://localhost:{port}");
     let v = JwtValidator::from_issuer(&issuer, &issuer).build().unwrap();
     let at = demo_access_token(port).await;
-    let check = |token: String| {
-        let layer = BearerLayer::with_validator(v.clone(), "api");
-        async move {
-            let req = http::Request::get("/")
-                .header("authorization", format!("Bearer {token}"))
-                .body(http_body_util::Full::new(bytes::Bytes::new()))
-                .unwrap();
-            crate::support::call_protected(layer, req).await
-        }
-    };
+    let check = |token: String| bearer(BearerLayer::with_validator(v.clone(), "api"), token);
     let r = check(at.clone()).await;
     assert_eq!(r.status, 200);
     assert_eq!(
@@ -221,16 +212,8 @@ async fn a_resource_server_elsewhere_accepts_the_quickstarts_jwts_with_no_call_p
     .build()
     .unwrap();
     let both = tower_oauth2::bearer::Both::new(v.clone(), live);
-    let guarded = |token: String| {
-        let layer = BearerLayer::with_validator(both.clone(), "payments");
-        async move {
-            let req = http::Request::get("/")
-                .header("authorization", format!("Bearer {token}"))
-                .body(http_body_util::Full::new(bytes::Bytes::new()))
-                .unwrap();
-            crate::support::call_protected(layer, req).await
-        }
-    };
+    let guarded =
+        |token: String| bearer(BearerLayer::with_validator(both.clone(), "payments"), token);
     let second = demo_access_token(port).await;
     let r = guarded(second.clone()).await;
     assert_eq!(r.status, 200);
@@ -275,4 +258,13 @@ async fn demo_access_token(port: u16) -> String {
     .await
     .assert_token();
     v["access_token"].as_str().unwrap().to_owned()
+}
+
+/// `token` presented to `layer` as a bearer token.
+async fn bearer(layer: tower_oauth2::BearerLayer, token: String) -> crate::support::Reply {
+    let req = http::Request::get("/")
+        .header("authorization", format!("Bearer {token}"))
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    crate::support::call_protected(layer, req).await
 }
