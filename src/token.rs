@@ -1,17 +1,25 @@
 //! Token generation and hashing.
 //!
-//! Tokens are 32 bytes (256 bits) from the thread-local CSPRNG (ChaCha12, seeded and reseeded
-//! from the operating system), written as URL-safe base64 without padding: 43 characters from the
-//! RFC 6750 `b64token` set that survive form encoding unescaped. Stores keep only
-//! [`TokenHash`]es, the SHA-256 of a token, compared in constant time.
+//! A token is 32 bytes (256 bits) from the thread-local CSPRNG (ChaCha12, seeded and reseeded
+//! from the operating system), written as URL-safe base64 without padding, after the three hex
+//! digits of its [`Route`]: 46 characters from the RFC 6750 `b64token` set that survive form
+//! encoding unescaped. The route names the grant a token belongs to, so a store that spreads
+//! grants over several servers (Redis Cluster) finds a token's grant without asking around; it
+//! is drawn at random for each grant and reveals nothing. Stores keep only [`TokenHash`]es, the
+//! SHA-256 of the whole token, compared in constant time.
 //!
 //! ```
-//! use tower_oauth2::token::{generate, TokenHash};
+//! use tower_oauth2::token::{generate, generate_for, GrantId, TokenHash};
 //!
 //! let token = generate();
-//! assert_eq!(token.expose().len(), 43);
+//! assert_eq!(token.expose().len(), 46);
 //! assert_eq!(TokenHash::of(token.expose()), token.hash());
 //! assert!(!format!("{token:?}").contains(token.expose()));
+//!
+//! // The tokens of a grant carry its route, and so do their hashes.
+//! let grant = GrantId::generate();
+//! let access = generate_for(grant.route());
+//! assert_eq!(TokenHash::of(access.expose()).route(), Some(grant.route()));
 //! ```
 
 use std::{
@@ -40,6 +48,102 @@ pub enum AccessTokenFormat {
 /// Random bytes in a token.
 pub const TOKEN_BYTES: usize = 32;
 
+/// Characters in a generated token: its route's three hex digits, then 43 of base64url.
+pub const TOKEN_LEN: usize = ROUTE_DIGITS + 43;
+
+/// Hex digits of a route at the start of a token.
+const ROUTE_DIGITS: usize = 3;
+
+/// Which of 4096 shards a grant and all its tokens (and the code it came from) belong to: a store
+/// spread over several servers keeps one grant's records together by it (Redis Cluster's hash
+/// tag), and finds them from a token alone. Drawn at random per grant; not a secret, and not
+/// part of what makes a token unguessable (its 256 random bits are that).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Route(u16);
+
+impl Route {
+    /// How many routes there are.
+    pub const COUNT: u16 = 1 << (4 * ROUTE_DIGITS);
+
+    /// A random route.
+    pub fn random() -> Self {
+        Self((rand::rng().next_u32() % u32::from(Self::COUNT)) as u16)
+    }
+
+    /// Route number `n` (`0..COUNT`); `None` past the end.
+    pub fn new(n: u16) -> Option<Self> {
+        (n < Self::COUNT).then_some(Self(n))
+    }
+
+    /// Its number, `0..COUNT`.
+    pub fn get(self) -> u16 {
+        self.0
+    }
+
+    /// Every route, in order.
+    pub fn all() -> impl Iterator<Item = Self> {
+        (0..Self::COUNT).map(Self)
+    }
+
+    /// Three lower-case hex digits, as a token starts with.
+    pub fn to_hex(self) -> String {
+        format!("{:03x}", self.0)
+    }
+
+    /// Parse three hex digits (lower case, as [`to_hex`](Self::to_hex) writes them).
+    pub fn parse_hex(s: &str) -> Option<Self> {
+        let b = s.as_bytes();
+        if b.len() != ROUTE_DIGITS || !b.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) {
+            return None;
+        }
+        u16::from_str_radix(s, 16).ok().map(Self)
+    }
+
+    /// The route a presented token names: a generated token's first three digits, or for a
+    /// JWT this server signed, those of its `jti` (which is a generated token). `None` for
+    /// anything else (a token of an earlier version, or not one of ours); a wrong route only
+    /// makes a lookup find nothing, since the hash is of the whole token.
+    pub fn of_token(token: &str) -> Option<Self> {
+        if token.len() == TOKEN_LEN {
+            return Self::parse_hex(token.get(..ROUTE_DIGITS)?);
+        }
+        Self::of_jwt(token)
+    }
+
+    /// A JWT's route: its payload's `jti`'s. The payload is decoded, not verified: a route is
+    /// only where to look.
+    fn of_jwt(token: &str) -> Option<Self> {
+        /// Past this, a payload is not one of ours.
+        const MAX_PAYLOAD: usize = 8 << 10;
+        let mut parts = token.splitn(3, '.');
+        let (_, payload) = (parts.next()?, parts.next()?);
+        parts.next()?;
+        if payload.len() > MAX_PAYLOAD {
+            return None;
+        }
+        let json = URL_SAFE_NO_PAD.decode(payload).ok()?;
+        const JTI: &[u8] = b"\"jti\":\"";
+        let at = json.windows(JTI.len()).position(|w| w == JTI)? + JTI.len();
+        let jti = json.get(at..at + TOKEN_LEN + 1)?;
+        if jti[TOKEN_LEN] != b'"' {
+            return None;
+        }
+        Self::parse_hex(std::str::from_utf8(&jti[..ROUTE_DIGITS]).ok()?)
+    }
+}
+
+impl fmt::Debug for Route {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Route({:03x})", self.0)
+    }
+}
+
+impl fmt::Display for Route {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:03x}", self.0)
+    }
+}
+
 /// A freshly generated token: the only place its plaintext lives. `Debug` never shows it.
 #[derive(Clone)]
 pub struct SecretToken {
@@ -65,41 +169,68 @@ impl fmt::Debug for SecretToken {
     }
 }
 
-/// A token this server composed itself (a signed JWT), hashed as any other.
+/// A token this server composed itself (a signed JWT whose `jti` names `route`), hashed as any
+/// other.
 #[cfg(feature = "jwt")]
-pub(crate) fn issued(value: String) -> SecretToken {
+pub(crate) fn issued(value: String, route: Route) -> SecretToken {
     let hash = TokenHash::of(&value);
-    SecretToken { value, hash }
+    debug_assert_eq!(hash.route(), Some(route));
+    SecretToken {
+        value,
+        hash: hash.routed(route),
+    }
 }
 
-/// Generate a new 256-bit token.
+/// Generate a new 256-bit token on a random route (a code, a handle: what starts a grant or
+/// belongs to none).
 pub fn generate() -> SecretToken {
+    generate_for(Route::random())
+}
+
+/// Generate a new 256-bit token on `route`: a token of a grant goes on the grant's
+/// ([`GrantId::route`]).
+pub fn generate_for(route: Route) -> SecretToken {
     let mut bytes = [0u8; TOKEN_BYTES];
     rand::rng().fill_bytes(&mut bytes);
-    let value = URL_SAFE_NO_PAD.encode(bytes);
+    let mut value = String::with_capacity(TOKEN_LEN);
+    value.push_str(&route.to_hex());
+    URL_SAFE_NO_PAD.encode_string(bytes, &mut value);
     let hash = TokenHash::of(&value);
     SecretToken { value, hash }
 }
 
-/// The SHA-256 of a token: what stores keep and look up.
+/// The SHA-256 of a token: what stores keep and look up, with the token's [`Route`] when it
+/// names one (the route is where to look, not part of the identity: equality and hashing are of
+/// the digest alone).
 ///
 /// Equality is constant-time. `Debug` shows only a short prefix, enough to correlate log lines.
 #[derive(Clone, Copy)]
-pub struct TokenHash([u8; 32]);
+pub struct TokenHash([u8; 32], Option<Route>);
 
 impl TokenHash {
     /// Hash a presented token.
     pub fn of(token: &str) -> Self {
         let bytes = token.as_bytes();
+        let route = Route::of_token(token);
         if bytes.len() <= MAX_ONE_BLOCK {
-            return Self(sha256_one_block(bytes));
+            return Self(sha256_one_block(bytes), route);
         }
-        Self(Sha256::digest(bytes).into())
+        Self(Sha256::digest(bytes).into(), route)
     }
 
-    /// Wrap raw hash bytes read back from a store.
+    /// Wrap raw hash bytes read back from a store (no route).
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
-        Self(bytes)
+        Self(bytes, None)
+    }
+
+    /// The route of the token hashed, when it names one ([`Route::of_token`]).
+    pub fn route(&self) -> Option<Route> {
+        self.1
+    }
+
+    /// The same hash on `route` (a store that knows a token's grant knows its route).
+    pub fn routed(self, route: Route) -> Self {
+        Self(self.0, Some(route))
     }
 
     /// The raw bytes.
@@ -123,11 +254,11 @@ impl TokenHash {
             let pair = std::str::from_utf8(pair).ok()?;
             *byte = u8::from_str_radix(pair, 16).ok()?;
         }
-        Some(Self(bytes))
+        Some(Self(bytes, None))
     }
 }
 
-/// The longest message SHA-256 pads into a single 64-byte block (our tokens are 43 bytes).
+/// The longest message SHA-256 pads into a single 64-byte block (our tokens are 46 bytes).
 const MAX_ONE_BLOCK: usize = 55;
 
 /// SHA-256 of a message of at most [`MAX_ONE_BLOCK`] bytes: the padded block is built on the
@@ -210,10 +341,26 @@ impl fmt::Debug for TokenHash {
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct GrantId(u128);
 
+/// Bits of a grant id below its route.
+const GRANT_ROUTE_SHIFT: u32 = 128 - 4 * ROUTE_DIGITS as u32;
+
 impl GrantId {
-    /// A new random grant id.
+    /// A new random grant id, on a random route.
     pub fn generate() -> Self {
-        Self(rand::rng().next_u64() as u128 | ((rand::rng().next_u64() as u128) << 64))
+        Self::generate_in(Route::random())
+    }
+
+    /// A new random grant id on `route` (a grant from a code goes on the code's route, so a
+    /// store can redeem the one and create the other in one atomic step).
+    pub fn generate_in(route: Route) -> Self {
+        let random = rand::rng().next_u64() as u128 | ((rand::rng().next_u64() as u128) << 64);
+        let low = random & ((1u128 << GRANT_ROUTE_SHIFT) - 1);
+        Self(low | (u128::from(route.0) << GRANT_ROUTE_SHIFT))
+    }
+
+    /// Its route: the top twelve bits, which its tokens carry in the clear.
+    pub fn route(self) -> Route {
+        Route((self.0 >> GRANT_ROUTE_SHIFT) as u16)
     }
 
     /// The raw value.
@@ -339,5 +486,46 @@ mod tests {
     fn grant_id_round_trips_through_hex() {
         let id = GrantId::generate();
         assert_eq!(GrantId::parse_hex(&id.to_string()), Some(id));
+    }
+
+    #[test]
+    fn routes_ride_in_tokens_and_grant_ids() {
+        for n in [0, 1, 0xabc, Route::COUNT - 1] {
+            let route = Route::new(n).unwrap();
+            let id = GrantId::generate_in(route);
+            assert_eq!(id.route(), route);
+            assert_eq!(id.to_string()[..3], route.to_hex());
+            let token = generate_for(route);
+            assert_eq!(token.expose().len(), TOKEN_LEN);
+            assert!(token.expose().starts_with(&route.to_hex()));
+            assert_eq!(token.hash().route(), Some(route));
+            assert_eq!(Route::parse_hex(&route.to_hex()), Some(route));
+        }
+        assert_eq!(Route::new(Route::COUNT), None);
+        assert_eq!(Route::all().count(), usize::from(Route::COUNT));
+        // What names no route: an old 43-character token, other lengths, upper-case digits.
+        assert_eq!(Route::of_token(&"a".repeat(43)), None);
+        assert_eq!(Route::of_token(&format!("ABC{}", "a".repeat(43))), None);
+        assert_eq!(Route::of_token("abc"), None);
+        assert_eq!(Route::of_token(""), None);
+        // The route is where to look, not identity.
+        let t = generate();
+        assert_eq!(TokenHash::from_bytes(*t.hash().as_bytes()), t.hash());
+    }
+
+    #[test]
+    fn a_jwt_names_its_jti_route() {
+        let jti = generate_for(Route::new(0x5e1).unwrap());
+        let payload = URL_SAFE_NO_PAD.encode(format!(
+            r#"{{"iss":"https://as.example","jti":"{}","exp":1}}"#,
+            jti.expose()
+        ));
+        let jwt = format!("eyJhbGciOiJFUzI1NiJ9.{payload}.c2ln");
+        assert_eq!(Route::of_token(&jwt), Route::new(0x5e1));
+        // A jti that is not one of ours, a payload that is not base64url, or not three parts.
+        let other = URL_SAFE_NO_PAD.encode(r#"{"jti":"abc"}"#);
+        assert_eq!(Route::of_token(&format!("e30.{other}.c2ln")), None);
+        assert_eq!(Route::of_token("e30.%%%.c2ln"), None);
+        assert_eq!(Route::of_token(&format!("e30.{payload}")), None);
     }
 }

@@ -485,7 +485,10 @@ fn new_grant(
     id: GrantId,
     now: u64,
 ) -> (GrantRecord, NewAccessToken, NewRefreshToken, String, String) {
-    let (at, rt) = (token::generate(), token::generate());
+    let (at, rt) = (
+        token::generate_for(id.route()),
+        token::generate_for(id.route()),
+    );
     let scope = Scope::parse("read").expect("a valid scope");
     let grant = GrantRecord {
         id,
@@ -523,9 +526,11 @@ pub async fn code_redeemed_twice_in_the_store(store: Arc<dyn TokenStore>) {
     let h = Harness::new(Arc::clone(&store), |_| {});
     let (code, _) = spa_code(&h).await;
     let hash = TokenHash::of(&code);
+    // A grant from a code goes on the code's route (one slot of a cluster for both).
+    let route = hash.route().expect("a code names its route");
     let now = h.now();
-    let (first, a1, r1, at1, _) = new_grant(GrantId::generate(), now);
-    let (second, a2, r2, at2, _) = new_grant(GrantId::generate(), now);
+    let (first, a1, r1, at1, _) = new_grant(GrantId::generate_in(route), now);
+    let (second, a2, r2, at2, _) = new_grant(GrantId::generate_in(route), now);
     let first_id = first.id;
     let redeemed = store.redeem_code(&hash, first, a1, Some(r1)).await.unwrap();
     assert_eq!(redeemed, Redemption::Redeemed);
@@ -540,7 +545,7 @@ pub async fn code_redeemed_twice_in_the_store(store: Arc<dyn TokenStore>) {
         "the second redemption created a grant"
     );
     let missing = TokenHash::of(token::generate().expose());
-    let (g, a, r, _, _) = new_grant(GrantId::generate(), now);
+    let (g, a, r, _, _) = new_grant(GrantId::generate_in(missing.route().unwrap()), now);
     assert_eq!(
         store.redeem_code(&missing, g, a, Some(r)).await.unwrap(),
         Redemption::Missing

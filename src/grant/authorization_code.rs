@@ -222,9 +222,13 @@ pub(super) async fn exchange(
         }
         (None, None) => {}
     }
+    // The grant goes on the code's route, so the store redeems the one and creates the other in
+    // one atomic step wherever it keeps them.
+    let route = hash.route().unwrap_or_else(crate::token::Route::random);
     let new = NewGrant::prepare(
         server,
         client,
+        route,
         Some(Arc::clone(&record.subject)),
         record.scope.clone(),
         GrantType::AuthorizationCode,

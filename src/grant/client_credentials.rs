@@ -18,7 +18,14 @@ pub(super) async fn exchange(
         ));
     }
     let scope = resolve_scope(&server.inner.config, client, form.get("scope"))?;
-    NewGrant::prepare(server, client, None, scope, GrantType::ClientCredentials)?
-        .create(server)
-        .await
+    NewGrant::prepare(
+        server,
+        client,
+        crate::token::Route::random(),
+        None,
+        scope,
+        GrantType::ClientCredentials,
+    )?
+    .create(server)
+    .await
 }

@@ -115,10 +115,11 @@ pub(crate) fn parse_scope(config: &Config, requested: &str) -> Result<Scope, OAu
 
 /// A new access token for `client`, issued `now`, living the configured lifetime but never past
 /// the family's end: opaque, or a JWT (RFC 9068) carrying what it is for, as the client's or the
-/// server's format says. Either way the store keeps only its hash.
+/// server's format says, on the grant's `route`. Either way the store keeps only its hash.
 pub(crate) fn mint_access_token(
     server: &AuthServer,
     client: &Client,
+    route: token::Route,
     subject: Option<&str>,
     scope: Scope,
     now: UnixTime,
@@ -130,14 +131,14 @@ pub(crate) fn mint_access_token(
         .access_token_format_override()
         .unwrap_or(server.config().access_token_format);
     let token = match format {
-        crate::config::AccessTokenFormat::Opaque => token::generate(),
+        crate::config::AccessTokenFormat::Opaque => token::generate_for(route),
         #[cfg(feature = "jwt")]
         crate::config::AccessTokenFormat::Jwt => {
-            jwt_access_token(server, client, subject, &scope, now, expires_at)?
+            jwt_access_token(server, client, route, subject, &scope, now, expires_at)?
         }
         #[cfg(not(feature = "jwt"))]
         crate::config::AccessTokenFormat::Jwt => {
-            let _ = subject;
+            let _ = (subject, route);
             tracing::error!(
                 client_id = client.id(),
                 "JWT access tokens need the crate's `jwt` feature"
@@ -158,6 +159,7 @@ pub(crate) fn mint_access_token(
 fn jwt_access_token(
     server: &AuthServer,
     client: &Client,
+    route: token::Route,
     subject: Option<&str>,
     scope: &Scope,
     issued_at: UnixTime,
@@ -180,8 +182,9 @@ fn jwt_access_token(
     } else {
         &config.access_token_audience[..]
     };
-    // The jti is the token's randomness: 256 bits, so no two tokens (and hashes) are alike.
-    let jti = token::generate();
+    // The jti is the token's randomness: 256 bits, so no two tokens (and hashes) are alike. It
+    // carries the grant's route, so a store finds the JWT's record as an opaque token's.
+    let jti = token::generate_for(route);
     let sub = subject.unwrap_or(client.id());
     let extra = crate::jose::extra_claims(
         server.inner.claims_hook.as_deref(),
@@ -206,7 +209,7 @@ fn jwt_access_token(
     let jwt = keys
         .sign(&claims)
         .map_err(|_| misconfigured("a JWT access token could not be signed"))?;
-    Ok(token::issued(jwt))
+    Ok(token::issued(jwt, route))
 }
 
 /// A grant about to be created, with its first tokens.
@@ -219,10 +222,12 @@ pub(crate) struct NewGrant {
 }
 
 impl NewGrant {
-    /// Prepare a grant for `client`, deciding whether it gets a refresh token.
+    /// Prepare a grant for `client` on `route` (a code's, or a random one), deciding whether it
+    /// gets a refresh token.
     pub(crate) fn prepare(
         server: &AuthServer,
         client: &Client,
+        route: token::Route,
         subject: Option<Arc<str>>,
         scope: Scope,
         grant_type: GrantType,
@@ -243,7 +248,7 @@ impl NewGrant {
             })
             .flatten();
         let record = GrantRecord {
-            id: GrantId::generate(),
+            id: GrantId::generate_in(route),
             client_id: Arc::clone(client.id_arc()),
             subject,
             scope: scope.clone(),
@@ -254,13 +259,14 @@ impl NewGrant {
         let (access_token, access) = mint_access_token(
             server,
             client,
+            route,
             record.subject.as_deref(),
             scope,
             now,
             family_end,
         )?;
         let (refresh_token, refresh) = if issue_refresh {
-            let t = token::generate();
+            let t = token::generate_for(route);
             let r = NewRefreshToken {
                 hash: t.hash(),
                 issued_at: now,

@@ -31,6 +31,7 @@ pub(super) async fn exchange(
     NewGrant::prepare(
         server,
         client,
+        crate::token::Route::random(),
         Some(Arc::from(subject)),
         scope,
         GrantType::Password,

@@ -119,15 +119,17 @@ fn prepare(
     let family_end = record.grant.expires_at;
     // RFC 9700 §2.2.2: public clients' refresh tokens are always sender-constrained or rotated.
     let rotate = config.rotate_refresh_token || !client.is_confidential();
+    let route = record.grant.id.route();
     let (access_token, access) = mint_access_token(
         server,
         client,
+        route,
         record.grant.subject.as_deref(),
         scope.clone(),
         now,
         family_end,
     )?;
-    let successor = rotate.then(token::generate);
+    let successor = rotate.then(|| token::generate_for(route));
     let refresh = successor.as_ref().map(|t| NewRefreshToken {
         hash: t.hash(),
         issued_at: now,
@@ -170,6 +172,9 @@ fn prepare(
         revoke_previous_access: matches!(config.on_refresh, OnRefresh::RevokeAccessTokens),
         previous_access: record.access_token,
         now,
+        grant: record.grant.id,
+        client_id: Arc::clone(&record.grant.client_id),
+        subject: record.grant.subject.clone(),
     };
     Ok((rotation, response))
 }

@@ -624,6 +624,9 @@ impl TokenStore for MemoryStore {
             revoke_previous_access,
             now,
             previous_access: _,
+            grant: _,
+            client_id: _,
+            subject: _,
         } = rotation;
         let inner = &self.inner;
         // The presented token's entry stays locked until the rotation is recorded: that lock is

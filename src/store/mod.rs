@@ -199,6 +199,14 @@ pub struct Rotation {
     pub previous_access: Option<TokenHash>,
     /// The time of the rotation.
     pub now: UnixTime,
+    /// The family ([`RefreshTokenRecord::grant`]): a store spread over several servers finds
+    /// it by its route.
+    pub grant: GrantId,
+    /// The family's client, for a store that keeps its client index apart from the grant
+    /// (Redis Cluster) and extends it as the family lives on.
+    pub client_id: Arc<str>,
+    /// The family's user, likewise.
+    pub subject: Option<Arc<str>>,
 }
 
 /// What [`TokenStore::rotate_refresh_token`] did.
@@ -471,6 +479,12 @@ pub(crate) fn redact_url(url: &str) -> String {
 /// Implementations take `&self` and are shared behind an `Arc`; they must not serialise
 /// unrelated requests behind one lock. Methods that change state are atomic as documented.
 /// Failures are [`StoreError`]s, which endpoints answer with 503.
+///
+/// Callers keep one grant's records on one [`Route`](crate::token::Route), as the grant types
+/// do: its tokens are made with [`token::generate_for`](crate::token::generate_for) on
+/// [`GrantId::route`], and a grant from a code gets an id on the code's route
+/// ([`GrantId::generate_in`]). A store spread over several servers (the Redis Cluster store)
+/// keys by it and refuses records that break it; others may ignore it.
 #[async_trait]
 pub trait TokenStore: Send + Sync + 'static {
     /// Create a grant with its first access token and, optionally, refresh token.

@@ -1409,6 +1409,9 @@ mod tests {
             revoke_previous_access: false,
             previous_access: None,
             now: NOW,
+            grant: GrantId::from_u128(1),
+            client_id: Arc::from("app"),
+            subject: None,
         };
         let outcome = s
             .cache

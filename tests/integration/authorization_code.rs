@@ -22,7 +22,7 @@ fn app_request() -> AuthorizationRequest {
 async fn code_exchange_with_pkce_s256() {
     let h = harness();
     let c = code(&h, app_request()).await;
-    assert_eq!(c.len(), 43);
+    assert_eq!(c.len(), 46);
     let v = h
         .token(
             Some(APP),

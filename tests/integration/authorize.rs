@@ -377,7 +377,7 @@ async fn approved_at_once_the_code_exchanges_and_refreshes() {
     assert_eq!(param(&params, "state"), Some("xyz"));
     assert_eq!(param(&params, "iss"), Some(ISS));
     let code = param(&params, "code").unwrap().to_owned();
-    assert_eq!(code.len(), 43);
+    assert_eq!(code.len(), 46);
     let v = a
         .exchange(&code, "https://spa.example/cb")
         .await
@@ -657,7 +657,7 @@ fn pushed(query_of_push: &Reply) -> String {
         uri.starts_with("urn:ietf:params:oauth:request_uri:"),
         "{uri}"
     );
-    assert_eq!(uri.len(), "urn:ietf:params:oauth:request_uri:".len() + 43);
+    assert_eq!(uri.len(), "urn:ietf:params:oauth:request_uri:".len() + 46);
     uri
 }
 

@@ -267,7 +267,7 @@ async fn a_browser_signs_in_approves_and_the_code_exchanges_then_a_denial() {
         "{landed}"
     );
     let code = driver.text("#code").await;
-    assert_eq!(code.len(), 43, "{code:?}");
+    assert_eq!(code.len(), 46, "{code:?}");
     assert!(driver.text("#exchange").await.contains(&verifier));
 
     // The code, exchanged as the page says, gives tokens that work and refresh.

@@ -117,7 +117,7 @@ async fn a_jwt_access_token_carries_every_rfc_9068_claim_and_still_validates_loc
         assert_eq!(claims["scope"], "read write");
         assert_eq!(claims["iat"], START);
         assert_eq!(claims["exp"], START + 3600);
-        assert_eq!(claims["jti"].as_str().unwrap().len(), 43);
+        assert_eq!(claims["jti"].as_str().unwrap().len(), 46);
         // The store knows it by hash: the local layer accepts it, revocation ends it.
         assert!(h.accepted(&at).await);
         let v = h.refresh(APP, &rt).await.assert_token();
@@ -139,7 +139,7 @@ async fn the_format_is_the_clients_or_the_servers_and_a_client_is_its_own_subjec
     );
     // The server default is opaque; this client asks for JWTs.
     let (opaque, _) = h.login().await;
-    assert_eq!(opaque.len(), 43);
+    assert_eq!(opaque.len(), 46);
     let v = h
         .token(
             Some(("jwt-client", "jwt-secret")),

@@ -20,7 +20,7 @@ async fn password_grant_issues_a_bearer_pair_with_no_store_headers() {
     assert_eq!(v["expires_in"], 3600);
     assert_eq!(v["scope"], "read write", "client's default scope");
     let rt = v["refresh_token"].as_str().unwrap();
-    assert_eq!(rt.len(), 43);
+    assert_eq!(rt.len(), 46);
     assert_ne!(rt, v["access_token"].as_str().unwrap());
     assert!(h.accepted(v["access_token"].as_str().unwrap()).await);
     assert_eq!(h.event_names(), ["token_issued"]);

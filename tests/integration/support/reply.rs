@@ -51,7 +51,7 @@ impl Reply {
         if at.contains('.') {
             assert_eq!(at.split('.').count(), 3, "a JWT access token: {at}");
         } else {
-            assert_eq!(at.len(), 43, "256-bit URL-safe token");
+            assert_eq!(at.len(), 46, "a route and 256 URL-safe random bits");
         }
         assert!(v["expires_in"].as_u64().is_some());
         v
