@@ -3,6 +3,7 @@
 //! ```sh
 //! cargo run --example quickstart            # listens on 127.0.0.1:3000 (PORT overrides)
 //! cargo run --example quickstart -- --store redis://127.0.0.1:6379      # shared store
+//! cargo run --example quickstart -- --store redis+cluster://127.0.0.1:7000,127.0.0.1:7001
 //! cargo run --example quickstart -- --store postgres://postgres@127.0.0.1:5432/test
 //! cargo run --example quickstart -- --access-token-format jwt     # RFC 9068 access tokens
 //! cargo run --example quickstart -- --access-token-format jwt --signing-key key.pem
@@ -30,7 +31,8 @@
 //! exchanges the code.
 //!
 //! The token store is in memory unless `--store URL` (or env `STORE_URL`) names a Redis
-//! (`redis://…`) or PostgreSQL (`postgres://…`) server; several instances on one shared store
+//! (`redis://…`) server, a Redis Cluster (`redis+cluster://host:port,host:port…`, any of its nodes)
+//! or a PostgreSQL (`postgres://…`) server; several instances on one shared store
 //! accept each other's tokens and see each other's revocations at once.
 //!
 //! JWTs are signed with an ES256 key generated at start, unless `--signing-key FILE` (env
@@ -106,7 +108,11 @@ fn args() -> Result<Args, String> {
 async fn open_store(url: Option<&str>) -> Result<Arc<dyn TokenStore>, Box<dyn std::error::Error>> {
     Ok(match url {
         None => Arc::new(MemoryStore::new()),
-        Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {
+        Some(url)
+            if url.starts_with("redis://")
+                || url.starts_with("rediss://")
+                || url.starts_with("redis+cluster://") =>
+        {
             Arc::new(RedisStore::new(url)?)
         }
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {

@@ -1,5 +1,5 @@
 //! The store conformance suite (`tower_oauth2::conformance`), run against every store this
-//! crate ships: memory, Redis and PostgreSQL, and the last two again behind a near-cache, each
+//! crate ships: memory, Redis (one server and a six-node cluster) and PostgreSQL, and the last two again behind a near-cache, each
 //! case as a test of its own (as tower-sessions does). The cases themselves live in the library, so that a third-party `TokenStore` proves
 //! itself against the very same behaviours.
 
@@ -7,6 +7,7 @@ use crate::support::backends::{Backend, open, open_cached};
 
 tower_oauth2::token_store_conformance!(memory, |test| open(Backend::Memory, test));
 tower_oauth2::token_store_conformance!(redis, |test| open(Backend::Redis, test));
+tower_oauth2::token_store_conformance!(redis_cluster, |test| open(Backend::RedisCluster, test));
 tower_oauth2::token_store_conformance!(postgres, |test| open(Backend::Postgres, test));
 tower_oauth2::token_store_conformance!(redis_near_cache, |test| open_cached(Backend::Redis, test));
 tower_oauth2::token_store_conformance!(postgres_near_cache, |test| open_cached(

@@ -7,12 +7,31 @@
 //! so Redis expires what it holds.
 //!
 //! Keys (under a configurable prefix, default `tower-oauth2:`): `g:{grant}` (hash), `a:{sha256}`
-//! and `r:{sha256}` (hashes), `c:{sha256}` (hash), `s:{subject}` / `k:{client}` (sets of grant
-//! ids, for bulk revocation). Requires Redis 7 (for `EXPIREAT … GT`); not Redis Cluster.
+//! and `r:{sha256}` (hashes), `c:{sha256}` (hash), `s:{subject}` / `k:{client}` (sorted sets of
+//! grant ids, for bulk revocation). Requires Redis 7 (for `EXPIREAT … GT`).
 //!
 //! Every revoking script also `PUBLISH`es what it revoked on `{prefix}invalidations`, for the
 //! instances' [`NearCache`](crate::store::NearCache)s; a store opened from a URL listens there
 //! on a pub/sub connection of its own ([`TokenStore::listen`]).
+//!
+//! # Redis Cluster
+//!
+//! A `redis+cluster://[user:password@]host:port[,host:port…]` URL opens a store on a Redis
+//! Cluster (or a Valkey cluster): any of the nodes named is enough to find the others, and
+//! redis-rs's cluster client follows slots as they move and primaries as they fail over. Every
+//! key of one grant — the grant, its access and refresh tokens, their sealed responses and the
+//! code it came from — carries the grant's [`Route`](crate::token::Route) as a hash tag,
+//! `{prefix}{route}g:{grant}`, so each script touches one slot and stays one atomic round
+//! trip; a token names its route in the clear, so a lookup by token goes straight to its slot.
+//! The subject and client indexes (`{prefix}s:…`, `{prefix}k:…`) live in slots of their own:
+//! a grant is entered there beside its creation (concurrently, still one round trip of
+//! latency), and a bulk revocation reads an index in batches and revokes grant by grant, each
+//! in its own slot, removing from the index only what it revoked, so an interruption leaves
+//! nothing unrevoked that a retry would not find. Revocations are announced on the slot's own
+//! channel with sharded pub/sub (`SPUBLISH {prefix}{route}invalidations`). Data written by a
+//! single-server store uses the untagged layout and is not read by a cluster store (a cluster
+//! starts empty). A prefix that itself holds a `{…}` hash tag puts every key in one slot:
+//! that works, on one node.
 //!
 //! The connection is made on first use and re-made after failures by redis-rs's connection
 //! manager (or is the app's own, [`RedisStore::from_connection_manager`]); every call is bounded
@@ -32,6 +51,7 @@
 //! # }
 //! ```
 
+mod conn;
 mod listen;
 mod reply;
 mod scripts;
@@ -43,6 +63,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::OnceCell;
 
 use self::{
+    conn::{Conn, Connector},
     reply::{Reply, grant_id},
     scripts::Scripts,
 };
@@ -56,7 +77,7 @@ use crate::{
     clock::UnixTime,
     error::{ConfigError, StoreError},
     store::TokenStore,
-    token::{GrantId, TokenHash},
+    token::{GrantId, Route, TokenHash},
 };
 
 /// Grant ids revoked per script by a bulk revocation.
@@ -95,24 +116,38 @@ impl RedisStoreBuilder {
     /// while Redis is down and serve once it is up. A URL that does not parse is
     /// [`ConfigError::Store`].
     pub fn build(self) -> Result<RedisStore, ConfigError> {
-        let client = match &self.source {
-            Source::Url(url) => Some(
+        let connector = match &self.source {
+            Source::Url(url) if url.starts_with(conn::CLUSTER_SCHEME) => {
+                let nodes = conn::cluster_nodes(url)?;
+                let client = redis::cluster::ClusterClient::builder(nodes)
+                    .connection_timeout(self.connect_timeout)
+                    .response_timeout(self.timeout)
+                    // A call is bounded by `timeout` as a whole; within it, the client retries
+                    // while a failover or a slot migration settles.
+                    .retries(8)
+                    .min_retry_wait(10)
+                    .max_retry_wait(200)
+                    .build()
+                    .map_err(|_| ConfigError::Store("invalid Redis Cluster URL"))?;
+                Connector::Cluster(Box::new(client))
+            }
+            Source::Url(url) => Connector::Server(
                 redis::Client::open(url.as_str())
                     .map_err(|_| ConfigError::Store("invalid Redis URL"))?,
             ),
-            Source::Given(_) => None,
+            Source::Given(_) => Connector::Given,
         };
-        Ok(self.assemble(client))
+        Ok(self.assemble(connector))
     }
 
-    fn assemble(self, client: Option<redis::Client>) -> RedisStore {
+    fn assemble(self, connector: Connector) -> RedisStore {
         let conn = match self.source {
-            Source::Given(conn) => OnceCell::new_with(Some(conn)),
+            Source::Given(conn) => OnceCell::new_with(Some(Conn::Server(conn))),
             Source::Url(_) => OnceCell::new(),
         };
         RedisStore {
             inner: Arc::new(Inner {
-                client,
+                connector,
                 conn,
                 scripts: Scripts::new(),
                 prefix: self.prefix,
@@ -124,9 +159,9 @@ impl RedisStoreBuilder {
 }
 
 struct Inner {
-    /// What connects, for a URL source; `None` when the app gave its own connection.
-    client: Option<redis::Client>,
-    conn: OnceCell<ConnectionManager>,
+    /// What connects, for a URL source.
+    connector: Connector,
+    conn: OnceCell<Conn>,
     scripts: Scripts,
     prefix: String,
     timeout: Duration,
@@ -217,7 +252,8 @@ const CODE_FIELDS: [&str; 10] = [
 ];
 
 impl RedisStore {
-    /// A store at `url` (`redis://[user:password@]host:port[/db]`) with default settings.
+    /// A store at `url` (`redis://[user:password@]host:port[/db]`, or for a Redis Cluster
+    /// `redis+cluster://[user:password@]host:port[,host:port…]`) with default settings.
     pub fn new(url: &str) -> Result<Self, ConfigError> {
         Self::builder(url).build()
     }
@@ -230,7 +266,7 @@ impl RedisStore {
     /// A store on a connection the app already has, with default settings.
     pub fn from_connection_manager(conn: ConnectionManager) -> Self {
         // An app's connection needs no checking.
-        Self::builder_from_connection_manager(conn).assemble(None)
+        Self::builder_from_connection_manager(conn).assemble(Connector::Given)
     }
 
     /// Configure a store on a connection the app already has.
@@ -247,30 +283,74 @@ impl RedisStore {
         }
     }
 
-    async fn conn(&self) -> Result<ConnectionManager, StoreError> {
+    async fn conn(&self) -> Result<Conn, StoreError> {
         let inner = &self.inner;
         let conn = inner
             .conn
             .get_or_try_init(|| async {
-                let Some(client) = &inner.client else {
-                    return Err(StoreError::unavailable("no Redis connection"));
-                };
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(inner.connect_timeout))
-                    .set_response_timeout(Some(inner.timeout))
-                    .set_number_of_retries(1);
-                ConnectionManager::new_with_config(client.clone(), config)
-                    .await
-                    .map_err(StoreError::unavailable)
+                match &inner.connector {
+                    Connector::Server(client) => {
+                        let config = ConnectionManagerConfig::new()
+                            .set_connection_timeout(Some(inner.connect_timeout))
+                            .set_response_timeout(Some(inner.timeout))
+                            .set_number_of_retries(1);
+                        ConnectionManager::new_with_config(client.clone(), config)
+                            .await
+                            .map(Conn::Server)
+                            .map_err(StoreError::unavailable)
+                    }
+                    Connector::Cluster(client) => client
+                        .get_async_connection()
+                        .await
+                        .map(Conn::Cluster)
+                        .map_err(StoreError::unavailable),
+                    Connector::Given => Err(StoreError::unavailable("no Redis connection")),
+                }
             })
             .await?;
         Ok(conn.clone())
     }
 
+    /// Whether the store is on a Redis Cluster.
+    fn clustered(&self) -> bool {
+        matches!(self.inner.connector, Connector::Cluster(_))
+    }
+
+    /// The prefix of the keys of a grant on `route`: the store's prefix, or on a cluster that
+    /// prefix and the route as a hash tag. `None` on a cluster for what names no route (a
+    /// token this store never issued), which is then nowhere.
+    fn scope(&self, route: Option<Route>) -> Option<String> {
+        if !self.clustered() {
+            return Some(self.prefix().to_owned());
+        }
+        route.map(|r| format!("{}{{{r}}}", self.prefix()))
+    }
+
+    /// [`scope`](Self::scope) for records about to be written on `route`, with the tokens they
+    /// hold: on a cluster each must be on the route (issued for the grant, as the grant types
+    /// issue them), or the records would be split across slots.
+    fn scope_for_writing(
+        &self,
+        route: Route,
+        tokens: &[Option<&TokenHash>],
+    ) -> Result<String, StoreError> {
+        if self.clustered()
+            && tokens
+                .iter()
+                .flatten()
+                .any(|hash| hash.route() != Some(route))
+        {
+            return Err(StoreError::corrupt(
+                "a token not issued on its grant's route (token::generate_for)",
+            ));
+        }
+        Ok(self.scope(Some(route)).unwrap_or_default())
+    }
+
     /// Run `f` on a connection, bounded by the timeout.
     async fn run<T, F, Fut>(&self, f: F) -> Result<T, StoreError>
     where
-        F: FnOnce(ConnectionManager) -> Fut,
+        F: FnOnce(Conn) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
         within(self.inner.timeout, async {
@@ -289,10 +369,13 @@ impl RedisStore {
             .await
     }
 
-    /// A script invocation with the key prefix as its first argument.
-    fn script<'a>(&'a self, script: &'a redis::Script) -> redis::ScriptInvocation<'a> {
+    /// A script invocation on the keys under `scope` (see `lua/prelude.lua`): the scope as its
+    /// key, which routes it on a cluster, and the index prefix (`''` on a cluster) as its first
+    /// argument.
+    fn script<'a>(&'a self, script: &'a redis::Script, scope: &str) -> redis::ScriptInvocation<'a> {
         let mut inv = script.prepare_invoke();
-        inv.arg(&self.inner.prefix);
+        inv.key(scope);
+        inv.arg(if self.clustered() { "" } else { self.prefix() });
         inv
     }
 
@@ -302,6 +385,160 @@ impl RedisStore {
 
     fn pending_key(&self, hash: &TokenHash) -> String {
         format!("{}q:{}", self.prefix(), hash.to_hex())
+    }
+
+    /// On a cluster, enter a grant in its client's and subject's indexes (which live in slots of
+    /// their own) until `purge_at`; nothing on one server, where the grant's script does it.
+    async fn index_apart(
+        &self,
+        id: GrantId,
+        client_id: &str,
+        subject: Option<&str>,
+        purge_at: UnixTime,
+        now: UnixTime,
+    ) -> Result<(), StoreError> {
+        if !self.clustered() {
+            return Ok(());
+        }
+        let enter = |set: String| {
+            let this = self.clone();
+            let id = id.to_string();
+            async move {
+                let key = format!("{}{set}", this.prefix());
+                let mut inv = this.script(&this.inner.scripts.index, &key);
+                inv.arg(id).arg(purge_at).arg(now);
+                this.invoke::<i64>(inv).await.map(drop)
+            }
+        };
+        let client = enter(format!("k:{client_id}"));
+        match subject {
+            Some(s) => tokio::try_join!(client, enter(format!("s:{s}"))).map(drop),
+            None => client.await,
+        }
+    }
+
+    /// On a cluster: revoke every grant a subject's or client's index lists, grant by grant
+    /// (each in its own slot), removing from the index only what was revoked.
+    async fn revoke_indexed(&self, set: &str) -> Result<u64, StoreError> {
+        let key = format!("{}{set}", self.prefix());
+        let mut total = 0u64;
+        loop {
+            let ids: Vec<String> = {
+                let key = key.clone();
+                self.run(|mut c| async move {
+                    redis::cmd("ZRANGE")
+                        .arg(&key)
+                        .arg(0)
+                        .arg(REVOKE_BATCH - 1)
+                        .query_async(&mut c)
+                        .await
+                })
+                .await?
+            };
+            if ids.is_empty() {
+                return Ok(total);
+            }
+            let revocations = ids.iter().map(|id| async move {
+                // An entry that is not a grant id is nothing to revoke; it goes with the rest.
+                match GrantId::parse_hex(id) {
+                    Some(id) => self.revoke_grant(id).await,
+                    None => Ok(false),
+                }
+            });
+            for revoked in futures_util::future::join_all(revocations).await {
+                total += u64::from(revoked?);
+            }
+            let done = ids.len();
+            let key = key.clone();
+            self.run(|mut c| async move {
+                redis::cmd("ZREM")
+                    .arg(&key)
+                    .arg(&ids)
+                    .query_async::<i64>(&mut c)
+                    .await
+            })
+            .await?;
+            if done < REVOKE_BATCH {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// On a cluster: the keys under the prefix on every primary, purged slot by slot.
+    async fn purge_cluster(&self, now: UnixTime) -> Result<u64, StoreError> {
+        let Conn::Cluster(mut conn) = self.conn().await? else {
+            return Ok(0);
+        };
+        let primaries = within(self.inner.timeout, async {
+            conn::primaries(&mut conn)
+                .await
+                .map_err(StoreError::unavailable)
+        })
+        .await?;
+        let pattern = format!("{}*", glob_escape(self.prefix()));
+        let mut total = 0u64;
+        for node in &primaries {
+            let mut cursor = 0u64;
+            loop {
+                let scan = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(1000)
+                    .clone();
+                let (next, keys): (u64, Vec<String>) = within(self.inner.timeout, async {
+                    conn::on_node(&mut conn, node, scan)
+                        .await
+                        .map_err(StoreError::unavailable)
+                })
+                .await?;
+                // By slot: a tagged key's scope, or an untagged pending request on its own.
+                let mut groups: std::collections::HashMap<String, Vec<String>> =
+                    std::collections::HashMap::new();
+                for key in keys {
+                    let rest = &key[self.prefix().len()..];
+                    if let Some(tag) = rest.strip_prefix('{').and_then(|r| r.split_once('}')) {
+                        let scope = format!("{}{{{}}}", self.prefix(), tag.0);
+                        groups.entry(scope).or_default().push(key);
+                    } else if rest.starts_with("q:") {
+                        // Its own slot: a group of one, under the plain prefix.
+                        groups.entry(key.clone()).or_default().push(key);
+                    }
+                }
+                for (scope, keys) in groups {
+                    let scope = if keys.len() == 1 && keys[0] == scope {
+                        self.prefix().to_owned()
+                    } else {
+                        scope
+                    };
+                    total += self.purge_keys(&scope, &keys, now).await?;
+                }
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
+            }
+        }
+        Ok(total)
+    }
+
+    /// Purge what may go of `keys`, all under `scope` (and in one slot, on a cluster).
+    async fn purge_keys(
+        &self,
+        scope: &str,
+        keys: &[String],
+        now: UnixTime,
+    ) -> Result<u64, StoreError> {
+        let mut inv = self.inner.scripts.purge.prepare_invoke();
+        for k in keys {
+            inv.key(k);
+        }
+        inv.arg(if self.clustered() { "" } else { self.prefix() })
+            .arg(now)
+            .arg(CODE_RETENTION_SECS)
+            .arg(scope);
+        Ok(u64::try_from(self.invoke::<i64>(inv).await?).unwrap_or(0))
     }
 }
 
@@ -339,16 +576,35 @@ impl TokenStore for RedisStore {
         access: NewAccessToken,
         refresh: Option<NewRefreshToken>,
     ) -> Result<(), StoreError> {
-        let mut inv = self.script(&self.inner.scripts.create_grant);
+        let route = grant.id.route();
+        let scope = self.scope_for_writing(
+            route,
+            &[Some(&access.hash), refresh.as_ref().map(|r| &r.hash)],
+        )?;
+        let mut inv = self.script(&self.inner.scripts.create_grant, &scope);
         grant_args(&mut inv, &grant, &access, refresh.as_ref());
-        self.invoke::<i64>(inv).await.map(drop)
+        let purge_at = grant_purge_at(&access, refresh.as_ref());
+        tokio::try_join!(
+            self.invoke::<i64>(inv),
+            self.index_apart(
+                grant.id,
+                &grant.client_id,
+                grant.subject.as_deref(),
+                purge_at,
+                grant.created_at,
+            ),
+        )
+        .map(drop)
     }
 
     async fn find_access_token(
         &self,
         hash: &TokenHash,
     ) -> Result<Option<AccessTokenRecord>, StoreError> {
-        let mut inv = self.script(&self.inner.scripts.find_access);
+        let Some(scope) = self.scope(hash.route()) else {
+            return Ok(None);
+        };
+        let mut inv = self.script(&self.inner.scripts.find_access, &scope);
         inv.arg(hash.to_hex());
         let Some(fields) = self.invoke::<Option<_>>(inv).await? else {
             return Ok(None);
@@ -372,7 +628,10 @@ impl TokenStore for RedisStore {
         &self,
         hash: &TokenHash,
     ) -> Result<Option<RefreshTokenRecord>, StoreError> {
-        let mut inv = self.script(&self.inner.scripts.find_refresh);
+        let Some(scope) = self.scope(hash.route()) else {
+            return Ok(None);
+        };
+        let mut inv = self.script(&self.inner.scripts.find_refresh, &scope);
         inv.arg(hash.to_hex());
         let Some(fields) = self.invoke::<Option<_>>(inv).await? else {
             return Ok(None);
@@ -419,7 +678,16 @@ impl TokenStore for RedisStore {
         rotation: Rotation,
     ) -> Result<RotationOutcome, StoreError> {
         // lua/rotate.lua's arguments, in order.
-        let mut inv = self.script(&self.inner.scripts.rotate);
+        let route = rotation.grant.route();
+        let scope = self.scope_for_writing(
+            route,
+            &[
+                Some(&rotation.presented),
+                Some(&rotation.access.hash),
+                rotation.refresh.as_ref().map(|r| &r.hash),
+            ],
+        )?;
+        let mut inv = self.script(&self.inner.scripts.rotate, &scope);
         let a = &rotation.access;
         inv.arg(rotation.presented.to_hex())
             .arg(rotation.generation)
@@ -433,9 +701,21 @@ impl TokenStore for RedisStore {
             Some(s) => inv.arg(&*s.bytes).arg(s.until),
             None => inv.arg("").arg(0),
         };
-        inv.arg(flag(rotation.revoke_previous_access))
-            .arg(grant_purge_at(a, rotation.refresh.as_ref()));
-        Ok(if self.invoke::<i64>(inv).await? == 1 {
+        let purge_at = grant_purge_at(a, rotation.refresh.as_ref());
+        inv.arg(flag(rotation.revoke_previous_access)).arg(purge_at);
+        // The family lives on: on a cluster its index entries are extended beside the rotation
+        // (harmless when it turns out a conflict: an entry lasting longer only costs a lookup).
+        let (applied, ()) = tokio::try_join!(
+            self.invoke::<i64>(inv),
+            self.index_apart(
+                rotation.grant,
+                &rotation.client_id,
+                rotation.subject.as_deref(),
+                purge_at,
+                rotation.now,
+            ),
+        )?;
+        Ok(if applied == 1 {
             RotationOutcome::Rotated
         } else {
             RotationOutcome::Conflict
@@ -443,13 +723,17 @@ impl TokenStore for RedisStore {
     }
 
     async fn revoke_access_token(&self, hash: &TokenHash) -> Result<bool, StoreError> {
-        let mut inv = self.script(&self.inner.scripts.revoke_access);
+        let Some(scope) = self.scope(hash.route()) else {
+            return Ok(false);
+        };
+        let mut inv = self.script(&self.inner.scripts.revoke_access, &scope);
         inv.arg(hash.to_hex());
         Ok(self.invoke::<i64>(inv).await? == 1)
     }
 
     async fn revoke_grant(&self, id: GrantId) -> Result<bool, StoreError> {
-        let mut inv = self.script(&self.inner.scripts.revoke_grant);
+        let scope = self.scope(Some(id.route())).unwrap_or_default();
+        let mut inv = self.script(&self.inner.scripts.revoke_grant, &scope);
         inv.arg(id.to_string()).arg(TOMBSTONE_SECS);
         Ok(self.invoke::<i64>(inv).await? == 1)
     }
@@ -459,9 +743,12 @@ impl TokenStore for RedisStore {
             GrantFilter::Subject(s) => format!("s:{s}"),
             GrantFilter::Client(c) => format!("k:{c}"),
         };
+        if self.clustered() {
+            return self.revoke_indexed(&set).await;
+        }
         let mut total = 0u64;
         loop {
-            let mut inv = self.script(&self.inner.scripts.revoke_set);
+            let mut inv = self.script(&self.inner.scripts.revoke_set, self.prefix());
             inv.arg(&set).arg(REVOKE_BATCH);
             let (revoked, popped): (u64, usize) = self.invoke(inv).await?;
             total += revoked;
@@ -472,7 +759,10 @@ impl TokenStore for RedisStore {
     }
 
     async fn create_code(&self, code: AuthorizationCodeRecord) -> Result<(), StoreError> {
-        let key = format!("{}c:{}", self.prefix(), code.hash.to_hex());
+        // A code goes on its own route, which the grant it starts takes.
+        let route = code.hash.route().unwrap_or_else(Route::random);
+        let scope = self.scope_for_writing(route, &[Some(&code.hash)])?;
+        let key = format!("{scope}c:{}", code.hash.to_hex());
         let (challenge, method) = match &code.code_challenge {
             Some((c, m)) => (c.clone(), m.as_str().to_owned()),
             None => (String::new(), String::new()),
@@ -506,7 +796,10 @@ impl TokenStore for RedisStore {
         &self,
         hash: &TokenHash,
     ) -> Result<Option<AuthorizationCodeRecord>, StoreError> {
-        let key = format!("{}c:{}", self.prefix(), hash.to_hex());
+        let Some(scope) = self.scope(hash.route()) else {
+            return Ok(None);
+        };
+        let key = format!("{scope}c:{}", hash.to_hex());
         let fields: Vec<Option<Vec<u8>>> = self
             .run(|mut c| async move {
                 redis::cmd("HMGET")
@@ -559,10 +852,36 @@ impl TokenStore for RedisStore {
         access: NewAccessToken,
         refresh: Option<NewRefreshToken>,
     ) -> Result<Redemption, StoreError> {
-        let mut inv = self.script(&self.inner.scripts.redeem_code);
+        // The grant goes on its code's route: one slot, one atomic step. On a cluster a code
+        // that names no route is nowhere.
+        let code_route = match hash.route() {
+            Some(route) => route,
+            None if self.clustered() => return Ok(Redemption::Missing),
+            None => grant.id.route(),
+        };
+        if self.clustered() && grant.id.route() != code_route {
+            return Err(StoreError::corrupt(
+                "a grant not on its code's route (GrantId::generate_in)",
+            ));
+        }
+        let scope = self.scope_for_writing(
+            code_route,
+            &[Some(&access.hash), refresh.as_ref().map(|r| &r.hash)],
+        )?;
+        let mut inv = self.script(&self.inner.scripts.redeem_code, &scope);
         inv.arg(hash.to_hex());
         grant_args(&mut inv, &grant, &access, refresh.as_ref());
-        let reply: Vec<String> = self.invoke(inv).await?;
+        let purge_at = grant_purge_at(&access, refresh.as_ref());
+        let (reply, ()): (Vec<String>, ()) = tokio::try_join!(
+            self.invoke(inv),
+            self.index_apart(
+                grant.id,
+                &grant.client_id,
+                grant.subject.as_deref(),
+                purge_at,
+                grant.created_at,
+            ),
+        )?;
         match reply.first().map(String::as_str) {
             Some("ok") => Ok(Redemption::Redeemed),
             Some("missing") => Ok(Redemption::Missing),
@@ -628,11 +947,11 @@ impl TokenStore for RedisStore {
 
     fn announces_revocations(&self) -> bool {
         // The channel needs a connection of its own, which only a URL source can make.
-        self.inner.client.is_some()
+        matches!(self.inner.connector, Connector::Server(_))
     }
 
     fn listen(&self, listener: std::sync::Weak<dyn crate::store::InvalidationListener>) {
-        if let Some(client) = &self.inner.client {
+        if let Connector::Server(client) = &self.inner.connector {
             listen::spawn(
                 client.clone(),
                 format!("{}invalidations", self.inner.prefix),
@@ -645,6 +964,9 @@ impl TokenStore for RedisStore {
     async fn purge_expired(&self, now: UnixTime) -> Result<u64, StoreError> {
         // Keys carry TTLs, so Redis expires them on its own clock. This sweep also removes, in
         // bounded batches, tokens of revoked or ended families and anything expired by `now`.
+        if self.clustered() {
+            return self.purge_cluster(now).await;
+        }
         let pattern = format!("{}*", glob_escape(self.prefix()));
         let mut cursor = 0u64;
         let mut total = 0u64;
@@ -663,12 +985,7 @@ impl TokenStore for RedisStore {
                 })
                 .await?;
             if !keys.is_empty() {
-                let mut inv = self.script(&self.inner.scripts.purge);
-                inv.arg(now).arg(CODE_RETENTION_SECS);
-                for k in &keys {
-                    inv.arg(k);
-                }
-                total += u64::try_from(self.invoke::<i64>(inv).await?).unwrap_or(0);
+                total += self.purge_keys(self.prefix(), &keys, now).await?;
             }
             if next == 0 {
                 return Ok(total);

@@ -15,6 +15,7 @@ pub(super) struct Scripts {
     pub(super) revoke_access: Script,
     pub(super) redeem_code: Script,
     pub(super) purge: Script,
+    pub(super) index: Script,
 }
 
 impl Scripts {
@@ -30,6 +31,7 @@ impl Scripts {
             revoke_access: with_prelude(include_str!("lua/revoke_access.lua")),
             redeem_code: with_prelude(include_str!("lua/redeem_code.lua")),
             purge: with_prelude(include_str!("lua/purge.lua")),
+            index: with_prelude(include_str!("lua/index.lua")),
         }
     }
 }

@@ -1,6 +1,8 @@
 //! Opening each store backend for a test: memory, Redis, PostgreSQL.
 //!
-//! Redis and PostgreSQL come from `REDIS_URL` / `DATABASE_URL` (defaults: the local servers).
+//! Redis and PostgreSQL come from `REDIS_URL` / `DATABASE_URL` (defaults: the local servers), the
+//! Redis Cluster from `REDIS_CLUSTER_URL` (default: the six local nodes `.ci/redis-cluster.sh`
+//! starts).
 //! Each test gets its own key prefix or schema, cleared when it opens. When a server cannot be
 //! reached the test is skipped, and one line on standard error says so — except in CI (`CI` set
 //! to anything but empty, `false` or `0`), where it fails.
@@ -11,6 +13,11 @@ use tower_oauth2::store::{MemoryStore, PostgresStore, RedisStore, TokenStore};
 
 pub fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+pub fn redis_cluster_url() -> String {
+    std::env::var("REDIS_CLUSTER_URL")
+        .unwrap_or_else(|_| "redis+cluster://127.0.0.1:7000,127.0.0.1:7001,127.0.0.1:7002".into())
 }
 
 pub fn database_url() -> String {
@@ -71,6 +78,7 @@ fn any_ci_value_but_empty_false_or_zero_means_ci() {
 pub enum Backend {
     Memory,
     Redis,
+    RedisCluster,
     Postgres,
 }
 
@@ -95,6 +103,7 @@ pub async fn open(backend: Backend, test: &str) -> Option<Arc<dyn TokenStore>> {
     match backend {
         Backend::Memory => Some(Arc::new(MemoryStore::new())),
         Backend::Redis => open_redis(test).await,
+        Backend::RedisCluster => open_redis_cluster(test).await,
         Backend::Postgres => open_postgres(test).await,
     }
 }
@@ -104,13 +113,16 @@ pub async fn open(backend: Backend, test: &str) -> Option<Arc<dyn TokenStore>> {
 pub fn open_again(backend: Backend, test: &str, url: Option<String>) -> Arc<dyn TokenStore> {
     match backend {
         Backend::Memory => panic!("a memory store is not shared between instances"),
-        Backend::Redis => Arc::new(
-            RedisStore::builder(url.unwrap_or_else(redis_url))
-                .prefix(format!("tower-oauth2-test:{test}:"))
-                .timeout(std::time::Duration::from_millis(500))
-                .connect_timeout(std::time::Duration::from_millis(500))
-                .build()
-                .unwrap(),
+        Backend::Redis | Backend::RedisCluster => Arc::new(
+            RedisStore::builder(url.unwrap_or_else(|| match backend {
+                Backend::Redis => redis_url(),
+                _ => redis_cluster_url(),
+            }))
+            .prefix(format!("tower-oauth2-test:{test}:"))
+            .timeout(std::time::Duration::from_millis(500))
+            .connect_timeout(std::time::Duration::from_millis(500))
+            .build()
+            .unwrap(),
         ),
         Backend::Postgres => Arc::new(
             PostgresStore::builder(url.unwrap_or_else(database_url))
@@ -146,6 +158,63 @@ pub async fn open_redis(test: &str) -> Option<Arc<dyn TokenStore>> {
         Ok(Ok(())) => {}
         Ok(Err(e)) => return unreachable("Redis", &url, &e),
         Err(e) => return unreachable("Redis", &url, &e),
+    }
+    let store = RedisStore::builder(url.clone())
+        .prefix(prefix)
+        .build()
+        .unwrap();
+    Some(Arc::new(store))
+}
+
+/// The nodes of the cluster at `url` that hold data (its primaries), as plain node URLs.
+pub async fn cluster_primaries(url: &str) -> redis::RedisResult<Vec<String>> {
+    let first = url
+        .trim_start_matches("redis+cluster://")
+        .split(',')
+        .next()
+        .unwrap_or_default();
+    let client = redis::Client::open(format!("redis://{first}"))?;
+    let mut conn = client.get_multiplexed_async_connection().await?;
+    let nodes: String = redis::cmd("CLUSTER")
+        .arg("NODES")
+        .query_async(&mut conn)
+        .await?;
+    Ok(nodes
+        .lines()
+        .filter(|l| {
+            let flags = l.split(' ').nth(2).unwrap_or_default();
+            flags.split(',').any(|f| f == "master") && !flags.contains("fail")
+        })
+        .filter_map(|l| l.split(' ').nth(1)?.split('@').next())
+        .map(|a| format!("redis://{a}"))
+        .collect())
+}
+
+pub async fn open_redis_cluster(test: &str) -> Option<Arc<dyn TokenStore>> {
+    let url = redis_cluster_url();
+    let prefix = format!("tower-oauth2-test:{test}:");
+    // Clear what an earlier run of this test left, primary by primary.
+    let cleared = async {
+        for node in cluster_primaries(&url).await? {
+            let client = redis::Client::open(node)?;
+            let mut conn = client.get_multiplexed_async_connection().await?;
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg(format!("{prefix}*"))
+                .query_async(&mut conn)
+                .await?;
+            for key in keys {
+                redis::cmd("DEL")
+                    .arg(key)
+                    .query_async::<()>(&mut conn)
+                    .await?;
+            }
+        }
+        Ok::<_, redis::RedisError>(())
+    };
+    match tokio::time::timeout(std::time::Duration::from_secs(5), cleared).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return unreachable("Redis Cluster", &url, &e),
+        Err(e) => return unreachable("Redis Cluster", &url, &e),
     }
     let store = RedisStore::builder(url.clone())
         .prefix(prefix)

@@ -1,3 +1,3 @@
--- ARGV: P, then create_grant's 18 arguments.
+-- ARGV: IP, then create_grant's 18 arguments.
 create_grant(2)
 return 1

@@ -1,4 +1,4 @@
--- ARGV: P hash. Reply: gid scope iat exp, then the grant's fields (see grant_reply); nil when
+-- ARGV: IP hash. Reply: gid scope iat exp, then the grant's fields (see grant_reply); nil when
 -- unknown or its family is revoked.
 local t = redis.call('HMGET', P..'a:'..ARGV[2], 'g','scope','iat','exp')
 if not t[1] then return nil end

@@ -1,4 +1,4 @@
--- ARGV: P hash. Reply: gid iat exp gen access state rotated_at sealed sealed_until, then the
+-- ARGV: IP hash. Reply: gid iat exp gen access state rotated_at sealed sealed_until, then the
 -- grant's fields (see grant_reply); nil when unknown or its family is revoked.
 local r = redis.call('HMGET', P..'r:'..ARGV[2], 'g','iat','exp','gen','access','state','rotated_at','sealed','sealed_until')
 if not r[1] then return nil end

@@ -1,5 +1,11 @@
--- Shared by every script (prepended to each). ARGV[1] is the key prefix.
-local P = ARGV[1]
+-- Shared by every script (prepended to each).
+-- KEYS[1] is the prefix of the keys the script works on: the store's prefix, or in a Redis
+-- Cluster that prefix and the grant's route as a hash tag (`prefix{route}`), so that every key of
+-- one grant is in one slot, the one the script runs in. ARGV[1] is the prefix of the subject and
+-- client indexes, or '' in a cluster, where they live in other slots and the caller keeps them.
+local P = KEYS[1]
+local IP = ARGV[1]
+local CLUSTER = IP == ''
 
 -- A live grant's fields, in the order the Rust side reads them:
 -- client, sub, scope, gtype, created, exp, revoked, gen. nil when unknown or revoked.
@@ -15,9 +21,14 @@ local function grant_reply(g)
 end
 
 -- Announce a revocation to every instance's near-cache, in the script's atomic step (the
--- message formats are `Invalidation::encode`'s).
+-- message formats are `Invalidation::encode`'s). In a cluster the channel is the slot's own
+-- (sharded pub/sub), which every instance subscribes to on the node that serves it.
 local function announce(message)
-  redis.call('PUBLISH', P..'invalidations', message)
+  if CLUSTER then
+    redis.call('SPUBLISH', P..'invalidations', message)
+  else
+    redis.call('PUBLISH', P..'invalidations', message)
+  end
 end
 
 -- Never shorten a key's life: set a TTL where none is, or extend a shorter one.
@@ -57,12 +68,12 @@ local function create_grant(i)
     'created', ARGV[i+6], 'exp', ARGV[i+7], 'gen', '0')
   if ARGV[i+2] == '1' then
     redis.call('HSET', gk, 'sub', ARGV[i+3])
-    index(P..'s:'..ARGV[i+3], gid, ARGV[i+8], ARGV[i+6])
+    if not CLUSTER then index(IP..'s:'..ARGV[i+3], gid, ARGV[i+8], ARGV[i+6]) end
   end
   -- A tombstone (revoked before created) keeps its revoked flag.
   if not existed then redis.call('HSET', gk, 'revoked', '0') end
   expire_at_least(gk, ARGV[i+8])
-  index(P..'k:'..ARGV[i+1], gid, ARGV[i+8], ARGV[i+6])
+  if not CLUSTER then index(IP..'k:'..ARGV[i+1], gid, ARGV[i+8], ARGV[i+6]) end
   local ak = P..'a:'..ARGV[i+9]
   redis.call('HSET', ak, 'g', gid, 'scope', ARGV[i+10], 'iat', ARGV[i+11], 'exp', ARGV[i+12])
   redis.call('EXPIREAT', ak, ARGV[i+12])

@@ -1,11 +1,13 @@
--- ARGV: P now code_retention key... Deletes those of the given keys that may go: a token that
--- expired or whose family is revoked or ended, a code past its retention, a pending request past
--- its expiry.
+-- KEYS: the keys to look at, all under the prefix ARGV[4] (in a cluster, of one slot).
+-- ARGV: IP now code_retention prefix. Deletes those of the keys that may go: a token that expired
+-- or whose family is revoked or ended, a code past its retention, a pending request past its
+-- expiry.
+P = ARGV[4]
 local now = tonumber(ARGV[2])
 local retention = tonumber(ARGV[3])
 local n = 0
-for i = 4, #ARGV do
-  local k = ARGV[i]
+for i = 1, #KEYS do
+  local k = KEYS[i]
   local kind = string.sub(k, #P + 1, #P + 2)
   if kind == 'a:' or kind == 'r:' then
     local f = redis.call('HMGET', k, 'g', 'exp')

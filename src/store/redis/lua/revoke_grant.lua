@@ -1,4 +1,4 @@
--- ARGV: P gid tombstone_secs. Reply: 1 when a live grant was revoked. An unknown grant becomes a
+-- ARGV: IP gid tombstone_secs. Reply: 1 when a live grant was revoked. An unknown grant becomes a
 -- tombstone, so one created later is born revoked.
 local gk = P..'g:'..ARGV[2]
 local rv = redis.call('HGET', gk, 'revoked')

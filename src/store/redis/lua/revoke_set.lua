@@ -1,5 +1,6 @@
--- ARGV: P set batch. Pops up to `batch` grant ids from a subject's or client's index and revokes
--- them; called until the index is empty, so no single script blocks Redis for long.
+-- ARGV: IP set batch. Pops up to `batch` grant ids from a subject's or client's index and revokes
+-- them; called until the index is empty, so no single script blocks Redis for long. One Redis
+-- server only: in a cluster the grants are in other slots, and the caller revokes them one by one.
 -- Reply: {revoked, popped}.
 local key = P..ARGV[2]
 upgrade_index(key)

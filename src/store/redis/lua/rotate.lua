@@ -1,5 +1,5 @@
 -- One use of a refresh token, a compare-and-set on its state and generation.
--- ARGV: P presented gen now ahash ascope aiat aexp has_r rhash riat rexp rgen sealed
+-- ARGV: IP presented gen now ahash ascope aiat aexp has_r rhash riat rexp rgen sealed
 --       sealed_until revoke_prev purge_at
 -- Reply: 1 applied, 0 conflict (no longer active, other generation, expired, family revoked).
 local rk = P..'r:'..ARGV[2]
@@ -34,8 +34,11 @@ local ak = P..'a:'..ARGV[5]
 redis.call('HSET', ak, 'g', r[1], 'scope', ARGV[6], 'iat', ARGV[7], 'exp', ARGV[8])
 redis.call('EXPIREAT', ak, ARGV[8])
 expire_at_least(gk, ARGV[17])
--- The family lives on: so do its entries in its client's and subject's indexes.
-local owner = redis.call('HMGET', gk, 'client', 'sub')
-index(P..'k:'..owner[1], r[1], ARGV[17], ARGV[4])
-if owner[2] then index(P..'s:'..owner[2], r[1], ARGV[17], ARGV[4]) end
+-- The family lives on: so do its entries in its client's and subject's indexes (in a cluster,
+-- the caller extends them).
+if not CLUSTER then
+  local owner = redis.call('HMGET', gk, 'client', 'sub')
+  index(IP..'k:'..owner[1], r[1], ARGV[17], ARGV[4])
+  if owner[2] then index(IP..'s:'..owner[2], r[1], ARGV[17], ARGV[4]) end
+end
 return 1
