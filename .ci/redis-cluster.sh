@@ -27,7 +27,8 @@ if ! healthy; then
     # A short node timeout, so a failover in the tests takes about a second.
     redis-server --daemonize yes --bind 127.0.0.1 --port "$p" --cluster-enabled yes \
       --cluster-config-file "$DIR/$p/nodes.conf" --cluster-node-timeout 1000 \
-      --save "" --appendonly no --dir "$DIR/$p" --logfile "$DIR/$p/redis.log"
+      --save "" --appendonly no --repl-diskless-sync-delay 0 \
+      --dir "$DIR/$p" --logfile "$DIR/$p/redis.log"
   done
   for p in "${PORTS[@]}"; do
     for _ in $(seq 1 50); do redis-cli -p "$p" ping >/dev/null 2>&1 && break; sleep 0.1; done

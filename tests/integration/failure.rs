@@ -163,3 +163,100 @@ async fn a_store_that_was_never_reachable_is_503_not_a_startup_failure() {
         assert_all_unavailable(&h, bogus, bogus).await;
     }
 }
+
+/// A Redis Cluster primary killed outright while a client keeps refreshing: while its replica
+/// takes over, requests answer 503 (never an invalid token, never a 500), then succeed without a
+/// restart; a refresh retried after a 503 is never applied twice (each token has one successor,
+/// the family's generation counts exactly the rotations the client saw, nothing is revoked).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cluster_failover_is_503_at_most_and_applies_no_rotation_twice() {
+    const PREFIX: &str = "tower-oauth2-test:failover:";
+    let mut cluster = match crate::support::cluster::LocalCluster::start(7100) {
+        Ok(c) => c,
+        Err(e) => {
+            backends::unreachable("a Redis Cluster of the test's own", "127.0.0.1:7100", &e);
+            return;
+        }
+    };
+    let store: Arc<dyn TokenStore> = Arc::new(
+        RedisStore::builder(cluster.url())
+            .prefix(PREFIX)
+            .timeout(Duration::from_secs(1))
+            .connect_timeout(TIMEOUT)
+            .build()
+            .unwrap(),
+    );
+    let h = harness_on(
+        Arc::clone(&store),
+        tower_oauth2::clock::Clock::now(&tower_oauth2::clock::SystemClock),
+        // A retry after a refresh whose answer was lost gets the same pair (RFC 9700 §4.14.2).
+        |c| c.refresh_token_grace_period = Duration::from_secs(30),
+    );
+    let (mut at, mut rt) = h.login().await;
+    // The primary that holds this grant's slot (its route is the token's first three digits).
+    let slot_key = format!("{PREFIX}{{{}}}", &rt[..3]);
+    let victim = cluster.primary_of(&slot_key);
+    cluster.kill(victim);
+    let killed = Instant::now();
+    let mut chain = vec![rt.clone()];
+    let (mut unavailable, mut served_after) = (0, 0);
+    while served_after < 5 {
+        assert!(
+            killed.elapsed() < Duration::from_secs(30),
+            "no recovery after the failover ({unavailable} answers of 503)"
+        );
+        let t = Instant::now();
+        let r = h.refresh(("app", "app-secret"), &rt).await;
+        assert!(t.elapsed() < BOUND, "a refresh took {:?}", t.elapsed());
+        match r.status.as_u16() {
+            200 => {
+                let v = r.assert_token();
+                at = v["access_token"].as_str().unwrap().to_owned();
+                rt = v["refresh_token"].as_str().unwrap().to_owned();
+                if chain.last() != Some(&rt) {
+                    chain.push(rt.clone());
+                }
+                if unavailable > 0 {
+                    served_after += 1;
+                }
+            }
+            503 => {
+                r.assert_error(503, "temporarily_unavailable");
+                unavailable += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            other => panic!(
+                "refresh during the failover answered {other}: {}",
+                String::from_utf8_lossy(&r.body)
+            ),
+        }
+        let bearer = h
+            .protected(h.server.bearer_layer(), Some(&format!("Bearer {at}")))
+            .await;
+        assert!(
+            matches!(bearer.status.as_u16(), 200 | 503),
+            "bearer check during the failover answered {}",
+            bearer.status
+        );
+    }
+    assert!(unavailable > 0, "the kill was never felt");
+    assert_ne!(
+        cluster.primary_of(&slot_key),
+        victim,
+        "a replica serves the slot now"
+    );
+    assert_eq!(cluster.role(victim), "", "the killed node is gone");
+    // Each token the client held was rotated exactly once, in order, and the family lives.
+    for (i, token) in chain.iter().enumerate() {
+        let hash = tower_oauth2::token::TokenHash::of(token);
+        let record = store
+            .find_refresh_token(&hash)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("refresh token {i} of {} is gone", chain.len()));
+        assert_eq!(record.generation as usize, i, "token {i}'s generation");
+        let active = matches!(record.state, tower_oauth2::store::RefreshTokenState::Active);
+        assert_eq!(active, i + 1 == chain.len(), "token {i}'s state");
+    }
+    assert!(h.accepted(&at).await, "the last access token works");
+}

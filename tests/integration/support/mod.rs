@@ -2,6 +2,7 @@
 //! and helpers that call the endpoints as tower services or over real HTTP on loopback.
 
 pub mod backends;
+pub mod cluster;
 mod net;
 pub mod proxy;
 pub mod quickstart;
