@@ -382,20 +382,66 @@ pub trait InvalidationListener: Send + Sync + 'static {
 /// Publishes on a store's announcement channel (a pub/sub `PUBLISH`, a `pg_notify`): what a
 /// store's listener hands to [`InvalidationListener::connected`]. The store's listener sends
 /// what it receives here, in order. Cheap to clone.
+///
+/// A store with one channel per [`Route`](crate::token::Route) (a Redis Cluster's sharded
+/// channels, each served by the node that holds its route's keys) delivers in order per channel
+/// only; a message about a route then goes on that route's channel
+/// ([`publish_on`](Self::publish_on)), and the [`lanes`](Self::lanes) name one route per node,
+/// which between them reach every channel's server.
 #[derive(Clone, Debug)]
-pub struct Outbox(tokio::sync::mpsc::UnboundedSender<String>);
+pub struct Outbox {
+    tx: tokio::sync::mpsc::UnboundedSender<Outgoing>,
+    lanes: Arc<[crate::token::Route]>,
+}
+
+/// A message queued on an [`Outbox`], with the route whose channel it must travel on (`None`:
+/// any).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outgoing {
+    /// Where it goes, on a store with a channel per route.
+    pub route: Option<crate::token::Route>,
+    /// The message.
+    pub text: String,
+}
 
 impl Outbox {
-    /// An outbox and the receiver a store's listener sends from.
-    pub fn channel() -> (Self, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    /// An outbox on one channel and the receiver a store's listener sends from.
+    pub fn channel() -> (Self, tokio::sync::mpsc::UnboundedReceiver<Outgoing>) {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        (Self(tx), rx)
+        (
+            Self {
+                tx,
+                lanes: Arc::from([]),
+            },
+            rx,
+        )
     }
 
-    /// Queue `message` for the channel; `false` once the store's listener has let go (the
-    /// channel is down).
+    /// The same outbox over channels per route, `lanes` naming one route per server.
+    #[must_use]
+    pub fn with_lanes(mut self, lanes: Vec<crate::token::Route>) -> Self {
+        self.lanes = Arc::from(lanes);
+        self
+    }
+
+    /// One route per server of a store with channels per route; empty for one channel.
+    pub fn lanes(&self) -> &[crate::token::Route] {
+        &self.lanes
+    }
+
+    /// Queue `message` for the channel (any, on a store with several); `false` once the
+    /// store's listener has let go (the channel is down).
     pub fn publish(&self, message: String) -> bool {
-        self.0.send(message).is_ok()
+        self.send(None, message)
+    }
+
+    /// Queue `message` for `route`'s channel, behind everything announced there so far.
+    pub fn publish_on(&self, route: Option<crate::token::Route>, message: String) -> bool {
+        self.send(route, message)
+    }
+
+    fn send(&self, route: Option<crate::token::Route>, text: String) -> bool {
+        self.tx.send(Outgoing { route, text }).is_ok()
     }
 }
 

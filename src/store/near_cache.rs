@@ -19,7 +19,7 @@ use super::{
 use crate::{
     clock::{Clock, UnixTime},
     error::StoreError,
-    token::{GrantId, TokenHash},
+    token::{GrantId, Route, TokenHash},
 };
 
 /// How big a [`NearCache`] may grow, and whether there is one.
@@ -330,6 +330,15 @@ fn echoes_back(made: &Invalidation, heard: &Invalidation) -> bool {
         )
 }
 
+/// The one route `what` is about, if it is about one (a token or a grant).
+fn route_of(what: &Invalidation) -> Option<Route> {
+    match what {
+        Invalidation::AccessToken(hash) => hash.route(),
+        Invalidation::Grant(id) => Some(id.route()),
+        _ => None,
+    }
+}
+
 /// Whether announcement `what` concerns the token `hash` of `record`.
 fn concerns(what: &Invalidation, hash: &TokenHash, record: &AccessTokenRecord) -> bool {
     match what {
@@ -608,7 +617,7 @@ impl NearCache {
     ) {
         self.shared.apply(&what);
         let Some(echo) = echo else { return };
-        if announced && !self.barrier().await {
+        if announced && !self.barrier(&what).await {
             let _ = tokio::time::timeout(ECHO_WAIT, echo).await;
         } else {
             drop(echo);
@@ -617,9 +626,11 @@ impl NearCache {
         echoes.retain(|(_, tx)| !tx.is_closed());
     }
 
-    /// Wait for every known instance to confirm a barrier; `false` when none is known (or the
-    /// barrier cannot be published).
-    async fn barrier(&self) -> bool {
+    /// Wait for every known instance to confirm a barrier published behind `what`'s
+    /// announcement; `false` when none is known (or the barrier cannot be published). On a store
+    /// with a channel per route the barrier goes on `what`'s route's channel, or, for what spans
+    /// routes (a user's or a client's grants), on every lane: one per server.
+    async fn barrier(&self, what: &Invalidation) -> bool {
         let s = &self.shared;
         let waiting: HashSet<u64> = {
             let peers = s.peers.lock().unwrap_or_else(|e| e.into_inner());
@@ -632,31 +643,52 @@ impl NearCache {
         if waiting.is_empty() {
             return false;
         }
-        let n = s.next_barrier.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        s.barriers.lock().unwrap_or_else(|e| e.into_inner()).insert(
-            n,
-            Barrier {
-                waiting,
-                done: Some(tx),
-            },
-        );
-        let published = s.publish(format!("~m:{:x}:{n:x}", s.id));
-        if published {
-            let _ = tokio::time::timeout(BARRIER_WAIT, rx).await;
+        let Some(outbox) = s.outbox.lock().unwrap_or_else(|e| e.into_inner()).clone() else {
+            return false;
+        };
+        let routes: Vec<Option<Route>> = match (route_of(what), outbox.lanes()) {
+            (_, []) => vec![None],
+            (Some(route), _) => vec![Some(route)],
+            (None, lanes) => lanes.iter().copied().map(Some).collect(),
+        };
+        let mut numbers = Vec::with_capacity(routes.len());
+        let mut done = Vec::with_capacity(routes.len());
+        let mut published = true;
+        for route in routes {
+            let n = s.next_barrier.fetch_add(1, Ordering::Relaxed);
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            s.barriers.lock().unwrap_or_else(|e| e.into_inner()).insert(
+                n,
+                Barrier {
+                    waiting: waiting.clone(),
+                    done: Some(tx),
+                },
+            );
+            numbers.push(n);
+            done.push(rx);
+            published &= outbox.publish_on(route, format!("~m:{:x}:{n:x}", s.id));
         }
-        let left = s
-            .barriers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&n);
-        if let Some(silent) = left.filter(|b| !b.waiting.is_empty()) {
+        if published {
+            let deadline = tokio::time::Instant::now() + BARRIER_WAIT;
+            for rx in done {
+                let _ = tokio::time::timeout_at(deadline, rx).await;
+            }
+        }
+        let silent: HashSet<u64> = {
+            let mut barriers = s.barriers.lock().unwrap_or_else(|e| e.into_inner());
+            numbers
+                .iter()
+                .filter_map(|n| barriers.remove(n))
+                .flat_map(|b| b.waiting)
+                .collect()
+        };
+        if !silent.is_empty() {
             tracing::warn!(
-                instances = silent.waiting.len(),
+                instances = silent.len(),
                 "near-cache: instances did not confirm a revocation in time; forgotten until heard from"
             );
             let mut peers = s.peers.lock().unwrap_or_else(|e| e.into_inner());
-            for id in &silent.waiting {
+            for id in &silent {
                 peers.remove(id);
             }
         }
@@ -780,9 +812,11 @@ impl TokenStore for NearCache {
         rotation: Rotation,
     ) -> Result<RotationOutcome, StoreError> {
         self.start();
+        // A grant's access tokens are on its route, which the barrier follows.
         let replaced = rotation
             .previous_access
-            .filter(|_| rotation.revoke_previous_access);
+            .filter(|_| rotation.revoke_previous_access)
+            .map(|h| h.routed(rotation.grant.route()));
         let echo = replaced.and_then(|h| self.expect_echo(&Invalidation::AccessToken(h)));
         let (presented, access, successor) = (
             rotation.presented,
@@ -904,7 +938,7 @@ mod tests {
         client::GrantType,
         clock::ManualClock,
         scope::Scope,
-        store::MemoryStore,
+        store::{MemoryStore, Outgoing},
         token::{self, SecretToken},
     };
 
@@ -1043,7 +1077,7 @@ mod tests {
         listener.connected(outbox);
         let weak = Arc::downgrade(&listener);
         tokio::spawn(async move {
-            while let Some(text) = outgoing.recv().await {
+            while let Some(Outgoing { text, .. }) = outgoing.recv().await {
                 let Some(l) = weak.upgrade() else { return };
                 l.message(&text);
             }
@@ -1093,6 +1127,101 @@ mod tests {
             .revoke_access_token(&at.hash())
             .await
             .unwrap();
+    }
+
+    /// On a store with a channel per route, a barrier follows what it guards: a token's or a
+    /// grant's on that route's channel, behind its announcement; a user's grants (any routes)
+    /// on every lane.
+    #[tokio::test]
+    async fn barriers_travel_on_the_route_of_what_was_revoked() {
+        let store = Arc::new(Announcing::default());
+        let cache = NearCache::new(
+            Arc::clone(&store) as Arc<dyn TokenStore>,
+            Arc::new(ManualClock::new(NOW)) as Arc<dyn Clock>,
+            NearCacheConfig::default(),
+        );
+        cache.start();
+        let lanes = vec![Route::new(7).unwrap(), Route::new(0x800).unwrap()];
+        let (outbox, mut outgoing) = Outbox::channel();
+        let listener = store.listener();
+        listener.connected(outbox.with_lanes(lanes.clone()));
+        // Another instance is there; it never confirms, so each barrier waits out its bound and
+        // forgets it, and it says hello again before each revocation.
+        let hello = || listener.message("~hi:beef");
+        hello();
+        let barriers = |outgoing: &mut tokio::sync::mpsc::UnboundedReceiver<Outgoing>| {
+            let mut routes = Vec::new();
+            while let Ok(m) = outgoing.try_recv() {
+                if m.text.starts_with("~m:") {
+                    routes.push(m.route);
+                }
+            }
+            routes
+        };
+        let id = GrantId::generate();
+        assert!(!cache.revoke_grant(id).await.unwrap(), "nothing live");
+        assert_eq!(
+            barriers(&mut outgoing),
+            [],
+            "nothing revoked, nothing to guard"
+        );
+        let at = token::generate_for(id.route());
+        let grant = GrantRecord {
+            id: GrantId::generate_in(id.route()),
+            client_id: Arc::from("app"),
+            subject: Some(Arc::from("alice")),
+            scope: Scope::parse("read").unwrap(),
+            grant_type: GrantType::Password,
+            created_at: NOW,
+            expires_at: None,
+        };
+        let access = NewAccessToken {
+            hash: at.hash(),
+            scope: Scope::parse("read").unwrap(),
+            issued_at: NOW,
+            expires_at: NOW + 60,
+        };
+        cache
+            .create_grant(grant.clone(), access, None)
+            .await
+            .unwrap();
+        assert!(cache.revoke_access_token(&at.hash()).await.unwrap());
+        assert_eq!(barriers(&mut outgoing), [Some(id.route())]);
+        hello();
+        assert!(cache.revoke_grant(grant.id).await.unwrap());
+        assert_eq!(barriers(&mut outgoing), [Some(id.route())]);
+        let (at2, _) = {
+            let t = token::generate_for(id.route());
+            let mut g = grant.clone();
+            g.id = GrantId::generate_in(id.route());
+            let a = NewAccessToken {
+                hash: t.hash(),
+                scope: Scope::parse("read").unwrap(),
+                issued_at: NOW,
+                expires_at: NOW + 60,
+            };
+            cache.create_grant(g.clone(), a, None).await.unwrap();
+            (t, g.id)
+        };
+        hello();
+        assert_eq!(
+            cache
+                .revoke_grants(&GrantFilter::Subject("alice".into()))
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            barriers(&mut outgoing),
+            lanes.iter().copied().map(Some).collect::<Vec<_>>()
+        );
+        assert!(
+            cache
+                .find_access_token(&at2.hash())
+                .await
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[tokio::test]
@@ -1285,7 +1414,7 @@ mod tests {
             listener.connected(outbox);
             let bus = Arc::clone(self);
             tokio::spawn(async move {
-                while let Some(text) = outgoing.recv().await {
+                while let Some(Outgoing { text, .. }) = outgoing.recv().await {
                     bus.send(text);
                 }
             });

@@ -10,6 +10,10 @@ tower_oauth2::token_store_conformance!(redis, |test| open(Backend::Redis, test))
 tower_oauth2::token_store_conformance!(redis_cluster, |test| open(Backend::RedisCluster, test));
 tower_oauth2::token_store_conformance!(postgres, |test| open(Backend::Postgres, test));
 tower_oauth2::token_store_conformance!(redis_near_cache, |test| open_cached(Backend::Redis, test));
+tower_oauth2::token_store_conformance!(redis_cluster_near_cache, |test| open_cached(
+    Backend::RedisCluster,
+    test
+));
 tower_oauth2::token_store_conformance!(postgres_near_cache, |test| open_cached(
     Backend::Postgres,
     test

@@ -135,6 +135,11 @@ async fn redis_every_revocation_reaches_the_other_instance() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cluster_every_revocation_reaches_the_other_instance() {
+    every_revocation_reaches_the_other_instance(Backend::RedisCluster, "near_cache_cluster").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_every_revocation_reaches_the_other_instance() {
     every_revocation_reaches_the_other_instance(Backend::Postgres, "near_cache_pg").await;
 }

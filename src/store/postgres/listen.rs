@@ -108,7 +108,7 @@ async fn listen(
         tokio::select! {
             biased;
             _ = &mut *closed => return Err("the connection closed".into()),
-            Some(text) = outgoing.recv() => {
+            Some(crate::store::Outgoing { text, .. }) = outgoing.recv() => {
                 within(client.execute("SELECT pg_notify($1, $2)", &[&channel, &text])).await?;
             }
             _ = ticks.tick() => {

@@ -84,7 +84,7 @@ async fn subscribe(
 /// Deliver messages and publish the listener's own until a connection fails; says why.
 async fn pump(
     mut c: Connections,
-    mut outgoing: tokio::sync::mpsc::UnboundedReceiver<String>,
+    mut outgoing: tokio::sync::mpsc::UnboundedReceiver<crate::store::Outgoing>,
     channel: &str,
     listener: &Weak<dyn InvalidationListener>,
 ) -> &'static str {
@@ -109,7 +109,7 @@ async fn pump(
                     Err(_) => l.message("*"),
                 }
             }
-            Some(text) = outgoing.recv() => {
+            Some(crate::store::Outgoing { text, .. }) = outgoing.recv() => {
                 let sent = tokio::time::timeout(
                     HEARTBEAT,
                     redis::cmd("PUBLISH").arg(channel).arg(text).query_async::<i64>(&mut c.publisher),

@@ -53,6 +53,7 @@
 
 mod conn;
 mod listen;
+mod listen_cluster;
 mod reply;
 mod scripts;
 
@@ -129,7 +130,10 @@ impl RedisStoreBuilder {
                     .max_retry_wait(200)
                     .build()
                     .map_err(|_| ConfigError::Store("invalid Redis Cluster URL"))?;
-                Connector::Cluster(Box::new(client))
+                Connector::Cluster {
+                    client: Box::new(client),
+                    nodes: conn::cluster_nodes(url)?,
+                }
             }
             Source::Url(url) => Connector::Server(
                 redis::Client::open(url.as_str())
@@ -299,7 +303,7 @@ impl RedisStore {
                             .map(Conn::Server)
                             .map_err(StoreError::unavailable)
                     }
-                    Connector::Cluster(client) => client
+                    Connector::Cluster { client, .. } => client
                         .get_async_connection()
                         .await
                         .map(Conn::Cluster)
@@ -313,7 +317,7 @@ impl RedisStore {
 
     /// Whether the store is on a Redis Cluster.
     fn clustered(&self) -> bool {
-        matches!(self.inner.connector, Connector::Cluster(_))
+        matches!(self.inner.connector, Connector::Cluster { .. })
     }
 
     /// The prefix of the keys of a grant on `route`: the store's prefix, or on a cluster that
@@ -477,7 +481,7 @@ impl RedisStore {
         .await?;
         let pattern = format!("{}*", glob_escape(self.prefix()));
         let mut total = 0u64;
-        for node in &primaries {
+        for node in primaries.iter().map(|p| &p.address) {
             let mut cursor = 0u64;
             loop {
                 let scan = redis::cmd("SCAN")
@@ -947,17 +951,24 @@ impl TokenStore for RedisStore {
 
     fn announces_revocations(&self) -> bool {
         // The channel needs a connection of its own, which only a URL source can make.
-        matches!(self.inner.connector, Connector::Server(_))
+        !matches!(self.inner.connector, Connector::Given)
     }
 
     fn listen(&self, listener: std::sync::Weak<dyn crate::store::InvalidationListener>) {
-        if let Connector::Server(client) = &self.inner.connector {
-            listen::spawn(
+        match &self.inner.connector {
+            Connector::Server(client) => listen::spawn(
                 client.clone(),
                 format!("{}invalidations", self.inner.prefix),
                 self.inner.connect_timeout,
                 listener,
-            );
+            ),
+            Connector::Cluster { nodes, .. } => listen_cluster::spawn(
+                nodes.clone(),
+                self.inner.prefix.clone(),
+                self.inner.connect_timeout,
+                listener,
+            ),
+            Connector::Given => {}
         }
     }
 
