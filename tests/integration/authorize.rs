@@ -620,6 +620,7 @@ async fn flow_on(backend: backends::Backend, name: &str) {
 async fn the_flow_spans_instances_on_every_store() {
     flow_on(backends::Backend::Memory, "authorize_memory").await;
     flow_on(backends::Backend::Redis, "authorize_redis").await;
+    flow_on(backends::Backend::RedisCluster, "authorize_redis_cluster").await;
     flow_on(backends::Backend::Postgres, "authorize_postgres").await;
 }
 

@@ -374,7 +374,12 @@ async fn an_app_adds_claims_but_cannot_change_the_registered_ones() {
 async fn jwt_access_tokens_live_and_die_in_every_store() {
     use crate::support::backends::{Backend, open};
     use tower_oauth2::clock::{Clock, SystemClock};
-    for backend in [Backend::Memory, Backend::Redis, Backend::Postgres] {
+    for backend in [
+        Backend::Memory,
+        Backend::Redis,
+        Backend::RedisCluster,
+        Backend::Postgres,
+    ] {
         let Some(store) = open(backend, &format!("jwt_{backend:?}").to_lowercase()).await else {
             continue;
         };
