@@ -25,7 +25,7 @@
 //! trip; a token names its route in the clear, so a lookup by token goes straight to its slot.
 //! The subject and client indexes (`{prefix}s:…`, `{prefix}k:…`) live in slots of their own:
 //! a grant is entered there beside its creation (concurrently, still one round trip of
-//! latency), and a bulk revocation reads an index in batches and revokes grant by grant, each
+//! latency) and its entries extended beside a rotation about once a day, and a bulk revocation reads an index in batches and revokes grant by grant, each
 //! in its own slot, removing from the index only what it revoked, so an interruption leaves
 //! nothing unrevoked that a retry would not find. Revocations are announced on the slot's own
 //! channel with sharded pub/sub (`SPUBLISH {prefix}{route}invalidations`). Data written by a
@@ -83,6 +83,13 @@ use crate::{
 
 /// Grant ids revoked per script by a bulk revocation.
 const REVOKE_BATCH: usize = 500;
+
+/// On a cluster, index entries are scored in whole days past a grant's purge time.
+const INDEX_GRAIN_SECS: u64 = 86_400;
+
+/// Grants whose index scores an instance remembers (then it starts again, which costs only
+/// writes).
+const INDEXED_MEMO: usize = 100_000;
 
 /// Builds a [`RedisStore`].
 #[derive(Clone, Debug)]
@@ -154,6 +161,7 @@ impl RedisStoreBuilder {
                 connector,
                 conn,
                 scripts: Scripts::new(),
+                indexed: dashmap::DashMap::new(),
                 prefix: self.prefix,
                 timeout: self.timeout,
                 connect_timeout: self.connect_timeout,
@@ -170,6 +178,8 @@ struct Inner {
     prefix: String,
     timeout: Duration,
     connect_timeout: Duration,
+    /// On a cluster: the index score this instance last wrote for a grant.
+    indexed: dashmap::DashMap<GrantId, UnixTime>,
 }
 
 /// The Redis [`TokenStore`]. Cloning shares the connection.
@@ -392,7 +402,15 @@ impl RedisStore {
     }
 
     /// On a cluster, enter a grant in its client's and subject's indexes (which live in slots of
-    /// their own) until `purge_at`; nothing on one server, where the grant's script does it.
+    /// their own) until at least `purge_at`; nothing on one server, where the grant's script
+    /// does it.
+    ///
+    /// An entry is scored by the end of the day after `purge_at`, so a family that lives on
+    /// (a rotation) needs its entries extended about once a day, not at every refresh: the
+    /// scores this instance has written are remembered, and a rotation whose purge time they
+    /// already cover skips the writes. That is safe because a remembered score was written
+    /// (`ZADD … GT` never lowers it, and the index key lives as long); another instance writes
+    /// its own once.
     async fn index_apart(
         &self,
         id: GrantId,
@@ -404,21 +422,39 @@ impl RedisStore {
         if !self.clustered() {
             return Ok(());
         }
+        let score = (purge_at / INDEX_GRAIN_SECS + 2) * INDEX_GRAIN_SECS;
+        if self
+            .inner
+            .indexed
+            .get(&id)
+            .is_some_and(|written| *written >= purge_at)
+        {
+            return Ok(());
+        }
         let enter = |set: String| {
             let this = self.clone();
             let id = id.to_string();
             async move {
                 let key = format!("{}{set}", this.prefix());
                 let mut inv = this.script(&this.inner.scripts.index, &key);
-                inv.arg(id).arg(purge_at).arg(now);
+                inv.arg(id).arg(score).arg(now);
                 this.invoke::<i64>(inv).await.map(drop)
             }
         };
         let client = enter(format!("k:{client_id}"));
         match subject {
-            Some(s) => tokio::try_join!(client, enter(format!("s:{s}"))).map(drop),
-            None => client.await,
+            Some(s) => tokio::try_join!(client, enter(format!("s:{s}")))?,
+            None => (client.await?, ()),
+        };
+        let indexed = &self.inner.indexed;
+        if indexed.len() >= INDEXED_MEMO {
+            indexed.retain(|_, written| *written > now);
+            if indexed.len() >= INDEXED_MEMO {
+                indexed.clear();
+            }
         }
+        indexed.insert(id, score);
+        Ok(())
     }
 
     /// On a cluster: revoke every grant a subject's or client's index lists, grant by grant
