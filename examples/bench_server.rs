@@ -24,7 +24,8 @@
 //! `--store URL` runs on Redis or PostgreSQL instead of memory (keys under
 //! `tower-oauth2-bench:`, tables in schema `tower_oauth2_bench`), with the near-cache unless
 //! `--near-cache off` (env `NEAR_CACHE`) and a PostgreSQL pool of `--pool-size` connections (env
-//! `POOL_SIZE`, default 32); `--access-token-lifetime`,
+//! `POOL_SIZE`, default 32), or for Redis `REDIS_CONNECTIONS` multiplexed connections (default
+//! 1); `--access-token-lifetime`,
 //! `--refresh-token-lifetime` and `--sweep-interval` (seconds) shorten lifetimes for the soak
 //! (`bench/soak.sh`), which also uses `POST /oauth/revoke`.
 
@@ -128,6 +129,10 @@ async fn open_store(
     sweep: Option<u64>,
     pool_size: usize,
 ) -> Result<Arc<dyn TokenStore>, Box<dyn std::error::Error>> {
+    let redis_connections = std::env::var("REDIS_CONNECTIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
     Ok(match url {
         None => Arc::new(MemoryStore::with_sweep_interval(
             std::time::Duration::from_secs(sweep.unwrap_or(60)),
@@ -136,6 +141,7 @@ async fn open_store(
         Some(u) if u.starts_with("redis") => Arc::new(
             RedisStore::builder(u)
                 .prefix("tower-oauth2-bench:")
+                .connections(redis_connections)
                 .build()?,
         ),
         Some(u) => {

@@ -99,9 +99,17 @@ pub struct RedisStoreBuilder {
     prefix: String,
     timeout: Duration,
     connect_timeout: Duration,
+    connections: usize,
 }
 
 impl RedisStoreBuilder {
+    /// Connections to open (default 1; for a URL source), each multiplexed: requests take them
+    /// in turn. One pipelines every concurrent request already; BENCHMARKS.md measures more.
+    pub fn connections(mut self, n: usize) -> Self {
+        self.connections = n.max(1);
+        self
+    }
+
     /// Prefix of every key (default `tower-oauth2:`), to share a Redis with other data.
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();
@@ -153,7 +161,7 @@ impl RedisStoreBuilder {
 
     fn assemble(self, connector: Connector) -> RedisStore {
         let conn = match self.source {
-            Source::Given(conn) => OnceCell::new_with(Some(Conn::Server(conn))),
+            Source::Given(conn) => OnceCell::new_with(Some(vec![Conn::Server(conn)])),
             Source::Url(_) => OnceCell::new(),
         };
         RedisStore {
@@ -162,6 +170,8 @@ impl RedisStoreBuilder {
                 conn,
                 scripts: Scripts::new(),
                 indexed: dashmap::DashMap::new(),
+                connections: self.connections,
+                next: std::sync::atomic::AtomicUsize::new(0),
                 prefix: self.prefix,
                 timeout: self.timeout,
                 connect_timeout: self.connect_timeout,
@@ -173,7 +183,10 @@ impl RedisStoreBuilder {
 struct Inner {
     /// What connects, for a URL source.
     connector: Connector,
-    conn: OnceCell<Conn>,
+    conn: OnceCell<Vec<Conn>>,
+    /// How many connections to open, and which one the next call takes.
+    connections: usize,
+    next: std::sync::atomic::AtomicUsize,
     scripts: Scripts,
     prefix: String,
     timeout: Duration,
@@ -294,35 +307,49 @@ impl RedisStore {
             prefix: "tower-oauth2:".into(),
             timeout: Duration::from_secs(2),
             connect_timeout: Duration::from_secs(1),
+            connections: 1,
         }
     }
 
     async fn conn(&self) -> Result<Conn, StoreError> {
         let inner = &self.inner;
-        let conn = inner
+        let conns = inner
             .conn
             .get_or_try_init(|| async {
-                match &inner.connector {
-                    Connector::Server(client) => {
-                        let config = ConnectionManagerConfig::new()
-                            .set_connection_timeout(Some(inner.connect_timeout))
-                            .set_response_timeout(Some(inner.timeout))
-                            .set_number_of_retries(1);
-                        ConnectionManager::new_with_config(client.clone(), config)
-                            .await
-                            .map(Conn::Server)
-                            .map_err(StoreError::unavailable)
-                    }
-                    Connector::Cluster { client, .. } => client
-                        .get_async_connection()
-                        .await
-                        .map(Conn::Cluster)
-                        .map_err(StoreError::unavailable),
-                    Connector::Given => Err(StoreError::unavailable("no Redis connection")),
+                let mut conns = Vec::with_capacity(inner.connections);
+                for _ in 0..inner.connections {
+                    conns.push(self.connect().await?);
                 }
+                Ok::<_, StoreError>(conns)
             })
             .await?;
-        Ok(conn.clone())
+        let i = inner
+            .next
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(conns[i % conns.len()].clone())
+    }
+
+    /// Open one connection of the store's kind.
+    async fn connect(&self) -> Result<Conn, StoreError> {
+        let inner = &self.inner;
+        match &inner.connector {
+            Connector::Server(client) => {
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(inner.connect_timeout))
+                    .set_response_timeout(Some(inner.timeout))
+                    .set_number_of_retries(1);
+                ConnectionManager::new_with_config(client.clone(), config)
+                    .await
+                    .map(Conn::Server)
+                    .map_err(StoreError::unavailable)
+            }
+            Connector::Cluster { client, .. } => client
+                .get_async_connection()
+                .await
+                .map(Conn::Cluster)
+                .map_err(StoreError::unavailable),
+            Connector::Given => Err(StoreError::unavailable("no Redis connection")),
+        }
     }
 
     /// Whether the store is on a Redis Cluster.
