@@ -147,6 +147,32 @@ async fn a_redis_store_on_the_apps_own_connection() {
     the_flow_works_on(Arc::new(store)).await;
 }
 
+/// Several connections taken in turn (`connections(3)`): consecutive calls of one flow go over
+/// different connections (a refresh's read and its rotation, a revocation and the check after
+/// it), on one server and on a cluster alike.
+#[tokio::test]
+async fn a_redis_store_over_several_connections() {
+    use crate::support::backends::{Backend, open, redis_cluster_url};
+    for (backend, url) in [
+        (Backend::Redis, redis_url()),
+        (Backend::RedisCluster, redis_cluster_url()),
+    ] {
+        // Skipped (or, in CI, failed) like every test of that backend when it is unreachable.
+        if open(backend, "stores_connections_probe").await.is_none() {
+            continue;
+        }
+        let store = RedisStore::builder(&url)
+            .prefix(format!(
+                "tower-oauth2-test:stores-connections:{}:",
+                SystemClock.now()
+            ))
+            .connections(3)
+            .build()
+            .unwrap();
+        the_flow_works_on(Arc::new(store)).await;
+    }
+}
+
 /// Seconds until `key` expires in Redis (-1 without a TTL, -2 when gone).
 async fn expires_at(conn: &mut redis::aio::MultiplexedConnection, key: &str) -> i64 {
     redis::cmd("EXPIRETIME")
