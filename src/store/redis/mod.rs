@@ -484,6 +484,26 @@ impl RedisStore {
         Ok(())
     }
 
+    /// Invoke a script that creates `grant`, entering it in its indexes beside (on a cluster).
+    async fn invoke_creating<T: redis::FromRedisValue>(
+        &self,
+        inv: redis::ScriptInvocation<'_>,
+        grant: &GrantRecord,
+        purge_at: UnixTime,
+    ) -> Result<T, StoreError> {
+        let (reply, ()) = tokio::try_join!(
+            self.invoke(inv),
+            self.index_apart(
+                grant.id,
+                &grant.client_id,
+                grant.subject.as_deref(),
+                purge_at,
+                grant.created_at,
+            ),
+        )?;
+        Ok(reply)
+    }
+
     /// On a cluster: revoke every grant a subject's or client's index lists, grant by grant
     /// (each in its own slot), removing from the index only what was revoked.
     async fn revoke_indexed(&self, set: &str) -> Result<u64, StoreError> {
@@ -650,18 +670,9 @@ impl TokenStore for RedisStore {
         )?;
         let mut inv = self.script(&self.inner.scripts.create_grant, &scope);
         grant_args(&mut inv, &grant, &access, refresh.as_ref());
-        let purge_at = grant_purge_at(&access, refresh.as_ref());
-        tokio::try_join!(
-            self.invoke::<i64>(inv),
-            self.index_apart(
-                grant.id,
-                &grant.client_id,
-                grant.subject.as_deref(),
-                purge_at,
-                grant.created_at,
-            ),
-        )
-        .map(drop)
+        self.invoke_creating::<i64>(inv, &grant, grant_purge_at(&access, refresh.as_ref()))
+            .await
+            .map(drop)
     }
 
     async fn find_access_token(
@@ -938,17 +949,9 @@ impl TokenStore for RedisStore {
         let mut inv = self.script(&self.inner.scripts.redeem_code, &scope);
         inv.arg(hash.to_hex());
         grant_args(&mut inv, &grant, &access, refresh.as_ref());
-        let purge_at = grant_purge_at(&access, refresh.as_ref());
-        let (reply, ()): (Vec<String>, ()) = tokio::try_join!(
-            self.invoke(inv),
-            self.index_apart(
-                grant.id,
-                &grant.client_id,
-                grant.subject.as_deref(),
-                purge_at,
-                grant.created_at,
-            ),
-        )?;
+        let reply: Vec<String> = self
+            .invoke_creating(inv, &grant, grant_purge_at(&access, refresh.as_ref()))
+            .await?;
         match reply.first().map(String::as_str) {
             Some("ok") => Ok(Redemption::Redeemed),
             Some("missing") => Ok(Redemption::Missing),
