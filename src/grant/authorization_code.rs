@@ -188,40 +188,25 @@ pub(super) async fn exchange(
         .ok_or_else(|| OAuthError::invalid_request("missing code"))?;
     let hash = TokenHash::of(code);
     let store = &server.inner.store;
-    let invalid = || OAuthError::invalid_grant("invalid authorization code");
-    let record = store.find_code(&hash).await?.ok_or_else(invalid)?;
-    // The client first: another client's presentation of a code (leaked, say, and already used)
-    // must neither revoke the grant it started nor tell whether it exists.
-    if *record.client_id != *client.id() {
-        return Err(invalid());
-    }
-    if let Some(first) = record.redeemed_by {
-        return Err(code_reused(server, first, &record.client_id).await);
-    }
-    if record.expires_at <= server.now() {
-        return Err(OAuthError::invalid_grant("authorization code expired"));
-    }
-    // RFC 6749 §4.1.3: identical to the authorization request's redirect_uri, if it had one.
-    if let Some(expected) = &record.redirect_uri {
-        if form.get("redirect_uri") != Some(expected.as_str()) {
-            return Err(OAuthError::invalid_grant("redirect_uri does not match"));
-        }
-    }
-    match (&record.code_challenge, form.get("code_verifier")) {
-        (Some((challenge, method)), Some(verifier)) => {
-            if !pkce::verify(verifier, challenge, *method) {
-                return Err(OAuthError::invalid_grant("PKCE verification failed"));
+    // First what this instance may already know of the code (a near-cache's record of a code
+    // issued here: one round trip less), then, should any check fail on it, the store's own
+    // answer, so a refusal is always the store's. A record's only change is its redemption,
+    // which the redemption below checks atomically.
+    let mut record = store.find_code_to_use(&hash).await?;
+    let mut fresh = false;
+    let record = loop {
+        match check(server, client, form, record.as_ref()) {
+            Ok(()) => break record.ok_or_else(invalid_code)?,
+            Err(Refusal::Reused(first)) => {
+                return Err(code_reused(server, first, client.id_arc()).await);
+            }
+            Err(Refusal::Invalid(e)) if fresh || record.is_none() => return Err(e),
+            Err(Refusal::Invalid(_)) => {
+                record = store.find_code(&hash).await?;
+                fresh = true;
             }
         }
-        (Some(_), None) => return Err(OAuthError::invalid_grant("missing code_verifier")),
-        // OAuth 2.1 §4.1.3: a verifier without a challenge is a downgrade attempt.
-        (None, Some(_)) => {
-            return Err(OAuthError::invalid_grant(
-                "code_verifier sent for a code issued without a challenge",
-            ));
-        }
-        (None, None) => {}
-    }
+    };
     // The grant goes on the code's route, so the store redeems the one and creates the other in
     // one atomic step wherever it keeps them.
     let route = hash.route().unwrap_or_else(crate::token::Route::random);
@@ -246,8 +231,67 @@ pub(super) async fn exchange(
         Redemption::AlreadyRedeemed(first) => {
             Err(code_reused(server, first, client.id_arc()).await)
         }
-        Redemption::Missing => Err(invalid()),
+        Redemption::Missing => Err(invalid_code()),
     }
+}
+
+fn invalid_code() -> OAuthError {
+    OAuthError::invalid_grant("invalid authorization code")
+}
+
+/// Why a code is refused.
+enum Refusal {
+    /// Used already: its first use's grant is revoked.
+    Reused(crate::GrantId),
+    /// Anything else.
+    Invalid(OAuthError),
+}
+
+/// Every check of a code presented by `client` with `form`, in the order RFC 6749 §4.1.3 and
+/// OAuth 2.1 set.
+fn check(
+    server: &AuthServer,
+    client: &Client,
+    form: &Form,
+    record: Option<&AuthorizationCodeRecord>,
+) -> Result<(), Refusal> {
+    let refuse = |e| Err(Refusal::Invalid(e));
+    let Some(record) = record else {
+        return refuse(invalid_code());
+    };
+    // The client first: another client's presentation of a code (leaked, say, and already used)
+    // must neither revoke the grant it started nor tell whether it exists.
+    if *record.client_id != *client.id() {
+        return refuse(invalid_code());
+    }
+    if let Some(first) = record.redeemed_by {
+        return Err(Refusal::Reused(first));
+    }
+    if record.expires_at <= server.now() {
+        return refuse(OAuthError::invalid_grant("authorization code expired"));
+    }
+    // RFC 6749 §4.1.3: identical to the authorization request's redirect_uri, if it had one.
+    if let Some(expected) = &record.redirect_uri {
+        if form.get("redirect_uri") != Some(expected.as_str()) {
+            return refuse(OAuthError::invalid_grant("redirect_uri does not match"));
+        }
+    }
+    match (&record.code_challenge, form.get("code_verifier")) {
+        (Some((challenge, method)), Some(verifier)) => {
+            if !pkce::verify(verifier, challenge, *method) {
+                return refuse(OAuthError::invalid_grant("PKCE verification failed"));
+            }
+        }
+        (Some(_), None) => return refuse(OAuthError::invalid_grant("missing code_verifier")),
+        // OAuth 2.1 §4.1.3: a verifier without a challenge is a downgrade attempt.
+        (None, Some(_)) => {
+            return refuse(OAuthError::invalid_grant(
+                "code_verifier sent for a code issued without a challenge",
+            ));
+        }
+        (None, None) => {}
+    }
+    Ok(())
 }
 
 /// RFC 6749 §4.1.2: a code used twice is refused, and what its first use issued is revoked.

@@ -567,6 +567,18 @@ pub trait TokenStore: Send + Sync + 'static {
         self.find_refresh_token(hash).await
     }
 
+    /// The code about to be redeemed: [`find_code`](Self::find_code), or a record of it this
+    /// instance wrote earlier, when the caller's next step is
+    /// [`redeem_code`](Self::redeem_code) — which checks in the store, atomically, that it is
+    /// not redeemed yet (nothing else about a code ever changes). A caller refused on such a
+    /// record asks `find_code` before answering. Default: `find_code`.
+    async fn find_code_to_use(
+        &self,
+        hash: &TokenHash,
+    ) -> Result<Option<AuthorizationCodeRecord>, StoreError> {
+        self.find_code(hash).await
+    }
+
     /// [`find_access_token`](Self::find_access_token) answered without waiting, for stores that
     /// can (memory): the bearer layer's fast path, with no future to allocate. `None` (the
     /// default) means "ask asynchronously".
@@ -664,6 +676,12 @@ impl<T: TokenStore + ?Sized> TokenStore for Arc<T> {
         hash: &TokenHash,
     ) -> Result<Option<RefreshTokenRecord>, StoreError> {
         (**self).find_refresh_token_to_use(hash).await
+    }
+    async fn find_code_to_use(
+        &self,
+        hash: &TokenHash,
+    ) -> Result<Option<AuthorizationCodeRecord>, StoreError> {
+        (**self).find_code_to_use(hash).await
     }
     fn find_access_token_now(
         &self,

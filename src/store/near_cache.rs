@@ -122,6 +122,9 @@ struct Shared {
     /// Active refresh tokens this instance issued or read, for a refresh in one round trip
     /// ([`TokenStore::find_refresh_token_to_use`]); a record is dropped when used or found stale.
     refresh: DashMap<TokenHash, RefreshTokenRecord>,
+    /// Codes this instance issued, not yet redeemed here, for an exchange in one round trip
+    /// ([`TokenStore::find_code_to_use`]).
+    codes: DashMap<TokenHash, AuthorizationCodeRecord>,
 }
 
 /// A revocation made here, waiting for the other instances' confirmations.
@@ -541,6 +544,7 @@ impl NearCache {
                 barriers: Mutex::new(HashMap::new()),
                 next_barrier: AtomicU64::new(0),
                 refresh: DashMap::new(),
+                codes: DashMap::new(),
             }),
             started: Arc::new(AtomicBool::new(false)),
         }
@@ -880,13 +884,34 @@ impl TokenStore for NearCache {
 
     async fn create_code(&self, code: AuthorizationCodeRecord) -> Result<(), StoreError> {
         self.start();
-        self.store.create_code(code).await
+        let kept = code.clone();
+        self.store.create_code(code).await?;
+        let codes = &self.shared.codes;
+        if codes.len() >= self.shared.config.max_entries {
+            let now = self.clock.now();
+            codes.retain(|_, c| c.expires_at > now);
+        }
+        if codes.len() < self.shared.config.max_entries {
+            codes.insert(kept.hash, kept);
+        }
+        Ok(())
     }
 
     async fn find_code(
         &self,
         hash: &TokenHash,
     ) -> Result<Option<AuthorizationCodeRecord>, StoreError> {
+        self.store.find_code(hash).await
+    }
+
+    async fn find_code_to_use(
+        &self,
+        hash: &TokenHash,
+    ) -> Result<Option<AuthorizationCodeRecord>, StoreError> {
+        // Unredeemed as far as this instance knows: the redemption checks it in the store.
+        if let Some(code) = self.shared.codes.get(hash) {
+            return Ok(Some(code.clone()));
+        }
         self.store.find_code(hash).await
     }
 
@@ -899,6 +924,8 @@ impl TokenStore for NearCache {
     ) -> Result<Redemption, StoreError> {
         self.start();
         let remembered = refresh.clone().map(|r| (grant.clone(), access.hash, r));
+        // Used up (or its state unknown after an error): the next exchange reads the store.
+        self.shared.codes.remove(hash);
         let redemption = self.store.redeem_code(hash, grant, access, refresh).await?;
         if let (Redemption::Redeemed, Some((grant, access, r))) = (redemption, remembered) {
             self.remember_new_refresh(grant, access, &r);
@@ -956,6 +983,8 @@ mod tests {
         bus: Option<Arc<Bus>>,
         /// Refresh-token reads that reached the store.
         refresh_reads: AtomicUsize,
+        /// Code reads that reached the store.
+        code_reads: AtomicUsize,
     }
 
     impl Announcing {
@@ -1016,6 +1045,7 @@ mod tests {
             &self,
             h: &TokenHash,
         ) -> Result<Option<AuthorizationCodeRecord>, StoreError> {
+            self.code_reads.fetch_add(1, Ordering::SeqCst);
             self.memory.find_code(h).await
         }
         async fn redeem_code(
@@ -1474,6 +1504,64 @@ mod tests {
         assert!(revoking.await.unwrap().unwrap());
         assert_eq!(b.stats().entries, 0, "applied on B before A returned");
         assert!(b.find_access_token_now(&at.hash()).is_none());
+    }
+
+    #[tokio::test]
+    async fn a_code_issued_here_is_exchanged_without_a_read_and_then_read_again() {
+        let s = setup(NearCacheConfig::default());
+        let reads = || s.store.code_reads.load(Ordering::SeqCst);
+        let code = token::generate();
+        let record = AuthorizationCodeRecord {
+            hash: code.hash(),
+            client_id: Arc::from("app"),
+            subject: Arc::from("alice"),
+            redirect_uri: None,
+            scope: Scope::parse("read").unwrap(),
+            code_challenge: None,
+            issued_at: NOW,
+            expires_at: NOW + 60,
+            redeemed_by: None,
+        };
+        s.cache.create_code(record.clone()).await.unwrap();
+        let found = s.cache.find_code_to_use(&code.hash()).await.unwrap();
+        assert_eq!(found.map(|c| c.subject), Some(Arc::from("alice")));
+        assert_eq!(reads(), 0, "known here: no read");
+        let route = code.hash().route().unwrap();
+        let grant = GrantRecord {
+            id: GrantId::generate_in(route),
+            client_id: Arc::from("app"),
+            subject: Some(Arc::from("alice")),
+            scope: Scope::parse("read").unwrap(),
+            grant_type: GrantType::AuthorizationCode,
+            created_at: NOW,
+            expires_at: None,
+        };
+        let access = NewAccessToken {
+            hash: token::generate_for(route).hash(),
+            scope: Scope::parse("read").unwrap(),
+            issued_at: NOW,
+            expires_at: NOW + 60,
+        };
+        let redeemed = s
+            .cache
+            .redeem_code(&code.hash(), grant.clone(), access.clone(), None)
+            .await
+            .unwrap();
+        assert_eq!(redeemed, Redemption::Redeemed);
+        // Used up here: the next exchange asks the store, which says who redeemed it.
+        let found = s.cache.find_code_to_use(&code.hash()).await.unwrap();
+        assert_eq!(found.and_then(|c| c.redeemed_by), Some(grant.id));
+        assert_eq!(reads(), 1);
+        // A code issued elsewhere (not known here) is read.
+        let other = token::generate();
+        assert!(
+            s.cache
+                .find_code_to_use(&other.hash())
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(reads(), 2);
     }
 
     #[tokio::test]

@@ -129,6 +129,80 @@ async fn every_revocation_reaches_the_other_instance(backend: Backend, test: &st
     eprintln!("{backend:?}: revocation seen by the other instance after {delays:?}");
 }
 
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+/// An instance exchanges the codes it issued from its own record of them (one round trip), but
+/// what it answers is the store's: a code it issued and another instance redeemed is refused as
+/// reused, with or without the right verifier, and the grant its first use started is revoked.
+async fn a_code_redeemed_elsewhere_is_reused_whatever_the_issuer_remembers(
+    backend: Backend,
+    test: &str,
+) {
+    let Some((a, b)) = pair(backend, test, None).await else {
+        return;
+    };
+    let issue = || async {
+        a.h.server
+            .issue_authorization_code(
+                tower_oauth2::AuthorizationRequest::new("app", "alice")
+                    .redirect_uri("https://app.example/cb")
+                    .scope("read")
+                    .code_challenge(CHALLENGE, Some("S256")),
+            )
+            .await
+            .unwrap()
+    };
+    let exchange = |code: &str, verifier: &str| {
+        format!(
+            "grant_type=authorization_code&code={code}&redirect_uri=https%3A%2F%2Fapp.example%2Fcb&code_verifier={verifier}"
+        )
+    };
+    // Issued and exchanged here.
+    let code = issue().await;
+    a.h.token(Some(APP), &exchange(&code, VERIFIER))
+        .await
+        .assert_token();
+    a.h.token(Some(APP), &exchange(&code, VERIFIER))
+        .await
+        .assert_error(400, "invalid_grant");
+    for verifier in [VERIFIER, &"x".repeat(43)] {
+        // Issued here, redeemed by the other instance, then presented here.
+        let code = issue().await;
+        let first =
+            b.h.token(Some(APP), &exchange(&code, VERIFIER))
+                .await
+                .assert_token();
+        let at = first["access_token"].as_str().unwrap().to_owned();
+        let r = a.h.token(Some(APP), &exchange(&code, verifier)).await;
+        r.assert_error(400, "invalid_grant");
+        assert_eq!(
+            r.json()["error_description"],
+            "authorization code already used",
+            "verifier {verifier}"
+        );
+        refused_soon(&b, &at).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_codes_are_the_stores_answer_on_every_instance() {
+    a_code_redeemed_elsewhere_is_reused_whatever_the_issuer_remembers(
+        Backend::Redis,
+        "near_cache_codes_redis",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_codes_are_the_stores_answer_on_every_instance() {
+    a_code_redeemed_elsewhere_is_reused_whatever_the_issuer_remembers(
+        Backend::Postgres,
+        "near_cache_codes_pg",
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_every_revocation_reaches_the_other_instance() {
     every_revocation_reaches_the_other_instance(Backend::Redis, "near_cache_redis").await;
