@@ -203,6 +203,71 @@ async fn postgres_codes_are_the_stores_answer_on_every_instance() {
     .await;
 }
 
+/// On a Redis Cluster (a six-node one of the test's own, whose clients it may kill): B's
+/// subscriptions cut on every node (`CLIENT KILL TYPE pubsub`) empty B's cache, so a token
+/// revoked behind every instance's back (no announcement at all) is refused at once; B
+/// resubscribes by itself and caches again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cluster_cut_subscriptions_empty_the_cache_and_recover() {
+    const PREFIX: &str = "tower-oauth2-test:near-cache-cut-cluster:";
+    let cluster = match crate::support::cluster::LocalCluster::start(7200) {
+        Ok(c) => c,
+        Err(e) => {
+            crate::support::backends::unreachable(
+                "a Redis Cluster of the test's own",
+                "127.0.0.1:7200",
+                &e,
+            );
+            return;
+        }
+    };
+    let store = |()| -> Arc<dyn TokenStore> {
+        Arc::new(
+            tower_oauth2::store::RedisStore::builder(cluster.url())
+                .prefix(PREFIX)
+                .timeout(Duration::from_millis(500))
+                .build()
+                .unwrap(),
+        )
+    };
+    let (a, b) = (instance(store(())).await, instance(store(())).await);
+    let (at, _) = a.h.login().await;
+    served_from_cache(&b, &at).await;
+    // Revoked behind everyone's back: the token's record deleted where it lives.
+    let hash = tower_oauth2::token::TokenHash::of(&at);
+    let key = format!("{PREFIX}{{{}}}a:{}", &at[..3], hash.to_hex());
+    let port = cluster.primary_of(&key);
+    let deleted = std::process::Command::new("redis-cli")
+        .args(["-p", &port.to_string(), "del", &key])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&deleted.stdout).trim(), "1");
+    assert!(b.h.accepted(&at).await, "B still serves it from its cache");
+    let flushes = b.cache.stats().flushes;
+    for port in &cluster.ports {
+        std::process::Command::new("redis-cli")
+            .args(["-p", &port.to_string(), "client", "kill", "type", "pubsub"])
+            .output()
+            .unwrap();
+    }
+    let t = Instant::now();
+    while b.cache.stats().flushes == flushes {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "B did not notice its subscriptions were cut"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert!(!b.h.accepted(&at).await, "emptied: the store's answer");
+    // Back by itself: a new token is cached again.
+    assert!(
+        b.cache.wait_connected(Duration::from_secs(10)).await,
+        "B's subscriptions never came back"
+    );
+    let (fresh, _) = a.h.login().await;
+    served_from_cache(&b, &fresh).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_every_revocation_reaches_the_other_instance() {
     every_revocation_reaches_the_other_instance(Backend::Redis, "near_cache_redis").await;
