@@ -12,6 +12,7 @@
 #   STORE=postgres://postgres@127.0.0.1:5432/test NEAR_CACHE=off bash bench/load.sh
 #   THREADS=1 CONNECTIONS=32 bash bench/load.sh     # the setting other OAuth servers quote
 #   STORE=redis://127.0.0.1:6379 INSTANCES=2 bash bench/load.sh   # two instances: bench/instances.sh
+#   STORE=redis+cluster://127.0.0.1:7000,127.0.0.1:7001,127.0.0.1:7002 bash bench/load.sh  # .ci/redis-cluster.sh
 #
 # With STORE set, a second server on the memory store (PORT+1) runs the protected, client
 # credentials and refresh workloads in the same rounds, so the shared store's rows come with
