@@ -499,12 +499,14 @@ pub(crate) fn verify(
 /// The claims of an RFC 9068 access token.
 #[derive(Serialize)]
 pub(crate) struct AccessClaims<'a> {
+    /// First, so a token's route (the `jti`'s first digits, `Route::of_token`) is read from the
+    /// payload's first 16 characters without decoding the rest.
+    pub(crate) jti: &'a str,
     pub(crate) iss: &'a str,
     pub(crate) sub: &'a str,
     pub(crate) aud: &'a [String],
     pub(crate) exp: u64,
     pub(crate) iat: u64,
-    pub(crate) jti: &'a str,
     pub(crate) client_id: &'a str,
     #[serde(skip_serializing_if = "str::is_empty")]
     pub(crate) scope: &'a str,
