@@ -57,7 +57,7 @@ mod listen_cluster;
 mod reply;
 mod scripts;
 
-use std::{fmt, sync::Arc, time::Duration};
+use std::{collections::BTreeSet, fmt, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -580,25 +580,31 @@ impl RedisStore {
                         .map_err(StoreError::unavailable)
                 })
                 .await?;
-                // By slot: a tagged key's scope, or an untagged pending request on its own.
-                let mut groups: std::collections::HashMap<String, Vec<String>> =
+                // By slot: a tagged key's scope, or an untagged pending request on its own
+                // (under the plain prefix). SCAN may name a key twice: a set each.
+                let mut groups: std::collections::HashMap<String, (String, BTreeSet<String>)> =
                     std::collections::HashMap::new();
                 for key in keys {
                     let rest = &key[self.prefix().len()..];
-                    if let Some(tag) = rest.strip_prefix('{').and_then(|r| r.split_once('}')) {
-                        let scope = format!("{}{{{}}}", self.prefix(), tag.0);
-                        groups.entry(scope).or_default().push(key);
-                    } else if rest.starts_with("q:") {
-                        // Its own slot: a group of one, under the plain prefix.
-                        groups.entry(key.clone()).or_default().push(key);
-                    }
-                }
-                for (scope, keys) in groups {
-                    let scope = if keys.len() == 1 && keys[0] == scope {
-                        self.prefix().to_owned()
-                    } else {
-                        scope
+                    let (group, scope) = match rest
+                        .strip_prefix('{')
+                        .and_then(|r| r.split_once('}'))
+                    {
+                        Some((tag, _)) => {
+                            let scope = format!("{}{{{tag}}}", self.prefix());
+                            (scope.clone(), scope)
+                        }
+                        None if rest.starts_with("q:") => (key.clone(), self.prefix().to_owned()),
+                        None => continue,
                     };
+                    groups
+                        .entry(group)
+                        .or_insert_with(|| (scope, BTreeSet::new()))
+                        .1
+                        .insert(key);
+                }
+                for (scope, keys) in groups.into_values() {
+                    let keys: Vec<String> = keys.into_iter().collect();
                     total += self.purge_keys(&scope, &keys, now).await?;
                 }
                 if next == 0 {
