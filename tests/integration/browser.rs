@@ -91,11 +91,21 @@ impl Driver {
         }}});
         let session = call(&base, Method::POST, "/session", Some(caps)).await;
         let session = session["sessionId"].as_str().unwrap().to_owned();
-        Self {
+        let driver = Self {
             child,
             base,
             session,
-        }
+        };
+        // A click that submits a form returns before the next page is there: element lookups
+        // wait for it (up to 10 s) instead of failing at once on a loaded machine.
+        driver
+            .cmd(
+                Method::POST,
+                "/timeouts",
+                Some(json!({ "implicit": 10_000 })),
+            )
+            .await;
+        driver
     }
 
     async fn cmd(&self, method: Method, path: &str, body: Option<Value>) -> Value {
