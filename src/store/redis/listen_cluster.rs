@@ -97,7 +97,9 @@ pub(super) fn spawn(
 
 /// Subscribe to every route's channel (again: redis-rs resubscribes by itself too, and a
 /// repeated subscription is harmless) and work out the lanes. Fails when a node connection
-/// dropped meanwhile, since its messages may be lost.
+/// dropped meanwhile, since its messages may be lost; drops that came before the attempt are
+/// what it repairs (the cache was emptied for them), so they are set aside first — counting
+/// them again would fail one attempt per node that dropped.
 async fn subscribe(
     client: &ClusterClient,
     conn: &mut Option<ClusterConnection>,
@@ -105,6 +107,7 @@ async fn subscribe(
     timeout: Duration,
     pushes: &mut Pushes,
 ) -> Result<(ClusterConnection, Vec<Route>), String> {
+    while pushes.try_recv().is_ok() {}
     let made = tokio::time::timeout(timeout * 10, async {
         let mut c = match conn {
             Some(c) => c.clone(),
@@ -132,8 +135,8 @@ async fn subscribe(
         Ok(Err(e)) => return Err(e.to_string()),
         Err(_) => return Err("timed out".into()),
     };
-    // What came before this point predates the cache's (empty) start, but a dropped node
-    // connection means a subscription may be missing.
+    // Messages that came meanwhile predate the cache's (empty) start; a node connection that
+    // dropped meanwhile means a subscription may be missing.
     while let Ok(push) = pushes.try_recv() {
         if matches!(push.kind, PushKind::Disconnection | PushKind::SUnsubscribe) {
             return Err(format!("{:?} while subscribing", push.kind));
