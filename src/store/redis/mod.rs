@@ -57,7 +57,7 @@ mod listen_cluster;
 mod reply;
 mod scripts;
 
-use std::{collections::BTreeSet, fmt, sync::Arc, time::Duration};
+use std::{borrow::Cow, collections::BTreeSet, fmt, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -135,7 +135,7 @@ impl RedisStoreBuilder {
         let connector = match &self.source {
             Source::Url(url) if url.starts_with(conn::CLUSTER_SCHEME) => {
                 let nodes = conn::cluster_nodes(url)?;
-                let client = redis::cluster::ClusterClient::builder(nodes)
+                let client = redis::cluster::ClusterClient::builder(nodes.clone())
                     .connection_timeout(self.connect_timeout)
                     .response_timeout(self.timeout)
                     // A call is bounded by `timeout` as a whole; within it, the client retries
@@ -147,7 +147,7 @@ impl RedisStoreBuilder {
                     .map_err(|_| ConfigError::Store("invalid Redis Cluster URL"))?;
                 Connector::Cluster {
                     client: Box::new(client),
-                    nodes: conn::cluster_nodes(url)?,
+                    nodes,
                 }
             }
             Source::Url(url) => Connector::Server(
@@ -360,11 +360,11 @@ impl RedisStore {
     /// The prefix of the keys of a grant on `route`: the store's prefix, or on a cluster that
     /// prefix and the route as a hash tag. `None` on a cluster for what names no route (a
     /// token this store never issued), which is then nowhere.
-    fn scope(&self, route: Option<Route>) -> Option<String> {
+    fn scope(&self, route: Option<Route>) -> Option<Cow<'_, str>> {
         if !self.clustered() {
-            return Some(self.prefix().to_owned());
+            return Some(Cow::Borrowed(self.prefix()));
         }
-        route.map(|r| format!("{}{{{r}}}", self.prefix()))
+        route.map(|r| Cow::Owned(format!("{}{{{r}}}", self.prefix())))
     }
 
     /// [`scope`](Self::scope) for records about to be written on `route`, with the tokens they
@@ -374,7 +374,7 @@ impl RedisStore {
         &self,
         route: Route,
         tokens: &[Option<&TokenHash>],
-    ) -> Result<String, StoreError> {
+    ) -> Result<Cow<'_, str>, StoreError> {
         if self.clustered()
             && tokens
                 .iter()
