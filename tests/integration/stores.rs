@@ -235,6 +235,156 @@ async fn redis_indexes_live_as_long_as_the_families_they_list() {
     h.refresh(APP, &rt).await.assert_error(400, "invalid_grant");
 }
 
+/// Every key under `prefix` of `kind` (`g:`, `a:`, `r:`), with its expiry.
+async fn keys_expiring(
+    conn: &mut redis::aio::MultiplexedConnection,
+    prefix: &str,
+    kind: &str,
+) -> Vec<(String, i64)> {
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}{kind}*"))
+        .query_async(conn)
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    for key in keys {
+        let at = expires_at(conn, &key).await;
+        out.push((key, at));
+    }
+    out
+}
+
+#[tokio::test]
+async fn redis_a_chain_of_refreshes_extends_its_grant_about_once_a_margin() {
+    // A rotation moves its family's purge time on; the grant key and index entries are written
+    // a margin ahead (a quarter of the refresh lifetime, at most a day), so the rotations within
+    // that margin write neither, and one past it extends both — while the grant key outlives
+    // every token of its family and the indexes list it as long as it lives.
+    let prefix = "tower-oauth2-test:keep:";
+    let Some(store) = crate::support::backends::open_redis("keep").await else {
+        return;
+    };
+    let h = harness_on(store, SystemClock.now(), |c| {
+        c.refresh_token_lifetime = Duration::from_secs(8 * 86_400);
+    });
+    let client = redis::Client::open(redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let (_, mut rt) = h.login().await;
+    let check = async |conn: &mut redis::aio::MultiplexedConnection| -> i64 {
+        let grants = keys_expiring(conn, prefix, "g:").await;
+        assert_eq!(grants.len(), 1, "{grants:?}");
+        let (key, grant) = grants[0].clone();
+        for kind in ["a:", "r:"] {
+            for (token, at) in keys_expiring(conn, prefix, kind).await {
+                assert!(
+                    at > 0 && at <= grant,
+                    "{token} expires at {at}, its grant at {grant}"
+                );
+            }
+        }
+        let id = key.rsplit(':').next().unwrap().to_owned();
+        for index in ["s:alice", "k:app"] {
+            let key = format!("{prefix}{index}");
+            let score: Option<f64> = redis::cmd("ZSCORE")
+                .arg(&key)
+                .arg(&id)
+                .query_async(conn)
+                .await
+                .unwrap();
+            assert_eq!(
+                score,
+                Some(grant as f64),
+                "{index} lists the grant as long as it lives"
+            );
+            assert!(expires_at(conn, &key).await >= grant);
+        }
+        grant
+    };
+    let first = check(&mut conn).await;
+    let issued = i64::try_from(h.clock.now()).unwrap();
+    assert_eq!(
+        first,
+        issued + 9 * 86_400,
+        "8 days of refresh token, a day ahead"
+    );
+    for _ in 0..3 {
+        h.advance(3600);
+        rt = h.refresh(APP, &rt).await.assert_token()["refresh_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(
+            check(&mut conn).await,
+            first,
+            "within the margin: nothing rewritten"
+        );
+    }
+    h.advance(2 * 86_400);
+    rt = h.refresh(APP, &rt).await.assert_token()["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let now = i64::try_from(h.clock.now()).unwrap();
+    assert_eq!(
+        check(&mut conn).await,
+        now + 9 * 86_400,
+        "past it: extended"
+    );
+    assert_eq!(h.server.revoke_client("app").await.unwrap(), 1);
+    h.refresh(APP, &rt).await.assert_error(400, "invalid_grant");
+}
+
+#[tokio::test]
+async fn redis_cluster_indexes_keep_a_grant_that_cannot_rotate_no_longer_than_its_token() {
+    // On a cluster the indexes live apart from the grants and are written beside them. A grant
+    // without a refresh token (client_credentials) is listed until its access token expires, not
+    // a margin longer: a busy machine client issues many of them, and its index holds each one
+    // as long as its score says. A grant that may rotate is listed a margin ahead.
+    let prefix = "tower-oauth2-test:cluster-keep:";
+    let Some(store) = crate::support::backends::open_redis_cluster("cluster-keep").await else {
+        return;
+    };
+    let h = harness_on(store, SystemClock.now(), |c| {
+        c.access_token_lifetime = Duration::from_secs(600);
+        c.refresh_token_lifetime = Duration::from_secs(8 * 86_400);
+    });
+    let issued = i64::try_from(h.clock.now()).unwrap();
+    let cc = h
+        .token(
+            Some(("cc-only", "cc-secret")),
+            "grant_type=client_credentials",
+        )
+        .await
+        .assert_token();
+    assert!(cc.get("refresh_token").is_none());
+    h.login().await;
+    let client = redis::cluster::ClusterClient::new(
+        crate::support::backends::cluster_primaries(&crate::support::backends::redis_cluster_url())
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let mut conn = client.get_async_connection().await.unwrap();
+    let mut scores = Vec::new();
+    for index in ["k:cc-only", "k:app", "s:alice"] {
+        let entries: Vec<(String, f64)> = redis::cmd("ZRANGE")
+            .arg(format!("{prefix}{index}"))
+            .arg(0)
+            .arg(-1)
+            .arg("WITHSCORES")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(entries.len(), 1, "{index}: {entries:?}");
+        scores.push(entries[0].1 as i64 - issued);
+    }
+    assert_eq!(
+        scores,
+        [600, 9 * 86_400, 9 * 86_400],
+        "client_credentials: its token's 10 minutes; the login: 8 days of refresh token and a day"
+    );
+}
+
 #[tokio::test]
 async fn redis_indexes_written_by_0_1_0_are_converted_and_still_revoked() {
     let prefix = "tower-oauth2-test:legacy-index:";

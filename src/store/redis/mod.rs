@@ -84,8 +84,8 @@ use crate::{
 /// Grant ids revoked per script by a bulk revocation.
 const REVOKE_BATCH: usize = 500;
 
-/// On a cluster, index entries are scored in whole days past a grant's purge time.
-const INDEX_GRAIN_SECS: u64 = 86_400;
+/// The most a family's keep-until time runs ahead of its purge time (see [`keep_until`]).
+const KEEP_AHEAD_MAX_SECS: u64 = 86_400;
 
 /// Grants whose index scores an instance remembers (then it starts again, which costs only
 /// writes).
@@ -191,7 +191,8 @@ struct Inner {
     prefix: String,
     timeout: Duration,
     connect_timeout: Duration,
-    /// On a cluster: the index score this instance last wrote for a grant.
+    /// The keep-until time this instance last wrote for a grant that may rotate (see
+    /// [`keep_until`]).
     indexed: dashmap::DashMap<GrantId, UnixTime>,
 }
 
@@ -227,6 +228,22 @@ fn flag(on: bool) -> &'static str {
     if on { "1" } else { "0" }
 }
 
+/// Until when a grant's key and its entries in its client's and subject's indexes are kept, for
+/// a grant that must last until `purge_at` (its tokens' expiry, see `grant_purge_at`).
+///
+/// A grant that never rotates is kept exactly that long. One that may (it has a refresh token) is
+/// kept a quarter of its remaining life longer, at most a day: each rotation moves its purge time
+/// on, and a keep-until time already written covers the rotations of that margin, so a chain of
+/// refreshes writes the grant's expiry and index scores again about once per margin (a day for
+/// refresh tokens living weeks), not at every refresh. What that costs is a dead family's grant
+/// key and index entries living on by at most the margin.
+fn keep_until(purge_at: UnixTime, now: UnixTime, rotates: bool) -> UnixTime {
+    if !rotates {
+        return purge_at;
+    }
+    purge_at + (purge_at.saturating_sub(now) / 4).min(KEEP_AHEAD_MAX_SECS)
+}
+
 /// The arguments that describe a new refresh token (`has_r rhash riat rexp rgen`), shared by
 /// `create_grant` and `rotate`.
 fn refresh_args(inv: &mut redis::ScriptInvocation<'_>, refresh: Option<&NewRefreshToken>) {
@@ -241,12 +258,14 @@ fn refresh_args(inv: &mut redis::ScriptInvocation<'_>, refresh: Option<&NewRefre
     };
 }
 
-/// The 18 arguments of the Lua `create_grant` (see `lua/prelude.lua`).
+/// The 18 arguments of the Lua `create_grant` (see `lua/prelude.lua`); `keep` is the grant's
+/// [`keep_until`] time.
 fn grant_args(
     inv: &mut redis::ScriptInvocation<'_>,
     grant: &GrantRecord,
     access: &NewAccessToken,
     refresh: Option<&NewRefreshToken>,
+    keep: UnixTime,
 ) {
     inv.arg(grant.id.to_string())
         .arg(&*grant.client_id)
@@ -256,7 +275,7 @@ fn grant_args(
         .arg(grant.grant_type.as_str())
         .arg(grant.created_at)
         .arg(grant.expires_at.map(|e| e.to_string()).unwrap_or_default())
-        .arg(grant_purge_at(access, refresh))
+        .arg(keep)
         .arg(access.hash.to_hex())
         .arg(access.scope.as_str())
         .arg(access.issued_at)
@@ -429,33 +448,17 @@ impl RedisStore {
     }
 
     /// On a cluster, enter a grant in its client's and subject's indexes (which live in slots of
-    /// their own) until at least `purge_at`; nothing on one server, where the grant's script
-    /// does it.
-    ///
-    /// An entry is scored by the end of the day after `purge_at`, so a family that lives on
-    /// (a rotation) needs its entries extended about once a day, not at every refresh: the
-    /// scores this instance has written are remembered, and a rotation whose purge time they
-    /// already cover skips the writes. That is safe because a remembered score was written
-    /// (`ZADD … GT` never lowers it, and the index key lives as long); another instance writes
-    /// its own once.
+    /// their own) until `keep` (its [`keep_until`] time); nothing on one server, where the
+    /// grant's script does it.
     async fn index_apart(
         &self,
         id: GrantId,
         client_id: &str,
         subject: Option<&str>,
-        purge_at: UnixTime,
+        keep: UnixTime,
         now: UnixTime,
     ) -> Result<(), StoreError> {
         if !self.clustered() {
-            return Ok(());
-        }
-        let score = (purge_at / INDEX_GRAIN_SECS + 2) * INDEX_GRAIN_SECS;
-        if self
-            .inner
-            .indexed
-            .get(&id)
-            .is_some_and(|written| *written >= purge_at)
-        {
             return Ok(());
         }
         let enter = |set: String| {
@@ -464,7 +467,7 @@ impl RedisStore {
             async move {
                 let key = format!("{}{set}", this.prefix());
                 let mut inv = this.script(&this.inner.scripts.index, &key);
-                inv.arg(id).arg(score).arg(now);
+                inv.arg(id).arg(keep).arg(now);
                 this.invoke::<i64>(inv).await.map(drop)
             }
         };
@@ -473,6 +476,29 @@ impl RedisStore {
             Some(s) => tokio::try_join!(client, enter(format!("s:{s}")))?,
             None => (client.await?, ()),
         };
+        Ok(())
+    }
+
+    /// Whether a rotation that moves a family's purge time to `purge_at` must extend its grant
+    /// key and index entries, and to when: not while the keep-until time this instance last
+    /// wrote for it still covers `purge_at`.
+    ///
+    /// That is safe because a remembered time was written (only after the script that wrote it
+    /// applied; `EXPIREAT … GT` and `ZADD … GT` never lower it, and nothing else shortens a live
+    /// grant's key or entries); another instance writes its own once. The memo only saves
+    /// writes: forgetting costs one more.
+    fn extension(&self, id: GrantId, purge_at: UnixTime, now: UnixTime) -> Option<UnixTime> {
+        let covered = self
+            .inner
+            .indexed
+            .get(&id)
+            .is_some_and(|written| *written >= purge_at);
+        (!covered).then(|| keep_until(purge_at, now, true))
+    }
+
+    /// Remember that `keep` was written as a grant's keep-until time (bounded: past
+    /// [`INDEXED_MEMO`] grants, the lapsed ones go, or else all).
+    fn remember_kept(&self, id: GrantId, keep: UnixTime, now: UnixTime) {
         let indexed = &self.inner.indexed;
         if indexed.len() >= INDEXED_MEMO {
             indexed.retain(|_, written| *written > now);
@@ -480,16 +506,16 @@ impl RedisStore {
                 indexed.clear();
             }
         }
-        indexed.insert(id, score);
-        Ok(())
+        indexed.insert(id, keep);
     }
 
-    /// Invoke a script that creates `grant`, entering it in its indexes beside (on a cluster).
+    /// Invoke a script that creates `grant`, entering it in its indexes beside (on a cluster)
+    /// until `keep`.
     async fn invoke_creating<T: redis::FromRedisValue>(
         &self,
         inv: redis::ScriptInvocation<'_>,
         grant: &GrantRecord,
-        purge_at: UnixTime,
+        keep: UnixTime,
     ) -> Result<T, StoreError> {
         let (reply, ()) = tokio::try_join!(
             self.invoke(inv),
@@ -497,7 +523,7 @@ impl RedisStore {
                 grant.id,
                 &grant.client_id,
                 grant.subject.as_deref(),
-                purge_at,
+                keep,
                 grant.created_at,
             ),
         )?;
@@ -675,10 +701,14 @@ impl TokenStore for RedisStore {
             &[Some(&access.hash), refresh.as_ref().map(|r| &r.hash)],
         )?;
         let mut inv = self.script(&self.inner.scripts.create_grant, &scope);
-        grant_args(&mut inv, &grant, &access, refresh.as_ref());
-        self.invoke_creating::<i64>(inv, &grant, grant_purge_at(&access, refresh.as_ref()))
-            .await
-            .map(drop)
+        let purge_at = grant_purge_at(&access, refresh.as_ref());
+        let keep = keep_until(purge_at, grant.created_at, refresh.is_some());
+        grant_args(&mut inv, &grant, &access, refresh.as_ref(), keep);
+        self.invoke_creating::<i64>(inv, &grant, keep).await?;
+        if refresh.is_some() {
+            self.remember_kept(grant.id, keep, grant.created_at);
+        }
+        Ok(())
     }
 
     async fn find_access_token(
@@ -785,25 +815,37 @@ impl TokenStore for RedisStore {
             Some(s) => inv.arg(&*s.bytes).arg(s.until),
             None => inv.arg("").arg(0),
         };
+        // The family lives on: its grant key and index entries are extended when what this
+        // instance last wrote no longer covers its new purge time (about once a day), by the
+        // script on one server, on a cluster the index entries beside it (harmless when it turns
+        // out a conflict: an entry lasting longer only costs a lookup).
         let purge_at = grant_purge_at(a, rotation.refresh.as_ref());
-        inv.arg(flag(rotation.revoke_previous_access)).arg(purge_at);
-        // The family lives on: on a cluster its index entries are extended beside the rotation
-        // (harmless when it turns out a conflict: an entry lasting longer only costs a lookup).
-        let (applied, ()) = tokio::try_join!(
-            self.invoke::<i64>(inv),
-            self.index_apart(
-                rotation.grant,
-                &rotation.client_id,
-                rotation.subject.as_deref(),
-                purge_at,
-                rotation.now,
-            ),
-        )?;
-        Ok(if applied == 1 {
-            RotationOutcome::Rotated
-        } else {
-            RotationOutcome::Conflict
-        })
+        let extend = self.extension(rotation.grant, purge_at, rotation.now);
+        inv.arg(flag(rotation.revoke_previous_access))
+            .arg(extend.unwrap_or(0));
+        let index = async {
+            match extend {
+                Some(keep) => {
+                    self.index_apart(
+                        rotation.grant,
+                        &rotation.client_id,
+                        rotation.subject.as_deref(),
+                        keep,
+                        rotation.now,
+                    )
+                    .await
+                }
+                None => Ok(()),
+            }
+        };
+        let (applied, ()) = tokio::try_join!(self.invoke::<i64>(inv), index)?;
+        if applied != 1 {
+            return Ok(RotationOutcome::Conflict);
+        }
+        if let Some(keep) = extend {
+            self.remember_kept(rotation.grant, keep, rotation.now);
+        }
+        Ok(RotationOutcome::Rotated)
     }
 
     async fn revoke_access_token(&self, hash: &TokenHash) -> Result<bool, StoreError> {
@@ -954,12 +996,17 @@ impl TokenStore for RedisStore {
         )?;
         let mut inv = self.script(&self.inner.scripts.redeem_code, &scope);
         inv.arg(hash.to_hex());
-        grant_args(&mut inv, &grant, &access, refresh.as_ref());
-        let reply: Vec<String> = self
-            .invoke_creating(inv, &grant, grant_purge_at(&access, refresh.as_ref()))
-            .await?;
+        let purge_at = grant_purge_at(&access, refresh.as_ref());
+        let keep = keep_until(purge_at, grant.created_at, refresh.is_some());
+        grant_args(&mut inv, &grant, &access, refresh.as_ref(), keep);
+        let reply: Vec<String> = self.invoke_creating(inv, &grant, keep).await?;
         match reply.first().map(String::as_str) {
-            Some("ok") => Ok(Redemption::Redeemed),
+            Some("ok") => {
+                if refresh.is_some() {
+                    self.remember_kept(grant.id, keep, grant.created_at);
+                }
+                Ok(Redemption::Redeemed)
+            }
             Some("missing") => Ok(Redemption::Missing),
             Some("used") => Ok(Redemption::AlreadyRedeemed(grant_id(
                 reply.get(1).map_or("", String::as_str),

@@ -38,9 +38,9 @@ local function expire_at_least(key, ts)
 end
 
 -- A subject's (s:) or client's (k:) index of grant ids is a sorted set scored by each grant's
--- purge time: an entry lives as long as its grant (rotation raises the score), and entries whose
--- grant is gone are trimmed. Version 0.1.0 kept plain sets; one is converted where it is met,
--- its members scored by the set's own expiry.
+-- keep-until time (`keep_until` in mod.rs): an entry lives as long as its grant key (a rotation
+-- raises the score), and entries whose grant is gone are trimmed. Version 0.1.0 kept plain sets;
+-- one is converted where it is met, its members scored by the set's own expiry.
 local function upgrade_index(key)
   if redis.call('TYPE', key).ok ~= 'set' then return end
   local ids = redis.call('SMEMBERS', key)
@@ -50,15 +50,15 @@ local function upgrade_index(key)
   if ttl > 0 then redis.call('EXPIREAT', key, ttl) end
 end
 
-local function index(key, gid, purge_at, now)
+local function index(key, gid, keep, now)
   upgrade_index(key)
-  redis.call('ZADD', key, 'GT', purge_at, gid)
+  redis.call('ZADD', key, 'GT', keep, gid)
   redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. now)
-  expire_at_least(key, purge_at)
+  expire_at_least(key, keep)
 end
 
 -- A grant with its first tokens, from the 18 arguments starting at ARGV[i]:
---   gid client has_sub sub scope gtype created gexp purge_at
+--   gid client has_sub sub scope gtype created gexp keep
 --   ahash ascope aiat aexp has_r rhash riat rexp rgen
 local function create_grant(i)
   local gid = ARGV[i]
