@@ -386,6 +386,50 @@ async fn redis_cluster_indexes_keep_a_grant_that_cannot_rotate_no_longer_than_it
 }
 
 #[tokio::test]
+async fn redis_scripts_a_server_forgot_are_sent_again() {
+    // A restarted server, a `SCRIPT FLUSH`, a new cluster node: the store's scripts are called
+    // by hash, and a server that does not know one gets its text in the same call.
+    let flush_all = async |nodes: Vec<String>| {
+        for node in nodes {
+            let client = redis::Client::open(node).unwrap();
+            let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+            redis::cmd("SCRIPT")
+                .arg("FLUSH")
+                .query_async::<()>(&mut conn)
+                .await
+                .unwrap();
+        }
+    };
+    let backends = [
+        (
+            crate::support::backends::open_redis("forgotten-scripts").await,
+            vec![redis_url()],
+        ),
+        (
+            crate::support::backends::open_redis_cluster("forgotten-scripts").await,
+            crate::support::backends::cluster_primaries(
+                &crate::support::backends::redis_cluster_url(),
+            )
+            .await
+            .unwrap_or_default(),
+        ),
+    ];
+    for (store, nodes) in backends {
+        let Some(store) = store else { continue };
+        let h = harness_on(store, SystemClock.now(), |_| {});
+        flush_all(nodes.clone()).await;
+        let (at, rt) = h.login().await;
+        assert!(h.server.validate_access_token(&at).await.unwrap().is_some());
+        flush_all(nodes.clone()).await;
+        let reply = h.refresh(APP, &rt).await.assert_token();
+        let at = reply["access_token"].as_str().unwrap().to_owned();
+        flush_all(nodes).await;
+        assert!(h.server.validate_access_token(&at).await.unwrap().is_some());
+        h.refresh(APP, &rt).await.assert_error(400, "invalid_grant");
+    }
+}
+
+#[tokio::test]
 async fn redis_indexes_written_by_0_1_0_are_converted_and_still_revoked() {
     let prefix = "tower-oauth2-test:legacy-index:";
     let Some(store) = crate::support::backends::open_redis("legacy-index").await else {

@@ -66,7 +66,7 @@ use tokio::sync::OnceCell;
 use self::{
     conn::{Conn, Connector},
     reply::{Reply, grant_id},
-    scripts::Scripts,
+    scripts::{Call, Script, Scripts},
 };
 use super::{
     AccessTokenRecord, AuthorizationCodeRecord, CODE_RETENTION_SECS, CodeChallengeMethod,
@@ -246,7 +246,7 @@ fn keep_until(purge_at: UnixTime, now: UnixTime, rotates: bool) -> UnixTime {
 
 /// The arguments that describe a new refresh token (`has_r rhash riat rexp rgen`), shared by
 /// `create_grant` and `rotate`.
-fn refresh_args(inv: &mut redis::ScriptInvocation<'_>, refresh: Option<&NewRefreshToken>) {
+fn refresh_args(inv: &mut Call<'_>, refresh: Option<&NewRefreshToken>) {
     match refresh {
         Some(r) => inv
             .arg("1")
@@ -261,7 +261,7 @@ fn refresh_args(inv: &mut redis::ScriptInvocation<'_>, refresh: Option<&NewRefre
 /// The 18 arguments of the Lua `create_grant` (see `lua/prelude.lua`); `keep` is the grant's
 /// [`keep_until`] time.
 fn grant_args(
-    inv: &mut redis::ScriptInvocation<'_>,
+    inv: &mut Call<'_>,
     grant: &GrantRecord,
     access: &NewAccessToken,
     refresh: Option<&NewRefreshToken>,
@@ -421,20 +421,16 @@ impl RedisStore {
     }
 
     /// Invoke a prepared script.
-    async fn invoke<T: redis::FromRedisValue>(
-        &self,
-        inv: redis::ScriptInvocation<'_>,
-    ) -> Result<T, StoreError> {
-        self.run(|mut c| async move { inv.invoke_async(&mut c).await })
+    async fn invoke<T: redis::FromRedisValue>(&self, inv: Call<'_>) -> Result<T, StoreError> {
+        self.run(|mut c| async move { inv.invoke(&mut c).await })
             .await
     }
 
     /// A script invocation on the keys under `scope` (see `lua/prelude.lua`): the scope as its
     /// key, which routes it on a cluster, and the index prefix (`''` on a cluster) as its first
     /// argument.
-    fn script<'a>(&'a self, script: &'a redis::Script, scope: &str) -> redis::ScriptInvocation<'a> {
-        let mut inv = script.prepare_invoke();
-        inv.key(scope);
+    fn script<'a>(&self, script: &'a Script, scope: &str) -> Call<'a> {
+        let mut inv = script.call(&[scope]);
         inv.arg(if self.clustered() { "" } else { self.prefix() });
         inv
     }
@@ -513,7 +509,7 @@ impl RedisStore {
     /// until `keep`.
     async fn invoke_creating<T: redis::FromRedisValue>(
         &self,
-        inv: redis::ScriptInvocation<'_>,
+        inv: Call<'_>,
         grant: &GrantRecord,
         keep: UnixTime,
     ) -> Result<T, StoreError> {
@@ -649,10 +645,7 @@ impl RedisStore {
         keys: &[String],
         now: UnixTime,
     ) -> Result<u64, StoreError> {
-        let mut inv = self.inner.scripts.purge.prepare_invoke();
-        for k in keys {
-            inv.key(k);
-        }
+        let mut inv = self.inner.scripts.purge.call(keys);
         inv.arg(if self.clustered() { "" } else { self.prefix() })
             .arg(now)
             .arg(CODE_RETENTION_SECS)
