@@ -279,6 +279,35 @@ async fn redis_cluster_cut_subscriptions_empty_the_cache_and_recover() {
     served_from_cache(&b, &fresh).await;
 }
 
+/// Subscribing to every route's channel on a cluster (4096 `SSUBSCRIBE`s) may take longer than
+/// one attempt is allowed (ten connect timeouts: a loaded machine, a slow node). Attempts keep
+/// what they confirmed, so the channel still comes up; starting over each time, it never
+/// would. Here one attempt may last 40 ms, much less than the whole takes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cluster_subscriptions_longer_than_an_attempt_still_come_up() {
+    if open(Backend::RedisCluster, "near_cache_slow_probe")
+        .await
+        .is_none()
+    {
+        return;
+    }
+    let store =
+        tower_oauth2::store::RedisStore::builder(crate::support::backends::redis_cluster_url())
+            .prefix("tower-oauth2-test:near_cache_slow:")
+            .connect_timeout(Duration::from_millis(4))
+            .build()
+            .unwrap();
+    let cache = NearCache::new(
+        Arc::new(store),
+        Arc::new(SystemClock),
+        NearCacheConfig::default(),
+    );
+    assert!(
+        cache.wait_connected(Duration::from_secs(60)).await,
+        "the announcement channels never came up"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_every_revocation_reaches_the_other_instance() {
     every_revocation_reaches_the_other_instance(Backend::Redis, "near_cache_redis").await;

@@ -68,9 +68,18 @@ pub(super) fn spawn(
             }
         };
         let mut conn: Option<ClusterConnection> = None;
+        let mut subscribed = Subscribed::none();
         let mut backoff = BACKOFF.0;
         while listener.strong_count() > 0 {
-            match subscribe(&client, &mut conn, &prefix, connect_timeout, &mut pushes).await {
+            let attempt = subscribe(
+                &client,
+                &mut conn,
+                &prefix,
+                connect_timeout,
+                &mut pushes,
+                &mut subscribed,
+            );
+            match attempt.await {
                 Ok((c, lanes)) => {
                     let (outbox, outgoing) = Outbox::channel();
                     let Some(l) = listener.upgrade() else { return };
@@ -78,6 +87,8 @@ pub(super) fn spawn(
                     drop(l);
                     backoff = BACKOFF.0;
                     let why = pump(c, &mut pushes, outgoing, &prefix, &lanes, &listener).await;
+                    // Whatever ended it may have dropped any subscription.
+                    subscribed = Subscribed::none();
                     let Some(l) = listener.upgrade() else { return };
                     l.lost();
                     tracing::warn!(
@@ -95,19 +106,57 @@ pub(super) fn spawn(
     });
 }
 
-/// Subscribe to every route's channel (again: redis-rs resubscribes by itself too, and a
-/// repeated subscription is harmless) and work out the lanes. Fails when a node connection
-/// dropped meanwhile, since its messages may be lost; drops that came before the attempt are
-/// what it repairs (the cache was emptied for them), so they are set aside first — counting
-/// them again would fail one attempt per node that dropped.
+/// Which routes' channels are known subscribed since the last time one may have been lost.
+/// Kept across attempts, so that an attempt cut short by a timeout (a loaded machine, a slow
+/// node) resumes where it stopped rather than starting over: starting over, an attempt that
+/// needs longer than its bound never ends.
+struct Subscribed {
+    done: Vec<bool>,
+    count: usize,
+}
+
+impl Subscribed {
+    fn none() -> Self {
+        Self {
+            done: vec![false; usize::from(Route::COUNT)],
+            count: 0,
+        }
+    }
+
+    fn mark(&mut self, route: Route) {
+        let done = &mut self.done[usize::from(route.get())];
+        if !*done {
+            *done = true;
+            self.count += 1;
+        }
+    }
+
+    fn missing(&self) -> Vec<Route> {
+        Route::all()
+            .filter(|r| !self.done[usize::from(r.get())])
+            .collect()
+    }
+}
+
+/// Subscribe to every route's channel not known subscribed (again after a loss: redis-rs
+/// resubscribes by itself too, and a repeated subscription is harmless) and work out the
+/// lanes. A node connection that dropped, or a slot that moved, before or during the attempt
+/// means any subscription may be missing: everything is subscribed again, and such an event
+/// during the attempt fails it. A timeout keeps what was confirmed.
 async fn subscribe(
     client: &ClusterClient,
     conn: &mut Option<ClusterConnection>,
     prefix: &str,
     timeout: Duration,
     pushes: &mut Pushes,
+    subscribed: &mut Subscribed,
 ) -> Result<(ClusterConnection, Vec<Route>), String> {
-    while pushes.try_recv().is_ok() {}
+    // Messages queued before the attempt predate the cache's (empty) start.
+    while let Ok(push) = pushes.try_recv() {
+        if is_loss(&push) {
+            *subscribed = Subscribed::none();
+        }
+    }
     let made = tokio::time::timeout(timeout * 10, async {
         let mut c = match conn {
             Some(c) => c.clone(),
@@ -117,32 +166,53 @@ async fn subscribe(
                 c
             }
         };
-        let channels: Vec<String> = Route::all().map(|r| channel(prefix, r)).collect();
-        for batch in channels.chunks(SUBSCRIBE_BATCH) {
-            let subscribed = join_all(batch.iter().map(|name| {
+        for batch in subscribed.missing().chunks(SUBSCRIBE_BATCH) {
+            let results = join_all(batch.iter().map(|&route| {
                 let mut c = c.clone();
-                async move { c.ssubscribe(name).await }
+                async move { (route, c.ssubscribe(channel(prefix, route)).await) }
             }))
             .await;
-            subscribed.into_iter().collect::<Result<Vec<()>, _>>()?;
+            let mut failed = None;
+            for (route, result) in results {
+                match result {
+                    Ok(()) => subscribed.mark(route),
+                    Err(e) => failed = Some(e),
+                }
+            }
+            if let Some(e) = failed {
+                return Err(e);
+            }
         }
         let lanes = lanes(&mut c, prefix).await?;
         Ok::<_, redis::RedisError>((c, lanes))
     })
     .await;
-    let (c, lanes) = match made {
-        Ok(Ok(made)) => made,
-        Ok(Err(e)) => return Err(e.to_string()),
-        Err(_) => return Err("timed out".into()),
-    };
-    // Messages that came meanwhile predate the cache's (empty) start; a node connection that
-    // dropped meanwhile means a subscription may be missing.
-    while let Ok(push) = pushes.try_recv() {
-        if matches!(push.kind, PushKind::Disconnection | PushKind::SUnsubscribe) {
-            return Err(format!("{:?} while subscribing", push.kind));
-        }
+    let lost = std::iter::from_fn(|| pushes.try_recv().ok()).fold(None, |lost, push| {
+        lost.or_else(|| is_loss(&push).then_some(push.kind))
+    });
+    if let Some(kind) = lost {
+        *subscribed = Subscribed::none();
+        return Err(format!("{kind:?} while subscribing"));
     }
-    Ok((c, lanes))
+    match made {
+        Ok(Ok(made)) => Ok(made),
+        Ok(Err(e)) => Err(format!(
+            "{e} ({} of {} channels subscribed)",
+            subscribed.count,
+            Route::COUNT
+        )),
+        Err(_) => Err(format!(
+            "timed out ({} of {} channels subscribed)",
+            subscribed.count,
+            Route::COUNT
+        )),
+    }
+}
+
+/// A push saying subscriptions may be gone: a node connection closed, or the server
+/// unsubscribed us (the slot moved).
+fn is_loss(push: &PushInfo) -> bool {
+    matches!(push.kind, PushKind::Disconnection | PushKind::SUnsubscribe)
 }
 
 /// One route per live primary whose channel that primary serves.
