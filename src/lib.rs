@@ -65,6 +65,7 @@
 #![deny(missing_docs, rust_2018_idioms, unreachable_pub, unsafe_code)]
 
 pub mod bearer;
+mod bounded;
 pub mod client;
 pub mod clock;
 pub mod config;

@@ -1,23 +1,19 @@
 //! The bounded cache of tokens whose signature has been checked, shared by the validators that
 //! verify JWTs: a token seen before costs a map lookup, not a signature check.
 
-use dashmap::DashMap;
-
-use crate::{clock::UnixTime, token::TokenHash};
+use crate::{bounded::Bounded, clock::UnixTime, token::TokenHash};
 
 /// Verified tokens by hash, each kept until the time it was cached with. At most `max` entries:
 /// when full, expired ones are dropped first; when all are live, a new token is not cached (and
 /// is checked again next time).
 pub(super) struct VerifiedCache<V> {
-    map: DashMap<TokenHash, (V, UnixTime)>,
-    max: usize,
+    map: Bounded<TokenHash, (V, UnixTime)>,
 }
 
 impl<V: Clone> VerifiedCache<V> {
     pub(super) fn new(max: usize) -> Self {
         Self {
-            map: DashMap::new(),
-            max,
+            map: Bounded::new(max, |(_, until)| *until),
         }
     }
 
@@ -28,12 +24,7 @@ impl<V: Clone> VerifiedCache<V> {
 
     /// Cache `value` for `hash` until `until`; `now` decides what has expired.
     pub(super) fn insert(&self, hash: TokenHash, value: V, until: UnixTime, now: UnixTime) {
-        if self.map.len() >= self.max {
-            self.map.retain(|_, (_, t)| *t > now);
-        }
-        if self.map.len() < self.max {
-            self.map.insert(hash, (value, until));
-        }
+        self.map.insert(hash, (value, until), now);
     }
 
     pub(super) fn len(&self) -> usize {

@@ -17,6 +17,7 @@ use super::{
     RefreshTokenRecord, RefreshTokenState, Rotation, RotationOutcome, TokenStore,
 };
 use crate::{
+    bounded::Bounded,
     clock::{Clock, UnixTime},
     error::StoreError,
     token::{GrantId, Route, TokenHash},
@@ -106,7 +107,7 @@ struct Shared {
     bypassed: AtomicU64,
     invalidations: AtomicU64,
     flushes: AtomicU64,
-    /// No purge of expired entries before this time (the last one freed nothing).
+    /// No purge of expired entries before this time (the last one freed too little).
     no_purge_until: AtomicU64,
     /// Revocations made here, waiting for their own announcement to come back.
     echoes: Mutex<Vec<(Invalidation, tokio::sync::oneshot::Sender<()>)>>,
@@ -121,10 +122,10 @@ struct Shared {
     next_barrier: AtomicU64,
     /// Active refresh tokens this instance issued or read, for a refresh in one round trip
     /// ([`TokenStore::find_refresh_token_to_use`]); a record is dropped when used or found stale.
-    refresh: DashMap<TokenHash, RefreshTokenRecord>,
+    refresh: Bounded<TokenHash, RefreshTokenRecord>,
     /// Codes this instance issued, not yet redeemed here, for an exchange in one round trip
     /// ([`TokenStore::find_code_to_use`]).
-    codes: DashMap<TokenHash, AuthorizationCodeRecord>,
+    codes: Bounded<TokenHash, AuthorizationCodeRecord>,
 }
 
 /// A revocation made here, waiting for the other instances' confirmations.
@@ -309,12 +310,17 @@ impl Shared {
             .filter(|e| e.record.expires_at <= now)
             .map(|e| *e.key())
             .collect();
-        if expired.is_empty() {
-            // Everything held is live: look again in a second, not on every miss.
-            self.no_purge_until.store(now + 1, Ordering::Relaxed);
-        }
         for hash in &expired {
             self.remove_entry(index, hash);
+        }
+        // A pass visits every entry: one that freed less than a tenth (everything live, or
+        // entries expiring one at a time) is not repeated within the second, so the work per
+        // miss stays constant.
+        let freed_little = |held: usize, max: usize| held + (max / 10).max(1) > max;
+        if freed_little(self.entries.len(), self.config.max_entries)
+            || freed_little(self.bytes.load(Ordering::Relaxed), self.config.max_bytes)
+        {
+            self.no_purge_until.store(now + 1, Ordering::Relaxed);
         }
         fits(self)
     }
@@ -519,6 +525,7 @@ impl NearCache {
     /// A cache in front of `store`, judging expiry by `clock`. Over a store that does not
     /// [announce revocations](TokenStore::announces_revocations) it caches nothing.
     pub fn new(store: Arc<dyn TokenStore>, clock: Arc<dyn Clock>, config: NearCacheConfig) -> Self {
+        let max = config.max_entries;
         Self {
             store,
             clock,
@@ -543,8 +550,8 @@ impl NearCache {
                 peers: Mutex::new(HashMap::new()),
                 barriers: Mutex::new(HashMap::new()),
                 next_barrier: AtomicU64::new(0),
-                refresh: DashMap::new(),
-                codes: DashMap::new(),
+                refresh: Bounded::new(max, |r| r.expires_at),
+                codes: Bounded::new(max, |c| c.expires_at),
             }),
             started: Arc::new(AtomicBool::new(false)),
         }
@@ -701,14 +708,9 @@ impl NearCache {
 
     /// Remember an active refresh token, within the entry bound (expired ones go first).
     fn remember_refresh(&self, record: RefreshTokenRecord) {
-        let memo = &self.shared.refresh;
-        if memo.len() >= self.shared.config.max_entries {
-            let now = self.clock.now();
-            memo.retain(|_, r| r.expires_at > now);
-        }
-        if memo.len() < self.shared.config.max_entries {
-            memo.insert(record.hash, record);
-        }
+        self.shared
+            .refresh
+            .insert(record.hash, record, self.clock.now());
     }
 
     /// A new active refresh token of `grant`, issued with `access`.
@@ -830,7 +832,7 @@ impl TokenStore for NearCache {
         let outcome = self.store.rotate_refresh_token(rotation).await;
         // What this instance knew of the presented token is used up (rotated) or stale
         // (conflict, or an error that leaves its state unknown).
-        let known = self.shared.refresh.remove(&presented).map(|(_, r)| r);
+        let known = self.shared.refresh.remove(&presented);
         let outcome = outcome?;
         if let (RotationOutcome::Rotated, Some(mut known)) = (outcome, known) {
             match successor {
@@ -886,14 +888,7 @@ impl TokenStore for NearCache {
         self.start();
         let kept = code.clone();
         self.store.create_code(code).await?;
-        let codes = &self.shared.codes;
-        if codes.len() >= self.shared.config.max_entries {
-            let now = self.clock.now();
-            codes.retain(|_, c| c.expires_at > now);
-        }
-        if codes.len() < self.shared.config.max_entries {
-            codes.insert(kept.hash, kept);
-        }
+        self.shared.codes.insert(kept.hash, kept, self.clock.now());
         Ok(())
     }
 

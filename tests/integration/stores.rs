@@ -204,9 +204,7 @@ async fn redis_indexes_live_as_long_as_the_families_they_list() {
     }
     let client = redis::Client::open(redis_url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let grants: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{prefix}g:*"))
-        .query_async(&mut conn)
+    let grants = crate::support::backends::scan_keys(&mut conn, &format!("{prefix}g:*"))
         .await
         .unwrap();
     assert_eq!(grants.len(), 1, "{grants:?}");
@@ -241,9 +239,7 @@ async fn keys_expiring(
     prefix: &str,
     kind: &str,
 ) -> Vec<(String, i64)> {
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{prefix}{kind}*"))
-        .query_async(conn)
+    let keys = crate::support::backends::scan_keys(conn, &format!("{prefix}{kind}*"))
         .await
         .unwrap();
     let mut out = Vec::new();

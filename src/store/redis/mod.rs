@@ -75,6 +75,7 @@ use super::{
     TOMBSTONE_SECS, grant_purge_at, within,
 };
 use crate::{
+    bounded::Bounded,
     clock::UnixTime,
     error::{ConfigError, StoreError},
     store::TokenStore,
@@ -169,7 +170,7 @@ impl RedisStoreBuilder {
                 connector,
                 conn,
                 scripts: Scripts::new(),
-                indexed: dashmap::DashMap::new(),
+                indexed: Bounded::new(INDEXED_MEMO, |keep| *keep),
                 connections: self.connections,
                 next: std::sync::atomic::AtomicUsize::new(0),
                 prefix: self.prefix,
@@ -193,7 +194,7 @@ struct Inner {
     connect_timeout: Duration,
     /// The keep-until time this instance last wrote for a grant that may rotate (see
     /// [`keep_until`]).
-    indexed: dashmap::DashMap<GrantId, UnixTime>,
+    indexed: Bounded<GrantId, UnixTime>,
 }
 
 /// The Redis [`TokenStore`]. Cloning shares the connection.
@@ -493,16 +494,10 @@ impl RedisStore {
     }
 
     /// Remember that `keep` was written as a grant's keep-until time (bounded: past
-    /// [`INDEXED_MEMO`] grants, the lapsed ones go, or else all).
+    /// [`INDEXED_MEMO`] grants, the lapsed ones go; while all are live, a new one is not
+    /// remembered, and costs one write more at its next rotation).
     fn remember_kept(&self, id: GrantId, keep: UnixTime, now: UnixTime) {
-        let indexed = &self.inner.indexed;
-        if indexed.len() >= INDEXED_MEMO {
-            indexed.retain(|_, written| *written > now);
-            if indexed.len() >= INDEXED_MEMO {
-                indexed.clear();
-            }
-        }
-        indexed.insert(id, keep);
+        self.inner.indexed.insert(id, keep, now);
     }
 
     /// Invoke a script that creates `grant`, entering it in its indexes beside (on a cluster)

@@ -142,17 +142,7 @@ pub async fn open_redis(test: &str) -> Option<Arc<dyn TokenStore>> {
     let cleared = async {
         let client = redis::Client::open(url.as_str())?;
         let mut conn = client.get_multiplexed_async_connection().await?;
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{prefix}*"))
-            .query_async(&mut conn)
-            .await?;
-        if !keys.is_empty() {
-            redis::cmd("DEL")
-                .arg(keys)
-                .query_async::<()>(&mut conn)
-                .await?;
-        }
-        Ok::<_, redis::RedisError>(())
+        clear_prefix(&mut conn, &prefix).await
     };
     match tokio::time::timeout(std::time::Duration::from_secs(3), cleared).await {
         Ok(Ok(())) => {}
@@ -190,6 +180,49 @@ pub async fn cluster_primaries(url: &str) -> redis::RedisResult<Vec<String>> {
         .collect())
 }
 
+/// The keys matching `pattern` on one server, by `SCAN`. Not `KEYS`: that blocks the server
+/// for the whole keyspace, and every other test's calls time out behind it when a load run has
+/// left a million keys.
+pub async fn scan_keys(
+    conn: &mut redis::aio::MultiplexedConnection,
+    pattern: &str,
+) -> redis::RedisResult<Vec<String>> {
+    let (mut cursor, mut found) = (0u64, Vec::new());
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(10_000)
+            .query_async(conn)
+            .await?;
+        found.extend(keys);
+        if next == 0 {
+            // A key can come twice from one SCAN.
+            found.sort();
+            found.dedup();
+            return Ok(found);
+        }
+        cursor = next;
+    }
+}
+
+/// Delete the keys under `prefix` on one server, one `UNLINK` per key (keys of a cluster
+/// node's different slots cannot go in one command).
+async fn clear_prefix(
+    conn: &mut redis::aio::MultiplexedConnection,
+    prefix: &str,
+) -> redis::RedisResult<()> {
+    for key in scan_keys(conn, &format!("{prefix}*")).await? {
+        redis::cmd("UNLINK")
+            .arg(key)
+            .query_async::<()>(conn)
+            .await?;
+    }
+    Ok(())
+}
+
 pub async fn open_redis_cluster(test: &str) -> Option<Arc<dyn TokenStore>> {
     let url = redis_cluster_url();
     let prefix = format!("tower-oauth2-test:{test}:");
@@ -198,16 +231,7 @@ pub async fn open_redis_cluster(test: &str) -> Option<Arc<dyn TokenStore>> {
         for node in cluster_primaries(&url).await? {
             let client = redis::Client::open(node)?;
             let mut conn = client.get_multiplexed_async_connection().await?;
-            let keys: Vec<String> = redis::cmd("KEYS")
-                .arg(format!("{prefix}*"))
-                .query_async(&mut conn)
-                .await?;
-            for key in keys {
-                redis::cmd("DEL")
-                    .arg(key)
-                    .query_async::<()>(&mut conn)
-                    .await?;
-            }
+            clear_prefix(&mut conn, &prefix).await?;
         }
         Ok::<_, redis::RedisError>(())
     };
