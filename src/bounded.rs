@@ -53,9 +53,9 @@ impl<K: Eq + Hash, V> Bounded<K, V> {
     }
 
     /// Hold `value` for `key` if it fits, making room from the expired entries (`now` decides
-    /// which); says whether it is held.
+    /// which); says whether it is held. A key already held takes the new value in any case.
     pub(crate) fn insert(&self, key: K, value: V, now: UnixTime) -> bool {
-        if self.map.len() >= self.max && !self.make_room(now) {
+        if self.map.len() >= self.max && !self.map.contains_key(&key) && !self.make_room(now) {
             return false;
         }
         self.map.insert(key, value);
@@ -94,6 +94,11 @@ mod tests {
         }
         assert!(!map.insert(9, 100, 5), "full of live entries");
         assert_eq!(held(&map, 0..10), 4);
+        assert!(
+            map.insert(3, 100, 5),
+            "a held key takes its new value, full or not"
+        );
+        assert_eq!(map.get(&3).map(|v| *v), Some(100));
         // At 11, the entries until 10 and 11 have expired: two places.
         assert!(map.insert(20, 100, 11));
         assert!(map.insert(21, 100, 11));
