@@ -29,7 +29,10 @@ use crate::{
 pub struct NearCacheConfig {
     /// Put a near-cache in front of a shared store that announces revocations (default `true`).
     pub enabled: bool,
-    /// Most access tokens held (default 100 000).
+    /// Most access tokens held (default 100 000). The refresh tokens and the codes an instance
+    /// remembers (for a refresh or an exchange in one round trip) are bounded by it too, each;
+    /// a remembered refresh token is forgotten a day after its issue if not used (its session
+    /// likely abandoned), so that a full memo makes room for sessions in use.
     pub max_entries: usize,
     /// Most bytes held, by an estimate of each entry's size (default 64 MiB).
     pub max_bytes: usize,
@@ -67,6 +70,14 @@ pub struct NearCacheStats {
 
 /// Announcements kept to check racing fills against; a fill older than these is not cached.
 const RECENT: usize = 4096;
+
+/// Seconds a remembered refresh token stays remembered at most (a day). Full, the memo takes
+/// no new token until one lapses (letting in new ones by evicting live ones would, with more
+/// sessions in use than it holds, evict each before its next refresh, and hit none); so a
+/// token whose session was abandoned must lapse well before its expiry (days, or weeks),
+/// while a session that refreshes at least daily keeps its place, its successor taking the
+/// slot its rotation frees.
+const REFRESH_MEMO_FOR: UnixTime = 86_400;
 
 /// The longest a revocation made here waits for its own announcement to come back (when no
 /// other instance is known).
@@ -550,7 +561,10 @@ impl NearCache {
                 peers: Mutex::new(HashMap::new()),
                 barriers: Mutex::new(HashMap::new()),
                 next_barrier: AtomicU64::new(0),
-                refresh: Bounded::new(max, |r| r.expires_at),
+                refresh: Bounded::new(max, |r| {
+                    r.expires_at
+                        .min(r.issued_at.saturating_add(REFRESH_MEMO_FOR))
+                }),
                 codes: Bounded::new(max, |c| c.expires_at),
             }),
             started: Arc::new(AtomicBool::new(false)),
@@ -706,7 +720,8 @@ impl NearCache {
         published
     }
 
-    /// Remember an active refresh token, within the entry bound (expired ones go first).
+    /// Remember an active refresh token, within the entry bound (the lapsed ones go first: see
+    /// [`REFRESH_MEMO_FOR`]).
     fn remember_refresh(&self, record: RefreshTokenRecord) {
         self.shared
             .refresh
@@ -1143,6 +1158,69 @@ mod tests {
             .await
             .unwrap()
             .is_some()
+    }
+
+    /// A grant with an access token and a refresh token living 8 days, issued at `at`; the
+    /// refresh token's hash.
+    async fn issue_refresh(s: &Setup, at: UnixTime) -> TokenHash {
+        let scope = Scope::parse("read offline_access").unwrap();
+        let grant = GrantRecord {
+            id: GrantId::generate(),
+            client_id: Arc::from("app"),
+            subject: Some(Arc::from("alice")),
+            scope: scope.clone(),
+            grant_type: GrantType::Password,
+            created_at: at,
+            expires_at: None,
+        };
+        let access = NewAccessToken {
+            hash: token::generate().hash(),
+            scope,
+            issued_at: at,
+            expires_at: at + 3600,
+        };
+        let refresh = NewRefreshToken {
+            hash: token::generate().hash(),
+            issued_at: at,
+            expires_at: at + 8 * 86_400,
+            generation: 0,
+        };
+        let hash = refresh.hash;
+        s.cache
+            .create_grant(grant, access, Some(refresh))
+            .await
+            .unwrap();
+        hash
+    }
+
+    #[tokio::test]
+    async fn a_full_refresh_memo_lets_new_sessions_in_once_unused_ones_lapse_after_a_day() {
+        let s = setup(NearCacheConfig {
+            max_entries: 2,
+            ..NearCacheConfig::default()
+        });
+        let (a, b) = (issue_refresh(&s, NOW).await, issue_refresh(&s, NOW).await);
+        let c = issue_refresh(&s, NOW + 10).await;
+        let memo = &s.cache.shared.refresh;
+        assert!(memo.get(&a).is_some() && memo.get(&b).is_some());
+        assert!(
+            memo.get(&c).is_none(),
+            "full of live tokens: the third is not remembered"
+        );
+        // A day on, a and b (8-day tokens, never used) have lapsed from the memo, not from the
+        // store: the next session is remembered.
+        s.clock.advance(std::time::Duration::from_secs(86_400 + 1));
+        let d = issue_refresh(&s, NOW + 86_401).await;
+        assert!(memo.get(&d).is_some(), "room made by the lapsed ones");
+        assert!(memo.get(&a).is_none() && memo.get(&b).is_none());
+        // Forgotten here, still good in the store.
+        let found = s
+            .cache
+            .find_refresh_token_to_use(&a)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(found.state, RefreshTokenState::Active);
     }
 
     /// Revoked behind the cache's back (no announcement): only a cached token still shows.
