@@ -1128,20 +1128,25 @@ mod tests {
         s.store.listener().message(&what.encode());
     }
 
-    /// A grant of `subject` for `client` with one access token living `secs`.
-    async fn issue(s: &Setup, subject: &str, client: &str, secs: u64) -> (SecretToken, GrantId) {
-        let at = token::generate();
-        let scope = Scope::parse("read").unwrap();
-        let id = GrantId::generate();
-        let grant = GrantRecord {
-            id,
+    /// A password grant of `subject` for `client`, made at `at`.
+    fn grant_for(subject: &str, client: &str, scope: &Scope, at: UnixTime) -> GrantRecord {
+        GrantRecord {
+            id: GrantId::generate(),
             client_id: Arc::from(client),
             subject: Some(Arc::from(subject)),
             scope: scope.clone(),
             grant_type: GrantType::Password,
-            created_at: NOW,
+            created_at: at,
             expires_at: None,
-        };
+        }
+    }
+
+    /// A grant of `subject` for `client` with one access token living `secs`.
+    async fn issue(s: &Setup, subject: &str, client: &str, secs: u64) -> (SecretToken, GrantId) {
+        let at = token::generate();
+        let scope = Scope::parse("read").unwrap();
+        let grant = grant_for(subject, client, &scope, NOW);
+        let id = grant.id;
         let access = NewAccessToken {
             hash: at.hash(),
             scope,
@@ -1164,15 +1169,7 @@ mod tests {
     /// refresh token's hash.
     async fn issue_refresh(s: &Setup, at: UnixTime) -> TokenHash {
         let scope = Scope::parse("read offline_access").unwrap();
-        let grant = GrantRecord {
-            id: GrantId::generate(),
-            client_id: Arc::from("app"),
-            subject: Some(Arc::from("alice")),
-            scope: scope.clone(),
-            grant_type: GrantType::Password,
-            created_at: at,
-            expires_at: None,
-        };
+        let grant = grant_for("alice", "app", &scope, at);
         let access = NewAccessToken {
             hash: token::generate().hash(),
             scope,
@@ -1642,15 +1639,7 @@ mod tests {
         let s = setup(NearCacheConfig::default());
         let reads = || s.store.refresh_reads.load(Ordering::SeqCst);
         let scope = Scope::parse("read").unwrap();
-        let grant = GrantRecord {
-            id: GrantId::generate(),
-            client_id: Arc::from("app"),
-            subject: Some(Arc::from("alice")),
-            scope: scope.clone(),
-            grant_type: GrantType::Password,
-            created_at: NOW,
-            expires_at: None,
-        };
+        let grant = grant_for("alice", "app", &scope, NOW);
         let new_access = || NewAccessToken {
             hash: token::generate().hash(),
             scope: scope.clone(),
