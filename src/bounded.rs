@@ -71,11 +71,17 @@ impl<K: Eq + Hash, V> Bounded<K, V> {
         let expires_at = self.expires_at;
         self.map.retain(|_, v| expires_at(v) > now);
         let held = self.map.len();
-        if held + (self.max / 10).max(1) > self.max {
+        if freed_little(held, self.max) {
             self.no_sweep_until.store(now + 1, Ordering::Relaxed);
         }
         held < self.max
     }
+}
+
+/// Whether a pass that left `held` of a bound of `max` freed less than a tenth of it (or
+/// nothing, for a small bound): then it is not worth repeating within the second.
+pub(crate) fn freed_little(held: usize, max: usize) -> bool {
+    held + (max / 10).max(1) > max
 }
 
 #[cfg(test)]

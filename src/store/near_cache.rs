@@ -17,7 +17,7 @@ use super::{
     RefreshTokenRecord, RefreshTokenState, Rotation, RotationOutcome, TokenStore,
 };
 use crate::{
-    bounded::Bounded,
+    bounded::{Bounded, freed_little},
     clock::{Clock, UnixTime},
     error::StoreError,
     token::{GrantId, Route, TokenHash},
@@ -327,7 +327,6 @@ impl Shared {
         // A pass visits every entry: one that freed less than a tenth (everything live, or
         // entries expiring one at a time) is not repeated within the second, so the work per
         // miss stays constant.
-        let freed_little = |held: usize, max: usize| held + (max / 10).max(1) > max;
         if freed_little(self.entries.len(), self.config.max_entries)
             || freed_little(self.bytes.load(Ordering::Relaxed), self.config.max_bytes)
         {
