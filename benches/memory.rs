@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use tower_oauth2::{
     GrantType, Scope,
-    store::{GrantRecord, MemoryStore, NewAccessToken, NewRefreshToken, StoreCounts, TokenStore},
+    store::{GrantRecord, MemoryStore, NewAccessToken, NewRefreshToken, StoreCounts, prelude::*},
     token::{self, GrantId, TokenHash},
 };
 

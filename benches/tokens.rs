@@ -13,7 +13,7 @@ use tower::ServiceExt;
 use tower_oauth2::{
     AuthServer, Client, GrantType, InMemoryClients, Scope,
     clock::{Clock, SystemClock},
-    store::{GrantRecord, MemoryStore, NewAccessToken, NewRefreshToken, TokenStore},
+    store::{GrantRecord, GrantStore, MemoryStore, NewAccessToken, NewRefreshToken},
     token::{self, GrantId},
     user::DemoUsers,
 };

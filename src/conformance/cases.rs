@@ -17,8 +17,9 @@ use crate::{
     AuthorizationRequest, GrantType, OnRefresh, Scope,
     clock::{Clock, SystemClock},
     store::{
-        GrantFilter, GrantRecord, NewAccessToken, NewRefreshToken, Redemption, RefreshTokenState,
-        TokenStore,
+        CodeStore, GrantFilter, GrantRecord, GrantStore, NewAccessToken, NewRefreshToken,
+        PurgeStore, RecordStore, Redemption, RefreshTokenState, TokenStore,
+        records::{Put, Record, RecordKey, RecordKind, RecordType},
     },
     token::{self, GrantId, TokenHash},
 };
@@ -622,48 +623,213 @@ pub async fn bulk_revocation_covers_more_than_one_batch(store: Arc<dyn TokenStor
     assert_eq!(store.revoke_grants(&many).await.unwrap(), 0);
 }
 
-/// A pending request is found as it was kept, taken at most once however many ask at the same
-/// time, and purged once expired.
+/// A pending authorization request (a typed record over the store's record primitive) is
+/// found as it was kept, taken at most once however many ask at the same time, and gone once it
+/// lapsed or was purged.
 pub async fn pending_requests_are_taken_once(store: Arc<dyn TokenStore>) {
     let now = SystemClock.now();
-    let pending = |expires_at| {
-        let handle = token::generate();
-        crate::store::PendingRequest {
-            hash: handle.hash(),
-            data: Arc::from(&b"{\"client_id\":\"app\"}"[..]),
-            created_at: now,
-            expires_at,
-        }
+    let kind = <crate::grant::PendingAuthorization as RecordType>::KIND;
+    let kept = |expires_at| Record {
+        data: Arc::from(&b"{\"client_id\":\"app\"}"[..]),
+        expires_at,
     };
-    let kept = pending(now + 600);
-    store.create_pending(kept.clone()).await.unwrap();
+    let key = RecordKey::new(kind, token::generate().hash());
+    let request = kept(now + 600);
+    assert!(put(&store, &key, request.clone(), Put::Always, now).await);
     assert_eq!(
-        store.find_pending(&kept.hash).await.unwrap(),
-        Some(kept.clone())
+        store.get_record(&key, now).await.unwrap(),
+        Some(request.clone())
     );
     assert_eq!(
-        store.find_pending(&kept.hash).await.unwrap(),
-        Some(kept.clone()),
-        "find keeps it"
+        store.get_record(&key, now).await.unwrap(),
+        Some(request.clone()),
+        "a get keeps it"
     );
     let takers: Vec<_> = (0..8)
         .map(|_| {
-            let (store, hash) = (Arc::clone(&store), kept.hash);
-            tokio::spawn(async move { store.take_pending(&hash).await.unwrap() })
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { store.take_record(&key, now).await.unwrap() })
         })
         .collect();
     let mut taken = Vec::new();
     for t in takers {
         taken.extend(t.await.expect("a take task"));
     }
-    assert_eq!(taken, std::slice::from_ref(&kept), "taken once");
-    assert_eq!(store.find_pending(&kept.hash).await.unwrap(), None);
-    assert_eq!(store.take_pending(&kept.hash).await.unwrap(), None);
-    // Purged at its expiry, not before.
-    let lapsing = pending(now + 60);
-    store.create_pending(lapsing.clone()).await.unwrap();
+    assert_eq!(taken, std::slice::from_ref(&request), "taken once");
+    assert_eq!(store.get_record(&key, now).await.unwrap(), None);
+    assert_eq!(store.take_record(&key, now).await.unwrap(), None);
+    // Lapses at its expiry, not before; purged then.
+    let lapsing = RecordKey::new(kind, token::generate().hash());
+    assert!(put(&store, &lapsing, kept(now + 60), Put::Always, now).await);
+    assert!(
+        store
+            .get_record(&lapsing, now + 59)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(store.get_record(&lapsing, now + 60).await.unwrap(), None);
+    assert_eq!(
+        store.take_record(&lapsing, now + 60).await.unwrap(),
+        None,
+        "lapsed"
+    );
+    let purged = RecordKey::new(kind, token::generate().hash());
+    assert!(put(&store, &purged, kept(now + 60), Put::Always, now).await);
     store.purge_expired(now + 59).await.unwrap();
-    assert!(store.find_pending(&lapsing.hash).await.unwrap().is_some());
+    assert!(store.get_record(&purged, now).await.unwrap().is_some());
     store.purge_expired(now + 60).await.unwrap();
-    assert_eq!(store.find_pending(&lapsing.hash).await.unwrap(), None);
+    assert_eq!(
+        store.get_record(&purged, now).await.unwrap(),
+        None,
+        "purged"
+    );
+}
+
+const NONCE: RecordKind = RecordKind::new("conformance_nonce");
+const HITS: RecordKind = RecordKind::new("conformance_hits");
+
+async fn put(store: &Arc<dyn TokenStore>, key: &RecordKey, r: Record, mode: Put, now: u64) -> bool {
+    store.put_record(key, r, mode, now).await.unwrap()
+}
+
+fn bytes(data: &str, expires_at: u64) -> Record {
+    Record {
+        data: Arc::from(data.as_bytes()),
+        expires_at,
+    }
+}
+
+/// Records of different kinds never meet under one id; a put replaces, a delete removes, and a
+/// record is absent from its expiry on, whatever the store's own clock.
+pub async fn records_are_kept_by_kind_replaced_and_deleted(store: Arc<dyn TokenStore>) {
+    let now = SystemClock.now();
+    let id = token::generate().hash();
+    let (a, b) = (RecordKey::new(NONCE, id), RecordKey::new(HITS, id));
+    assert!(put(&store, &a, bytes("one", now + 600), Put::Always, now).await);
+    assert_eq!(
+        store.get_record(&b, now).await.unwrap(),
+        None,
+        "another kind"
+    );
+    assert!(put(&store, &a, bytes("two", now + 900), Put::Always, now).await);
+    assert_eq!(
+        store.get_record(&a, now).await.unwrap(),
+        Some(bytes("two", now + 900)),
+        "replaced, with its new expiry"
+    );
+    assert_eq!(
+        store.get_record(&a, now + 899).await.unwrap(),
+        Some(bytes("two", now + 900))
+    );
+    assert_eq!(
+        store.get_record(&a, now + 900).await.unwrap(),
+        None,
+        "lapsed"
+    );
+    assert!(store.delete_record(&a).await.unwrap());
+    assert!(!store.delete_record(&a).await.unwrap(), "deleted once");
+    assert_eq!(store.get_record(&a, now).await.unwrap(), None);
+    // Any bytes at all, kept as they were.
+    let binary = Record {
+        data: Arc::from(&[0u8, 255, 10, 13, 0][..]),
+        expires_at: now + 60,
+    };
+    assert!(put(&store, &a, binary.clone(), Put::Always, now).await);
+    assert_eq!(store.take_record(&a, now).await.unwrap(), Some(binary));
+}
+
+/// Of concurrent puts-if-absent on one key, exactly one writes; a lapsed record counts as
+/// absent.
+pub async fn put_if_absent_has_exactly_one_winner(store: Arc<dyn TokenStore>) {
+    let now = SystemClock.now();
+    let key = RecordKey::new(NONCE, token::generate().hash());
+    let puts: Vec<_> = (0..16)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            let record = bytes(&format!("writer {i}"), now + 600);
+            tokio::spawn(async move { store.put_record(&key, record, Put::IfAbsent, now).await })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for (i, p) in puts.into_iter().enumerate() {
+        if p.await.expect("a put task").unwrap() {
+            winners.push(i);
+        }
+    }
+    assert_eq!(winners.len(), 1, "one winner: {winners:?}");
+    let held = store
+        .get_record(&key, now)
+        .await
+        .unwrap()
+        .expect("the winner's");
+    assert_eq!(&*held.data, format!("writer {}", winners[0]).as_bytes());
+    // Live: refused. Lapsed (as of a later now): written over.
+    assert!(
+        !put(
+            &store,
+            &key,
+            bytes("late", now + 600),
+            Put::IfAbsent,
+            now + 599
+        )
+        .await
+    );
+    assert!(
+        put(
+            &store,
+            &key,
+            bytes("after", now + 1200),
+            Put::IfAbsent,
+            now + 600
+        )
+        .await
+    );
+    assert_eq!(
+        store.get_record(&key, now + 600).await.unwrap(),
+        Some(bytes("after", now + 1200))
+    );
+}
+
+/// A counter counts every increment, concurrent ones included, within its window, keeps the
+/// expiry its first increment set, and starts again at 1 once the window is over.
+pub async fn counters_count_every_hit_in_their_window(store: Arc<dyn TokenStore>) {
+    let now = SystemClock.now();
+    let key = RecordKey::new(HITS, token::generate().hash());
+    let hits: Vec<_> = (0..20)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { store.increment(&key, now + 60, now).await.unwrap() })
+        })
+        .collect();
+    let mut seen = Vec::new();
+    for h in hits {
+        seen.push(h.await.expect("an increment task"));
+    }
+    seen.sort_unstable();
+    assert_eq!(
+        seen,
+        (1..=20).collect::<Vec<u64>>(),
+        "each hit counted once"
+    );
+    // A later expiry does not move the window's end.
+    assert_eq!(
+        store.increment(&key, now + 3600, now + 59).await.unwrap(),
+        21
+    );
+    assert_eq!(
+        store.increment(&key, now + 120, now + 60).await.unwrap(),
+        1,
+        "a new window"
+    );
+    assert_eq!(
+        store.increment(&key, now + 500, now + 119).await.unwrap(),
+        2
+    );
+    assert_eq!(
+        store.increment(&key, now + 500, now + 120).await.unwrap(),
+        1
+    );
+    assert!(store.delete_record(&key).await.unwrap(), "reset");
+    assert_eq!(store.increment(&key, now + 60, now).await.unwrap(), 1);
 }

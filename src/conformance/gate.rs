@@ -5,17 +5,16 @@ use std::sync::{
     atomic::{AtomicUsize, Ordering},
 };
 
-use async_trait::async_trait;
 use tokio::sync::Barrier;
 
 use crate::{
+    BoxFuture,
     error::StoreError,
     store::{
-        AccessTokenRecord, AuthorizationCodeRecord, GrantFilter, GrantRecord, NewAccessToken,
-        NewRefreshToken, PendingRequest, Redemption, RefreshTokenRecord, Rotation, RotationOutcome,
-        TokenStore,
+        RefreshTokenRecord, TokenStore,
+        wrap::{Wraps, WrapsAnnouncements, WrapsCodes, WrapsGrants, WrapsPurge, WrapsRecords},
     },
-    token::{GrantId, TokenHash},
+    token::TokenHash,
 };
 
 /// `inner`, except that the first `n` refresh-token reads wait until all `n` have happened: every
@@ -39,78 +38,39 @@ struct Gate {
     reads: AtomicUsize,
 }
 
-#[async_trait]
-impl TokenStore for Gate {
-    async fn find_refresh_token(
-        &self,
-        hash: &TokenHash,
-    ) -> Result<Option<RefreshTokenRecord>, StoreError> {
-        let found = self.inner.find_refresh_token(hash).await;
-        if self.reads.fetch_add(1, Ordering::SeqCst) < self.n {
-            self.barrier.wait().await;
-        }
-        found
-    }
-
-    // The rest is forwarded unchanged.
-
-    async fn create_grant(
-        &self,
-        grant: GrantRecord,
-        access: NewAccessToken,
-        refresh: Option<NewRefreshToken>,
-    ) -> Result<(), StoreError> {
-        self.inner.create_grant(grant, access, refresh).await
-    }
-    async fn find_access_token(
-        &self,
-        hash: &TokenHash,
-    ) -> Result<Option<AccessTokenRecord>, StoreError> {
-        self.inner.find_access_token(hash).await
-    }
-    async fn rotate_refresh_token(
-        &self,
-        rotation: Rotation,
-    ) -> Result<RotationOutcome, StoreError> {
-        self.inner.rotate_refresh_token(rotation).await
-    }
-    async fn revoke_access_token(&self, hash: &TokenHash) -> Result<bool, StoreError> {
-        self.inner.revoke_access_token(hash).await
-    }
-    async fn revoke_grant(&self, id: GrantId) -> Result<bool, StoreError> {
-        self.inner.revoke_grant(id).await
-    }
-    async fn revoke_grants(&self, filter: &GrantFilter) -> Result<u64, StoreError> {
-        self.inner.revoke_grants(filter).await
-    }
-    async fn create_code(&self, code: AuthorizationCodeRecord) -> Result<(), StoreError> {
-        self.inner.create_code(code).await
-    }
-    async fn find_code(
-        &self,
-        hash: &TokenHash,
-    ) -> Result<Option<AuthorizationCodeRecord>, StoreError> {
-        self.inner.find_code(hash).await
-    }
-    async fn redeem_code(
-        &self,
-        hash: &TokenHash,
-        grant: GrantRecord,
-        access: NewAccessToken,
-        refresh: Option<NewRefreshToken>,
-    ) -> Result<Redemption, StoreError> {
-        self.inner.redeem_code(hash, grant, access, refresh).await
-    }
-    async fn create_pending(&self, pending: PendingRequest) -> Result<(), StoreError> {
-        self.inner.create_pending(pending).await
-    }
-    async fn find_pending(&self, hash: &TokenHash) -> Result<Option<PendingRequest>, StoreError> {
-        self.inner.find_pending(hash).await
-    }
-    async fn take_pending(&self, hash: &TokenHash) -> Result<Option<PendingRequest>, StoreError> {
-        self.inner.take_pending(hash).await
-    }
-    async fn purge_expired(&self, now: u64) -> Result<u64, StoreError> {
-        self.inner.purge_expired(now).await
+impl Wraps for Gate {
+    type Inner = dyn TokenStore;
+    fn wrapped(&self) -> &dyn TokenStore {
+        &*self.inner
     }
 }
+
+impl WrapsGrants for Gate {
+    fn find_refresh_token<'a>(
+        &'a self,
+        hash: &'a TokenHash,
+    ) -> BoxFuture<'a, Result<Option<RefreshTokenRecord>, StoreError>> {
+        Box::pin(async move {
+            let found = self.wrapped().find_refresh_token(hash).await;
+            if self.reads.fetch_add(1, Ordering::SeqCst) < self.n {
+                self.barrier.wait().await;
+            }
+            found
+        })
+    }
+
+    /// Through the gate too (a store's own `find_refresh_token_to_use` might answer from a
+    /// memo and let a request past the barrier).
+    fn find_refresh_token_to_use<'a>(
+        &'a self,
+        hash: &'a TokenHash,
+    ) -> BoxFuture<'a, Result<Option<RefreshTokenRecord>, StoreError>> {
+        WrapsGrants::find_refresh_token(self, hash)
+    }
+}
+
+// The rest is passed through unchanged.
+impl WrapsCodes for Gate {}
+impl WrapsRecords for Gate {}
+impl WrapsPurge for Gate {}
+impl WrapsAnnouncements for Gate {}

@@ -104,6 +104,9 @@ macro_rules! token_store_conformance {
             records_round_trip,
             bulk_revocation_covers_more_than_one_batch,
             pending_requests_are_taken_once,
+            records_are_kept_by_kind_replaced_and_deleted,
+            put_if_absent_has_exactly_one_winner,
+            counters_count_every_hit_in_their_window,
         );
     };
     (@cases $module:ident, $open:expr, $($case:ident),* $(,)?) => {

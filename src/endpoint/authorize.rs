@@ -56,7 +56,7 @@ use crate::{
         authorize::{self, Refusal},
     },
     scope::Scope,
-    store::PendingRequest,
+    store::records::Records,
     token::{self, TokenHash},
     wire::form::Form,
 };
@@ -244,13 +244,9 @@ where
         Interaction::Decided(decision) => answer(&server, &request, decision, &parts.method).await,
         // A page that will complete the request later: keep it under the handle first.
         Interaction::Respond(res) => {
-            let kept = PendingRequest {
-                hash: handle.hash(),
-                data: request.encode().into(),
-                created_at: now,
-                expires_at: now.saturating_add(lifetime),
-            };
-            match server.inner.store.create_pending(kept).await {
+            let requests = Records::<PendingAuthorization>::new(&server.inner.store);
+            let id = handle.hash();
+            match requests.put(&id, &request, request.expires_at(), now).await {
                 Ok(()) => with_page_headers(res),
                 Err(e) => page(&server, &OAuthError::from(e)),
             }
@@ -285,15 +281,9 @@ pub(crate) async fn pending(
     let Some(agent) = agent_cookie(headers) else {
         return Ok(None);
     };
-    let found = server
-        .inner
-        .store
-        .find_pending(&TokenHash::of(handle))
-        .await?;
-    Ok(found
-        .filter(|p| p.expires_at > server.now())
-        .and_then(|p| PendingAuthorization::decode(&p.data))
-        .filter(|r| r.bound_to(&agent)))
+    let requests = Records::<PendingAuthorization>::new(&server.inner.store);
+    let found = requests.get(&TokenHash::of(handle), server.now()).await?;
+    Ok(found.filter(|r| r.bound_to(&agent)))
 }
 
 /// Take the pending request (once, and only for the agent it is bound to) and answer it.
@@ -307,18 +297,17 @@ async fn finish(
     let gone =
         || OAuthError::invalid_request("the authorization request expired or was already used");
     let hash = TokenHash::of(handle);
-    let store = &server.inner.store;
+    let requests = Records::<PendingAuthorization>::new(&server.inner.store);
     // Found and checked first, taken only if this agent may: someone else's attempt with a
     // stolen handle must not use up the real user's request.
-    let request = match store.find_pending(&hash).await {
-        Ok(Some(p)) if p.expires_at > server.now() => PendingAuthorization::decode(&p.data),
-        Ok(_) => None,
+    let request = match requests.get(&hash, server.now()).await {
+        Ok(found) => found,
         Err(e) => return page(server, &OAuthError::from(e)),
     };
     let Some(request) = request.filter(|r| r.bound_to(agent)) else {
         return refused(server, None, &gone(), page(server, &gone()));
     };
-    match store.take_pending(&hash).await {
+    match requests.take(&hash, server.now()).await {
         Ok(Some(_)) => answer(server, &request, decision, method).await,
         Ok(None) => refused(server, None, &gone(), page(server, &gone())),
         Err(e) => page(server, &OAuthError::from(e)),
@@ -527,15 +516,8 @@ pub(crate) async fn push(
         .as_secs();
     request.push(now, now.saturating_add(lifetime));
     let handle = token::generate();
-    server
-        .inner
-        .store
-        .create_pending(PendingRequest {
-            hash: handle.hash(),
-            data: request.encode().into(),
-            created_at: now,
-            expires_at: now.saturating_add(lifetime),
-        })
+    Records::<PendingAuthorization>::new(&server.inner.store)
+        .put(&handle.hash(), &request, request.expires_at(), now)
         .await?;
     let body = serde_json::json!({
         "request_uri": format!("{}{}", authorize::REQUEST_URI_PREFIX, handle.expose()),

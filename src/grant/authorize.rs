@@ -16,7 +16,10 @@ use crate::{
     AuthServer, Client, GrantType, OAuthError,
     error::ErrorKind,
     scope::Scope,
-    store::CodeChallengeMethod,
+    store::{
+        CodeChallengeMethod,
+        records::{RecordKind, RecordType, Records},
+    },
     token::TokenHash,
     wire::{form::Form, uri},
 };
@@ -117,12 +120,18 @@ impl PendingAuthorization {
         let presented = TokenHash::of(agent).to_hex();
         bool::from(presented.as_bytes().ct_eq(self.binding.as_bytes()))
     }
+}
 
-    pub(crate) fn encode(&self) -> Vec<u8> {
+/// Kept as a short-lived record between the request and the decision (or, pushed, between PAR
+/// and the browser's visit), under the hash of an unguessable handle, taken once.
+impl RecordType for PendingAuthorization {
+    const KIND: RecordKind = RecordKind::new("authz_request");
+
+    fn encode(&self) -> Vec<u8> {
         serde_json::to_vec(self).unwrap_or_default()
     }
 
-    pub(crate) fn decode(bytes: &[u8]) -> Option<Self> {
+    fn decode(bytes: &[u8]) -> Option<Self> {
         serde_json::from_slice(bytes).ok()
     }
 }
@@ -288,17 +297,16 @@ pub(crate) async fn resume_pushed(
         .and_then(|u| u.strip_prefix(REQUEST_URI_PREFIX))
         .ok_or_else(|| page("request_uri was not issued by this server"))?;
     let hash = TokenHash::of(handle);
-    let store = &server.inner.store;
+    let requests = Records::<PendingAuthorization>::new(&server.inner.store);
     let unusable = || page("request_uri is unknown, expired, used, or another client's");
     // Looked at first, taken only if it is this client's: another client cannot use it up.
-    let found = store
-        .find_pending(&hash)
+    let found = requests
+        .get(&hash, server.now())
         .await
         .map_err(|e| Refusal::Page(e.into()))?
-        .and_then(|p| PendingAuthorization::decode(&p.data).filter(|_| p.expires_at > server.now()))
         .filter(|r| r.pushed && r.client_id == client.id())
         .ok_or_else(unusable)?;
-    match store.take_pending(&hash).await {
+    match requests.take(&hash, server.now()).await {
         Ok(Some(_)) => Ok((client, found)),
         Ok(None) => Err(unusable()),
         Err(e) => Err(Refusal::Page(e.into())),

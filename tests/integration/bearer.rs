@@ -10,9 +10,10 @@ use http_body_util::Full;
 use tower_oauth2::{
     AuthServer, InMemoryClients, Scope, StoreError,
     store::{
-        AccessTokenRecord, AuthorizationCodeRecord, GrantFilter, GrantRecord, NewAccessToken,
-        NewRefreshToken, PendingRequest, Redemption, RefreshTokenRecord, Rotation, RotationOutcome,
-        TokenStore,
+        AccessTokenRecord, Announcements, AuthorizationCodeRecord, CodeStore, GrantFilter,
+        GrantRecord, GrantStore, NewAccessToken, NewRefreshToken, PurgeStore, RecordStore,
+        Redemption, RefreshTokenRecord, Rotation, RotationOutcome,
+        records::{Put, Record, RecordKey},
     },
     token::{GrantId, TokenHash},
 };
@@ -194,7 +195,7 @@ async fn query_tokens_only_when_allowed() {
 struct DownStore;
 
 #[async_trait]
-impl TokenStore for DownStore {
+impl GrantStore for DownStore {
     async fn create_grant(
         &self,
         _: GrantRecord,
@@ -203,39 +204,51 @@ impl TokenStore for DownStore {
     ) -> Result<(), StoreError> {
         Err(StoreError::Timeout)
     }
+
     async fn find_access_token(
         &self,
         _: &TokenHash,
     ) -> Result<Option<AccessTokenRecord>, StoreError> {
         Err(StoreError::unavailable("connection refused"))
     }
+
     async fn find_refresh_token(
         &self,
         _: &TokenHash,
     ) -> Result<Option<RefreshTokenRecord>, StoreError> {
         Err(StoreError::Timeout)
     }
+
     async fn rotate_refresh_token(&self, _: Rotation) -> Result<RotationOutcome, StoreError> {
         Err(StoreError::Timeout)
     }
+
     async fn revoke_access_token(&self, _: &TokenHash) -> Result<bool, StoreError> {
         Err(StoreError::Timeout)
     }
+
     async fn revoke_grant(&self, _: GrantId) -> Result<bool, StoreError> {
         Err(StoreError::Timeout)
     }
+
     async fn revoke_grants(&self, _: &GrantFilter) -> Result<u64, StoreError> {
         Err(StoreError::Timeout)
     }
+}
+
+#[async_trait]
+impl CodeStore for DownStore {
     async fn create_code(&self, _: AuthorizationCodeRecord) -> Result<(), StoreError> {
         Err(StoreError::Timeout)
     }
+
     async fn find_code(
         &self,
         _: &TokenHash,
     ) -> Result<Option<AuthorizationCodeRecord>, StoreError> {
         Err(StoreError::Timeout)
     }
+
     async fn redeem_code(
         &self,
         _: &TokenHash,
@@ -245,19 +258,41 @@ impl TokenStore for DownStore {
     ) -> Result<Redemption, StoreError> {
         Err(StoreError::Timeout)
     }
-    async fn create_pending(&self, _: PendingRequest) -> Result<(), StoreError> {
-        Err(StoreError::Timeout)
-    }
-    async fn find_pending(&self, _: &TokenHash) -> Result<Option<PendingRequest>, StoreError> {
-        Err(StoreError::Timeout)
-    }
-    async fn take_pending(&self, _: &TokenHash) -> Result<Option<PendingRequest>, StoreError> {
-        Err(StoreError::Timeout)
-    }
+}
+
+#[async_trait]
+impl PurgeStore for DownStore {
     async fn purge_expired(&self, _: u64) -> Result<u64, StoreError> {
         Err(StoreError::Timeout)
     }
 }
+
+#[async_trait]
+impl RecordStore for DownStore {
+    async fn put_record(
+        &self,
+        _: &RecordKey,
+        _: Record,
+        _: Put,
+        _: u64,
+    ) -> Result<bool, StoreError> {
+        Err(StoreError::Timeout)
+    }
+    async fn get_record(&self, _: &RecordKey, _: u64) -> Result<Option<Record>, StoreError> {
+        Err(StoreError::Timeout)
+    }
+    async fn take_record(&self, _: &RecordKey, _: u64) -> Result<Option<Record>, StoreError> {
+        Err(StoreError::Timeout)
+    }
+    async fn delete_record(&self, _: &RecordKey) -> Result<bool, StoreError> {
+        Err(StoreError::Timeout)
+    }
+    async fn increment(&self, _: &RecordKey, _: u64, _: u64) -> Result<u64, StoreError> {
+        Err(StoreError::Timeout)
+    }
+}
+
+impl Announcements for DownStore {}
 
 fn down_server() -> AuthServer {
     AuthServer::builder()

@@ -7,7 +7,7 @@ use http::Request;
 use http_body_util::Full;
 use serde_json::json;
 use tower::ServiceExt;
-use tower_oauth2::{Metadata, events::Event, store::TokenStore};
+use tower_oauth2::{Metadata, events::Event};
 
 #[tokio::test]
 async fn revoking_a_refresh_token_revokes_its_family() {

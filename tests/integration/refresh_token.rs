@@ -8,7 +8,7 @@ use std::{
 };
 
 use crate::support::*;
-use tower_oauth2::{OnRefresh, events::Event, store::TokenStore, token::TokenHash};
+use tower_oauth2::{OnRefresh, events::Event, token::TokenHash};
 
 #[tokio::test]
 async fn rotation_returns_a_new_refresh_token_and_the_old_one_dies() {

@@ -4,7 +4,7 @@
 //! a single `UPDATE … RETURNING` whose row lock makes it a compare-and-set, with the successor
 //! inserts in the same statement's CTEs; a family is revoked by one `UPDATE` of its grant row
 //! (O(1), whatever its size), and every lookup joins on that row. Expiry is indexed and
-//! [`TokenStore::purge_expired`] deletes in bounded batches. The schema ships with the crate
+//! [`PurgeStore::purge_expired`](crate::store::PurgeStore::purge_expired) deletes in bounded batches. The schema ships with the crate
 //! (`migrations/`) and is applied by [`PostgresStore::migrate`], an explicit call.
 //!
 //! Build it from a URL, or from a pool the app already has ([`PostgresStore::from_pool`]). A
@@ -14,7 +14,7 @@
 //! From schema version 4, triggers announce every revocation with `pg_notify` on
 //! `oauth:{schema}`, delivered when the revoking transaction commits, for the instances'
 //! [`NearCache`](crate::store::NearCache)s; a store opened from a URL listens there on a
-//! connection of its own ([`TokenStore::listen`]).
+//! connection of its own ([`Announcements::listen`](crate::store::Announcements::listen)).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -32,6 +32,7 @@
 //! ```
 
 mod listen;
+mod records;
 mod rows;
 mod statements;
 
@@ -44,20 +45,19 @@ use tokio_postgres::{NoTls, Row, types::ToSql};
 use self::{
     rows::{Columns, GrantParams, from_db, generation_to_db, grant_id_to_db, to_db},
     statements::{
-        CLEAR_SEALED, CREATE_CODE, CREATE_PENDING, Cutoff, FIND_CODE, FIND_PENDING, LOCK_REFRESH,
-        MIGRATIONS, REVOKE_ACCESS, REVOKE_GRANT, ROTATE, Statements, TAKE_PENDING,
+        CLEAR_SEALED, CREATE_CODE, Cutoff, FIND_CODE, LOCK_REFRESH, MIGRATIONS, REVOKE_ACCESS,
+        REVOKE_GRANT, ROTATE, Statements,
     },
 };
 use super::{
-    AccessTokenRecord, AuthorizationCodeRecord, CODE_RETENTION_SECS, CodeChallengeMethod,
-    GrantFilter, GrantRecord, NewAccessToken, NewRefreshToken, PendingRequest, Redemption,
-    RefreshTokenRecord, RefreshTokenState, Rotation, RotationOutcome, Sealed, Source,
-    TOMBSTONE_SECS, grant_purge_at, within,
+    AccessTokenRecord, Announcements, AuthorizationCodeRecord, CODE_RETENTION_SECS,
+    CodeChallengeMethod, CodeStore, GrantFilter, GrantRecord, GrantStore, NewAccessToken,
+    NewRefreshToken, PurgeStore, Redemption, RefreshTokenRecord, RefreshTokenState, Rotation,
+    RotationOutcome, Sealed, Source, TOMBSTONE_SECS, grant_purge_at, within,
 };
 use crate::{
     clock::UnixTime,
     error::{ConfigError, StoreError},
-    store::TokenStore,
     token::{GrantId, TokenHash},
 };
 
@@ -184,7 +184,7 @@ struct Inner {
     statements: Statements,
 }
 
-/// The PostgreSQL [`TokenStore`]. Cloning shares the pool.
+/// The PostgreSQL [`TokenStore`](crate::store::TokenStore). Cloning shares the pool.
 #[derive(Clone)]
 pub struct PostgresStore {
     inner: Arc<Inner>,
@@ -353,7 +353,7 @@ impl PostgresStore {
 }
 
 #[async_trait]
-impl TokenStore for PostgresStore {
+impl GrantStore for PostgresStore {
     async fn create_grant(
         &self,
         grant: GrantRecord,
@@ -479,7 +479,10 @@ impl TokenStore for PostgresStore {
         };
         self.count(sql, &[value]).await
     }
+}
 
+#[async_trait]
+impl CodeStore for PostgresStore {
     async fn create_code(&self, code: AuthorizationCodeRecord) -> Result<(), StoreError> {
         let (challenge, method) = match &code.code_challenge {
             Some((c, m)) => (Some(c.as_str()), Some(m.as_str())),
@@ -565,42 +568,10 @@ impl TokenStore for PostgresStore {
             .map(Redemption::AlreadyRedeemed)
             .ok_or_else(|| StoreError::corrupt("code neither free nor redeemed"))
     }
+}
 
-    async fn create_pending(&self, pending: PendingRequest) -> Result<(), StoreError> {
-        let params: [&(dyn ToSql + Sync); 4] = [
-            &pending.hash.as_bytes().as_slice(),
-            &&*pending.data,
-            &to_db(pending.created_at),
-            &to_db(pending.expires_at),
-        ];
-        self.query(CREATE_PENDING, &params).await.map(drop)
-    }
-
-    async fn find_pending(&self, hash: &TokenHash) -> Result<Option<PendingRequest>, StoreError> {
-        let row = self
-            .query_opt(FIND_PENDING, &[&hash.as_bytes().as_slice()])
-            .await?;
-        row.map(|row| pending_from(hash, &row)).transpose()
-    }
-
-    async fn take_pending(&self, hash: &TokenHash) -> Result<Option<PendingRequest>, StoreError> {
-        let row = self
-            .query_opt(TAKE_PENDING, &[&hash.as_bytes().as_slice()])
-            .await?;
-        row.map(|row| pending_from(hash, &row)).transpose()
-    }
-
-    fn announces_revocations(&self) -> bool {
-        // The channel needs a connection of its own, which only a URL source can make.
-        self.inner.listen.is_some()
-    }
-
-    fn listen(&self, listener: std::sync::Weak<dyn crate::store::InvalidationListener>) {
-        if let Some(config) = &self.inner.listen {
-            listen::spawn(config.clone(), listener);
-        }
-    }
-
+#[async_trait]
+impl PurgeStore for PostgresStore {
     async fn purge_expired(&self, now: UnixTime) -> Result<u64, StoreError> {
         let mut total = 0;
         for (sql, cutoff) in &self.inner.statements.purges {
@@ -613,6 +584,19 @@ impl TokenStore for PostgresStore {
         // Not counted as removed: the token stays, only the response it sealed goes.
         self.in_batches(CLEAR_SEALED, to_db(now)).await?;
         Ok(total)
+    }
+}
+
+impl Announcements for PostgresStore {
+    fn announces_revocations(&self) -> bool {
+        // The channel needs a connection of its own, which only a URL source can make.
+        self.inner.listen.is_some()
+    }
+
+    fn listen(&self, listener: std::sync::Weak<dyn crate::store::InvalidationListener>) {
+        if let Some(config) = &self.inner.listen {
+            listen::spawn(config.clone(), listener);
+        }
     }
 }
 
@@ -630,15 +614,4 @@ impl PostgresStore {
             }
         }
     }
-}
-
-/// A pending request from its row (`find_pending.sql`, `take_pending.sql`).
-fn pending_from(hash: &TokenHash, row: &Row) -> Result<PendingRequest, StoreError> {
-    let c = Columns(row);
-    Ok(PendingRequest {
-        hash: *hash,
-        data: c.get::<Vec<u8>>("data")?.into(),
-        created_at: from_db(c.get("created_at")?),
-        expires_at: from_db(c.get("expires_at")?),
-    })
 }

@@ -8,6 +8,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_sealed_until.sql"),
     include_str!("migrations/0003_pending.sql"),
     include_str!("migrations/0004_announce.sql"),
+    include_str!("migrations/0005_records.sql"),
 ];
 
 /// The schema version whose triggers announce revocations.
@@ -20,9 +21,12 @@ pub(super) const LOCK_REFRESH: &str = include_str!("sql/lock_refresh.sql");
 pub(super) const REVOKE_ACCESS: &str = include_str!("sql/revoke_access.sql");
 pub(super) const REVOKE_GRANT: &str = include_str!("sql/revoke_grant.sql");
 pub(super) const CLEAR_SEALED: &str = include_str!("sql/clear_sealed.sql");
-pub(super) const CREATE_PENDING: &str = include_str!("sql/create_pending.sql");
-pub(super) const FIND_PENDING: &str = include_str!("sql/find_pending.sql");
-pub(super) const TAKE_PENDING: &str = include_str!("sql/take_pending.sql");
+pub(super) const RECORD_PUT: &str = include_str!("sql/record_put.sql");
+pub(super) const RECORD_GET: &str = include_str!("sql/record_get.sql");
+pub(super) const RECORD_TAKE: &str = include_str!("sql/record_take.sql");
+pub(super) const RECORD_DELETE: &str =
+    "WITH d AS (DELETE FROM oauth_records WHERE key = $1 RETURNING 1) SELECT count(*) FROM d";
+pub(super) const RECORD_COUNT: &str = include_str!("sql/record_count.sql");
 
 /// Which cutoff a purge statement compares against.
 #[derive(Clone, Copy)]
@@ -74,9 +78,9 @@ const PURGES: &[(&str, &str, &str, Cutoff)] = &[
         Cutoff::Now,
     ),
     (
-        "oauth_pending",
-        "hash",
-        "SELECT hash FROM oauth_pending WHERE expires_at <= $1",
+        "oauth_records",
+        "key",
+        "SELECT key FROM oauth_records WHERE expires_at <= $1",
         Cutoff::Now,
     ),
 ];

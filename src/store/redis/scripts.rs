@@ -78,6 +78,9 @@ pub(super) struct Scripts {
     pub(super) redeem_code: Script,
     pub(super) purge: Script,
     pub(super) index: Script,
+    /// Short-lived records: on their own key, without the prelude.
+    pub(super) record_put: Script,
+    pub(super) record_count: Script,
 }
 
 impl Scripts {
@@ -94,6 +97,8 @@ impl Scripts {
             redeem_code: with_prelude(include_str!("lua/redeem_code.lua")),
             purge: with_prelude(include_str!("lua/purge.lua")),
             index: with_prelude(include_str!("lua/index.lua")),
+            record_put: Script::new(include_str!("lua/record_put.lua").to_owned()),
+            record_count: Script::new(include_str!("lua/record_count.lua").to_owned()),
         }
     }
 }

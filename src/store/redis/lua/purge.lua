@@ -1,7 +1,7 @@
 -- KEYS: the keys to look at, all under the prefix ARGV[4] (in a cluster, of one slot).
 -- ARGV: IP now code_retention prefix. Deletes those of the keys that may go: a token that expired
--- or whose family is revoked or ended, a code past its retention, a pending request past its
--- expiry.
+-- or whose family is revoked or ended, a code past its retention, a short-lived record past
+-- its expiry.
 P = ARGV[4]
 local now = tonumber(ARGV[2])
 local retention = tonumber(ARGV[3])
@@ -33,8 +33,8 @@ for i = 1, #KEYS do
   elseif kind == 'c:' then
     local e = redis.call('HGET', k, 'exp')
     if e and tonumber(e) + retention <= now then redis.call('DEL', k) n = n + 1 end
-  elseif kind == 'q:' then
-    local e = redis.call('HGET', k, 'exp')
+  elseif kind == 'x:' then
+    local e = redis.call('HGET', k, 'e')
     if e and tonumber(e) <= now then redis.call('DEL', k) n = n + 1 end
   end
 end

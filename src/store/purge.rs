@@ -1,9 +1,20 @@
-//! How long a store keeps what it holds, the same on every backend. The Redis scripts and the
-//! PostgreSQL statements state these rules in their own language; the memory store calls them.
+//! Purging: the [`PurgeStore`] concern, and how long a store keeps what it holds, the same on
+//! every backend. The Redis scripts and the PostgreSQL statements state these rules in their own
+//! language; the memory store calls them.
 
 #[cfg(any(feature = "redis", feature = "postgres"))]
 use super::{NewAccessToken, NewRefreshToken};
-use crate::clock::UnixTime;
+use async_trait::async_trait;
+
+use crate::{clock::UnixTime, error::StoreError};
+
+/// Deleting what has lapsed: expired or revoked tokens, codes past their retention, lapsed
+/// short-lived records. Run it now and then (a shared store also expires keys on its own clock).
+#[async_trait]
+pub trait PurgeStore: Send + Sync + 'static {
+    /// Delete what has expired or been revoked as of `now`. Returns how many entries went.
+    async fn purge_expired(&self, now: UnixTime) -> Result<u64, StoreError>;
+}
 
 /// How long a redeemed or expired authorization code is kept, so that a second use can still be
 /// recognised (and revoke what the first use issued).

@@ -1,5 +1,7 @@
 //! The default in-memory store: lock-sharded maps ([`dashmap`]), no global lock.
 
+mod records;
+
 use std::{
     hash::{BuildHasherDefault, Hasher},
     sync::{
@@ -12,10 +14,12 @@ use std::{
 use async_trait::async_trait;
 use dashmap::{DashMap, mapref::entry::Entry};
 
+use self::records::Stored;
 use super::{
-    AccessTokenRecord, AuthorizationCodeRecord, GrantFilter, GrantRecord, NewAccessToken,
-    NewRefreshToken, PendingRequest, Redemption, RefreshTokenRecord, RefreshTokenState, Rotation,
-    RotationOutcome, Sealed, TOMBSTONE_SECS, TokenStore, code_purgeable, token_purgeable,
+    AccessTokenRecord, Announcements, AuthorizationCodeRecord, CodeStore, GrantFilter, GrantRecord,
+    GrantStore, NewAccessToken, NewRefreshToken, PurgeStore, Redemption, RefreshTokenRecord,
+    RefreshTokenState, Rotation, RotationOutcome, Sealed, TOMBSTONE_SECS, code_purgeable,
+    records::RecordKey, token_purgeable,
 };
 use crate::{
     client::GrantType,
@@ -52,19 +56,23 @@ type Map<K, V> = DashMap<K, V, BuildHasherDefault<PassThrough>>;
 /// small — at 1 M entries, under 16 000 each.
 const MIN_SHARDS: usize = 64;
 
-fn map<K: Eq + std::hash::Hash, V>() -> Map<K, V> {
-    let shards = (std::thread::available_parallelism().map_or(1, usize::from) * 4)
+fn shard_amount() -> usize {
+    (std::thread::available_parallelism().map_or(1, usize::from) * 4)
         .next_power_of_two()
-        .max(MIN_SHARDS);
-    DashMap::with_hasher_and_shard_amount(BuildHasherDefault::default(), shards)
+        .max(MIN_SHARDS)
+}
+
+fn map<K: Eq + std::hash::Hash, V>() -> Map<K, V> {
+    DashMap::with_hasher_and_shard_amount(BuildHasherDefault::default(), shard_amount())
 }
 
 /// Remove the entries for which `dead` holds, and count them: a scan under each shard's read
 /// lock (lookups go on meanwhile), then one short write lock per removed entry, where `dead`
 /// is asked again. No bearer check waits for a sweep longer than one removal.
-fn sweep_map<K, V>(map: &Map<K, V>, dead: impl Fn(&V) -> bool) -> u64
+fn sweep_map<K, V, S>(map: &DashMap<K, V, S>, dead: impl Fn(&V) -> bool) -> u64
 where
     K: Copy + Eq + std::hash::Hash,
+    S: std::hash::BuildHasher + Clone,
 {
     let candidates: Vec<K> = map
         .iter()
@@ -295,18 +303,19 @@ struct Inner {
     refresh: Map<Key, Arc<Grant>>,
     rotated: Map<Key, RotatedEntry>,
     codes: Map<TokenHash, AuthorizationCodeRecord>,
-    pending: Map<TokenHash, PendingRequest>,
+    /// Short-lived records and counters ([`RecordStore`]), by kind and id hash.
+    records: DashMap<RecordKey, Stored>,
     sweep_interval: u64,
     next_sweep: AtomicU64,
     sweeping: AtomicBool,
     sweeps: AtomicU64,
 }
 
-/// The in-memory [`TokenStore`]: the default, for a single process.
+/// The in-memory [`TokenStore`](super::TokenStore): the default, for a single process.
 ///
 /// Expired and revoked entries are swept every `sweep_interval` (default 60 s), triggered by
 /// writes and run on tokio's blocking pool when a runtime is present, so memory stays bounded
-/// under churn. [`TokenStore::purge_expired`] sweeps on demand. Cloning shares the same maps.
+/// under churn. [`PurgeStore::purge_expired`] sweeps on demand. Cloning shares the same maps.
 ///
 /// Rotated refresh tokens are kept until their own expiry so that a late replay is still
 /// recognised and revokes its family.
@@ -358,7 +367,7 @@ impl MemoryStore {
                 refresh: map(),
                 rotated: map(),
                 codes: map(),
-                pending: map(),
+                records: DashMap::with_shard_amount(shard_amount()),
                 sweep_interval: interval.as_secs().max(1),
                 next_sweep: AtomicU64::new(0),
                 sweeping: AtomicBool::new(false),
@@ -529,7 +538,7 @@ impl Inner {
             }
         }
         removed += sweep_map(&self.codes, |c| code_purgeable(c.expires_at, now));
-        removed += sweep_map(&self.pending, |p| p.expires_at <= now);
+        removed += sweep_map(&self.records, |r| r.expires_at() <= now);
         // Only the map holds it: no token refers to it any more (tokens are inserted before
         // their grant is published, and a grant never gains tokens once it has none).
         removed += sweep_map(&self.grants, |g| Arc::strong_count(g) == 1);
@@ -545,7 +554,7 @@ impl Inner {
 }
 
 #[async_trait]
-impl TokenStore for MemoryStore {
+impl GrantStore for MemoryStore {
     async fn create_grant(
         &self,
         grant: GrantRecord,
@@ -729,7 +738,10 @@ impl TokenStore for MemoryStore {
         }
         Ok(count)
     }
+}
 
+#[async_trait]
+impl CodeStore for MemoryStore {
     async fn create_code(&self, code: AuthorizationCodeRecord) -> Result<(), StoreError> {
         let now = code.issued_at;
         self.inner.codes.insert(code.hash, code);
@@ -763,26 +775,16 @@ impl TokenStore for MemoryStore {
         self.store_new_grant(grant, access, refresh);
         Ok(Redemption::Redeemed)
     }
+}
 
-    async fn create_pending(&self, pending: PendingRequest) -> Result<(), StoreError> {
-        let now = pending.created_at;
-        self.inner.pending.insert(pending.hash, pending);
-        self.maybe_sweep(now);
-        Ok(())
-    }
-
-    async fn find_pending(&self, hash: &TokenHash) -> Result<Option<PendingRequest>, StoreError> {
-        Ok(self.inner.pending.get(hash).map(|p| p.clone()))
-    }
-
-    async fn take_pending(&self, hash: &TokenHash) -> Result<Option<PendingRequest>, StoreError> {
-        Ok(self.inner.pending.remove(hash).map(|(_, p)| p))
-    }
-
+#[async_trait]
+impl PurgeStore for MemoryStore {
     async fn purge_expired(&self, now: UnixTime) -> Result<u64, StoreError> {
         Ok(self.inner.sweep(now))
     }
 }
+
+impl Announcements for MemoryStore {}
 
 #[cfg(test)]
 mod tests {
