@@ -17,29 +17,28 @@ use crate::{
     },
     error::{ConfigError, OAuthError, StoreError},
     events::{Event, EventListener},
-    grant::{self, AuthorizationRequest, PendingAuthorization},
+    grant::{self, AuthorizationRequest, PendingAuthorization, context::Context},
     store::{AccessTokenRecord, GrantFilter, MemoryStore, NearCache, TokenStore},
     token::{GrantId, TokenHash},
     user::UserAuthenticator,
 };
 
+/// The shared state: what the protocol logic sees ([`Context`], reached through `Deref`), and
+/// what only the endpoints use.
 pub(crate) struct Inner {
-    pub(crate) config: Config,
-    pub(crate) clients: Arc<dyn ClientStore>,
-    pub(crate) users: Option<Arc<dyn UserAuthenticator>>,
-    pub(crate) store: Arc<dyn TokenStore>,
-    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) ctx: Context,
     /// Run for a secret presented with an unknown client id, so that it costs what a known
     /// client's check costs: given to the builder, or the first custom verifier used.
     pub(crate) decoy_verifier: OnceLock<Arc<dyn SecretVerifier>>,
     /// The app's part of the authorization endpoint.
     pub(crate) authorization: Option<Arc<dyn AuthorizationHandler>>,
-    /// The keys JWT access tokens are signed with.
-    #[cfg(feature = "jwt")]
-    pub(crate) keys: Option<crate::jose::KeySet>,
-    #[cfg(feature = "jwt")]
-    pub(crate) claims_hook: Option<Arc<dyn crate::jose::ClaimsHook>>,
-    listeners: Vec<Arc<dyn EventListener>>,
+}
+
+impl std::ops::Deref for Inner {
+    type Target = Context;
+    fn deref(&self) -> &Context {
+        &self.ctx
+    }
 }
 
 /// The authorization server's shared state: configuration, client registry, user authenticator,
@@ -174,7 +173,7 @@ impl AuthServer {
         &self,
         request: AuthorizationRequest,
     ) -> Result<String, OAuthError> {
-        grant::authorization_code::issue(self, request).await
+        grant::authorization_code::issue(self.context(), request).await
     }
 
     /// Look up an access token as the bearer layer does: `Ok(None)` when it is unknown, revoked or
@@ -231,20 +230,16 @@ impl AuthServer {
     }
 
     pub(crate) async fn find_client(&self, id: &str) -> Result<Option<Arc<Client>>, StoreError> {
-        self.inner.clients.find_client(id).await
+        self.inner.find_client(id).await
     }
 
     pub(crate) fn emit(&self, event: Event) {
-        crate::events::trace(&event);
-        for listener in &self.inner.listeners {
-            listener.on_event(&event);
-        }
+        self.inner.emit(event);
     }
 
-    /// The grant types this client may use at the token endpoint.
-    pub(crate) fn grant_allowed(&self, client: &Client, grant: GrantType) -> bool {
-        self.inner.config.allowed_grant_types.contains(grant)
-            && client.grant_types().is_none_or(|g| g.contains(grant))
+    /// The protocol logic's view of the server.
+    pub(crate) fn context(&self) -> &Context {
+        &self.inner.ctx
     }
 }
 
@@ -415,18 +410,20 @@ impl AuthServerBuilder {
         }
         Ok(AuthServer {
             inner: Arc::new(Inner {
+                ctx: Context {
+                    #[cfg(feature = "jwt")]
+                    keys: self.keys,
+                    #[cfg(feature = "jwt")]
+                    claims_hook: self.claims_hook,
+                    config: self.config,
+                    clients,
+                    users: self.users,
+                    store,
+                    clock,
+                    listeners: self.listeners,
+                },
                 decoy_verifier,
                 authorization: self.authorization,
-                #[cfg(feature = "jwt")]
-                keys: self.keys,
-                #[cfg(feature = "jwt")]
-                claims_hook: self.claims_hook,
-                config: self.config,
-                clients,
-                users: self.users,
-                store,
-                clock,
-                listeners: self.listeners,
             }),
         })
     }

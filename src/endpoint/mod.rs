@@ -54,7 +54,11 @@ pub use self::{
     metadata::{Metadata, MetadataEndpoint},
     response::EndpointResponse,
 };
-use crate::{AuthServer, BoxFuture, OAuthError, error::BoxError, error::ErrorKind};
+use crate::{
+    AuthServer, BoxFuture, OAuthError,
+    error::{BoxError, ErrorKind},
+    grant::TokenRequest,
+};
 
 /// The future every endpoint returns.
 pub struct ResponseFuture(BoxFuture<'static, EndpointResponse>);
@@ -96,9 +100,11 @@ where
         let form = body::read_form(&parts.headers, body, server.config().max_body_bytes).await?;
         let client = client_auth::authenticate(&server, &parts.headers, &form).await?;
         match kind {
-            Kind::Token => crate::grant::exchange(&server, &client, &form)
-                .await
-                .map(|t| response::token(&t)),
+            Kind::Token => {
+                crate::grant::exchange(server.context(), &TokenRequest::new(&client, &form))
+                    .await
+                    .map(|t| response::token(&t))
+            }
             Kind::Revocation => revoke::revoke(&server, &client, &form).await,
             Kind::Introspection => introspect::introspect(&server, &client, &form).await,
             Kind::PushedAuthorization => authorize::push(&server, &client, &form).await,

@@ -3,17 +3,17 @@
 
 use std::sync::Arc;
 
-use super::{NewGrant, TokenResponse, pkce, resolve_scope};
+use super::{NewGrant, TokenRequest, TokenResponse, context::Context, pkce, resolve_scope};
 use crate::{
-    AuthServer, Client, GrantType, OAuthError,
-    error::ErrorKind,
+    client::{Client, GrantType},
+    error::{ErrorKind, OAuthError},
     events::{Event, ReusedCredential},
     store::{AuthorizationCodeRecord, CodeChallengeMethod, Redemption},
     token::{self, TokenHash},
     wire::form::Form,
 };
 
-/// What the resource owner approved, handed to [`AuthServer::issue_authorization_code`] by the
+/// What the resource owner approved, handed to [`AuthServer::issue_authorization_code`](crate::AuthServer::issue_authorization_code) by the
 /// app's own authorization/consent handler (this crate does not render login or consent pages).
 ///
 /// ```
@@ -68,14 +68,14 @@ impl AuthorizationRequest {
 }
 
 pub(crate) async fn issue(
-    server: &AuthServer,
+    ctx: &Context,
     request: AuthorizationRequest,
 ) -> Result<String, OAuthError> {
-    let client = server
+    let client = ctx
         .find_client(&request.client_id)
         .await?
         .ok_or_else(|| OAuthError::new(ErrorKind::InvalidClient, "unknown client_id"))?;
-    if !server.grant_allowed(&client, GrantType::AuthorizationCode) {
+    if !ctx.grant_allowed(&client, GrantType::AuthorizationCode) {
         return Err(OAuthError::unauthorized_client(
             "this client may not use the authorization code grant",
         ));
@@ -93,13 +93,11 @@ pub(crate) async fn issue(
         }
         _ => {}
     }
-    let scope = resolve_scope(&server.inner.config, &client, request.scope.as_deref())?;
+    let scope = resolve_scope(&ctx.config, &client, request.scope.as_deref())?;
     let code_challenge = match request.code_challenge {
-        Some((challenge, method)) => {
-            Some(checked_challenge(server, &challenge, method.as_deref())?)
-        }
+        Some((challenge, method)) => Some(checked_challenge(ctx, &challenge, method.as_deref())?),
         None => {
-            let pkce = &server.config().pkce;
+            let pkce = &ctx.config().pkce;
             let required = if client.is_confidential() {
                 pkce.required_for_confidential_clients
             } else {
@@ -112,7 +110,7 @@ pub(crate) async fn issue(
         }
     };
     mint_code(
-        server,
+        ctx,
         Arc::clone(client.id_arc()),
         &request.subject,
         request.redirect_uri,
@@ -125,13 +123,13 @@ pub(crate) async fn issue(
 /// A PKCE challenge and its method (RFC 7636 §4.2, §4.3): S256, or plain where allowed (the
 /// method defaults to plain when absent).
 pub(crate) fn checked_challenge(
-    server: &AuthServer,
+    ctx: &Context,
     challenge: &str,
     method: Option<&str>,
 ) -> Result<(String, CodeChallengeMethod), OAuthError> {
     let method = match method {
         Some("S256") => CodeChallengeMethod::S256,
-        Some("plain") | None if server.config().pkce.allow_plain => CodeChallengeMethod::Plain,
+        Some("plain") | None if ctx.config().pkce.allow_plain => CodeChallengeMethod::Plain,
         _ => {
             return Err(OAuthError::invalid_request(
                 "transform algorithm not supported",
@@ -150,19 +148,17 @@ pub(crate) fn checked_challenge(
 
 /// Store a new code bound to all it was issued for, and return it.
 pub(crate) async fn mint_code(
-    server: &AuthServer,
+    ctx: &Context,
     client_id: Arc<str>,
     subject: &str,
     redirect_uri: Option<String>,
     scope: crate::Scope,
     code_challenge: Option<(String, CodeChallengeMethod)>,
 ) -> Result<String, OAuthError> {
-    let now = server.now();
+    let now = ctx.now();
     let code = token::generate();
-    let lifetime = server.config().authorization_code_lifetime.as_secs();
-    server
-        .inner
-        .store
+    let lifetime = ctx.config().authorization_code_lifetime.as_secs();
+    ctx.store
         .create_code(AuthorizationCodeRecord {
             hash: code.hash(),
             client_id,
@@ -179,15 +175,15 @@ pub(crate) async fn mint_code(
 }
 
 pub(super) async fn exchange(
-    server: &AuthServer,
-    client: &Arc<Client>,
-    form: &Form,
+    ctx: &Context,
+    request: &TokenRequest<'_>,
 ) -> Result<TokenResponse, OAuthError> {
+    let (client, form) = (request.client, request.form);
     let code = form
         .get("code")
         .ok_or_else(|| OAuthError::invalid_request("missing code"))?;
     let hash = TokenHash::of(code);
-    let store = &server.inner.store;
+    let store = &ctx.store;
     // First what this instance may already know of the code (a near-cache's record of a code
     // issued here: one round trip less), then, should any check fail on it, the store's own
     // answer, so a refusal is always the store's. A record's only change is its redemption,
@@ -195,10 +191,10 @@ pub(super) async fn exchange(
     let mut record = store.find_code_to_use(&hash).await?;
     let mut fresh = false;
     let record = loop {
-        match check(server, client, form, record.as_ref()) {
+        match check(ctx, client, form, record.as_ref()) {
             Ok(()) => break record.ok_or_else(invalid_code)?,
             Err(Refusal::Reused(first)) => {
-                return Err(code_reused(server, first, client.id_arc()).await);
+                return Err(code_reused(ctx, first, client.id_arc()).await);
             }
             Err(Refusal::Invalid(e)) if fresh || record.is_none() => return Err(e),
             Err(Refusal::Invalid(_)) => {
@@ -211,7 +207,7 @@ pub(super) async fn exchange(
     // one atomic step wherever it keeps them.
     let route = hash.route().unwrap_or_else(crate::token::Route::random);
     let new = NewGrant::prepare(
-        server,
+        ctx,
         client,
         route,
         Some(Arc::clone(&record.subject)),
@@ -225,12 +221,10 @@ pub(super) async fn exchange(
         .await?
     {
         Redemption::Redeemed => {
-            server.emit(event);
+            ctx.emit(event);
             Ok(response)
         }
-        Redemption::AlreadyRedeemed(first) => {
-            Err(code_reused(server, first, client.id_arc()).await)
-        }
+        Redemption::AlreadyRedeemed(first) => Err(code_reused(ctx, first, client.id_arc()).await),
         Redemption::Missing => Err(invalid_code()),
     }
 }
@@ -250,7 +244,7 @@ enum Refusal {
 /// Every check of a code presented by `client` with `form`, in the order RFC 6749 §4.1.3 and
 /// OAuth 2.1 set.
 fn check(
-    server: &AuthServer,
+    ctx: &Context,
     client: &Client,
     form: &Form,
     record: Option<&AuthorizationCodeRecord>,
@@ -267,7 +261,7 @@ fn check(
     if let Some(first) = record.redeemed_by {
         return Err(Refusal::Reused(first));
     }
-    if record.expires_at <= server.now() {
+    if record.expires_at <= ctx.now() {
         return refuse(OAuthError::invalid_grant("authorization code expired"));
     }
     // RFC 6749 §4.1.3: identical to the authorization request's redirect_uri, if it had one.
@@ -295,14 +289,10 @@ fn check(
 }
 
 /// RFC 6749 §4.1.2: a code used twice is refused, and what its first use issued is revoked.
-async fn code_reused(
-    server: &AuthServer,
-    first: crate::GrantId,
-    client_id: &Arc<str>,
-) -> OAuthError {
-    match server.inner.store.revoke_grant(first).await {
+async fn code_reused(ctx: &Context, first: crate::GrantId, client_id: &Arc<str>) -> OAuthError {
+    match ctx.store.revoke_grant(first).await {
         Ok(_) => {
-            server.emit(Event::ReuseDetected {
+            ctx.emit(Event::ReuseDetected {
                 grant_id: first,
                 client_id: Arc::clone(client_id),
                 subject: None,

@@ -1,31 +1,29 @@
 //! RFC 6749 §4.4: the client acts on its own behalf. Confidential clients only; never a refresh
 //! token (§4.4.3).
 
-use std::sync::Arc;
-
-use super::{NewGrant, TokenResponse, resolve_scope};
-use crate::{AuthServer, Client, GrantType, OAuthError, wire::form::Form};
+use super::{NewGrant, TokenRequest, TokenResponse, context::Context, resolve_scope};
+use crate::{client::GrantType, error::OAuthError};
 
 pub(super) async fn exchange(
-    server: &AuthServer,
-    client: &Arc<Client>,
-    form: &Form,
+    ctx: &Context,
+    request: &TokenRequest<'_>,
 ) -> Result<TokenResponse, OAuthError> {
+    let (client, form) = (request.client, request.form);
     // RFC 6749 §4.4: "MUST only be used by confidential clients".
     if !client.is_confidential() {
         return Err(OAuthError::unauthorized_client(
             "client_credentials requires a confidential client",
         ));
     }
-    let scope = resolve_scope(&server.inner.config, client, form.get("scope"))?;
+    let scope = resolve_scope(&ctx.config, client, form.get("scope"))?;
     NewGrant::prepare(
-        server,
+        ctx,
         client,
         crate::token::Route::random(),
         None,
         scope,
         GrantType::ClientCredentials,
     )?
-    .create(server)
+    .create(ctx)
     .await
 }

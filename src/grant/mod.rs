@@ -5,6 +5,7 @@
 pub(crate) mod authorization_code;
 pub(crate) mod authorize;
 mod client_credentials;
+pub(crate) mod context;
 mod grace;
 mod password;
 pub(crate) mod pkce;
@@ -12,11 +13,12 @@ mod refresh_token;
 
 use std::{fmt, sync::Arc};
 
+use self::context::Context;
 pub use self::{authorization_code::AuthorizationRequest, authorize::PendingAuthorization};
 use crate::{
-    AuthServer, Config,
     client::{Client, GrantType},
     clock::UnixTime,
+    config::Config,
     error::OAuthError,
     events::Event,
     scope::Scope,
@@ -57,28 +59,45 @@ impl fmt::Debug for TokenResponse {
     }
 }
 
+/// One token request (RFC 6749 §3.2) as the grants see it: the authenticated client and the
+/// parsed form, read once by the endpoint. What later inputs add (resource indicators, a DPoP
+/// proof's key thumbprint) becomes a field here, never a new parameter of every grant.
+#[non_exhaustive]
+pub(crate) struct TokenRequest<'a> {
+    /// The client, authenticated (or identified, when public).
+    pub(crate) client: &'a Arc<Client>,
+    /// The request's parameters.
+    pub(crate) form: &'a Form,
+}
+
+impl<'a> TokenRequest<'a> {
+    pub(crate) fn new(client: &'a Arc<Client>, form: &'a Form) -> Self {
+        Self { client, form }
+    }
+}
+
 /// Run the grant the form asks for, for an authenticated client.
 pub(crate) async fn exchange(
-    server: &AuthServer,
-    client: &Arc<Client>,
-    form: &Form,
+    ctx: &Context,
+    request: &TokenRequest<'_>,
 ) -> Result<TokenResponse, OAuthError> {
+    let (client, form) = (request.client, request.form);
     let name = form
         .get("grant_type")
         .ok_or_else(|| OAuthError::invalid_request("missing grant_type"))?;
     let grant = GrantType::parse(name)
-        .filter(|g| server.config().allowed_grant_types.contains(*g))
+        .filter(|g| ctx.config().allowed_grant_types.contains(*g))
         .ok_or_else(|| OAuthError::unsupported_grant_type("grant type not supported"))?;
-    if !server.grant_allowed(client, grant) {
+    if !ctx.grant_allowed(client, grant) {
         return Err(OAuthError::unauthorized_client(
             "this client may not use this grant type",
         ));
     }
     match grant {
-        GrantType::AuthorizationCode => authorization_code::exchange(server, client, form).await,
-        GrantType::Password => password::exchange(server, client, form).await,
-        GrantType::ClientCredentials => client_credentials::exchange(server, client, form).await,
-        GrantType::RefreshToken => refresh_token::exchange(server, client, form).await,
+        GrantType::AuthorizationCode => authorization_code::exchange(ctx, request).await,
+        GrantType::Password => password::exchange(ctx, request).await,
+        GrantType::ClientCredentials => client_credentials::exchange(ctx, request).await,
+        GrantType::RefreshToken => refresh_token::exchange(ctx, request).await,
     }
 }
 
@@ -117,7 +136,7 @@ pub(crate) fn parse_scope(config: &Config, requested: &str) -> Result<Scope, OAu
 /// the family's end: opaque, or a JWT (RFC 9068) carrying what it is for, as the client's or the
 /// server's format says, on the grant's `route`. Either way the store keeps only its hash.
 pub(crate) fn mint_access_token(
-    server: &AuthServer,
+    ctx: &Context,
     client: &Client,
     route: token::Route,
     subject: Option<&str>,
@@ -125,16 +144,16 @@ pub(crate) fn mint_access_token(
     now: UnixTime,
     family_end: Option<UnixTime>,
 ) -> Result<(token::SecretToken, NewAccessToken), OAuthError> {
-    let lifetime = server.config().access_token_lifetime.as_secs();
+    let lifetime = ctx.config().access_token_lifetime.as_secs();
     let expires_at = cap(now.saturating_add(lifetime), family_end);
     let format = client
         .access_token_format_override()
-        .unwrap_or(server.config().access_token_format);
+        .unwrap_or(ctx.config().access_token_format);
     let token = match format {
         crate::config::AccessTokenFormat::Opaque => token::generate_for(route),
         #[cfg(feature = "jwt")]
         crate::config::AccessTokenFormat::Jwt => {
-            jwt_access_token(server, client, route, subject, &scope, now, expires_at)?
+            jwt_access_token(ctx, client, route, subject, &scope, now, expires_at)?
         }
         #[cfg(not(feature = "jwt"))]
         crate::config::AccessTokenFormat::Jwt => {
@@ -157,7 +176,7 @@ pub(crate) fn mint_access_token(
 
 #[cfg(feature = "jwt")]
 fn jwt_access_token(
-    server: &AuthServer,
+    ctx: &Context,
     client: &Client,
     route: token::Route,
     subject: Option<&str>,
@@ -165,12 +184,12 @@ fn jwt_access_token(
     issued_at: UnixTime,
     expires_at: UnixTime,
 ) -> Result<token::SecretToken, OAuthError> {
-    let config = server.config();
+    let config = ctx.config();
     let misconfigured = |what: &'static str| {
         tracing::error!(client_id = client.id(), "{what}");
         OAuthError::bare(crate::error::ErrorKind::ServerError)
     };
-    let keys = server.inner.keys.as_ref().ok_or_else(|| {
+    let keys = ctx.keys.as_ref().ok_or_else(|| {
         misconfigured("a JWT access token was asked for, but no signing keys are set")
     })?;
     let iss = config.issuer.as_deref().ok_or_else(|| {
@@ -187,7 +206,7 @@ fn jwt_access_token(
     let jti = token::generate_for(route);
     let sub = subject.unwrap_or(client.id());
     let extra = crate::jose::extra_claims(
-        server.inner.claims_hook.as_deref(),
+        ctx.claims_hook.as_deref(),
         &crate::jose::ClaimsContext {
             client_id: client.id(),
             subject,
@@ -225,20 +244,20 @@ impl NewGrant {
     /// Prepare a grant for `client` on `route` (a code's, or a random one), deciding whether it
     /// gets a refresh token.
     pub(crate) fn prepare(
-        server: &AuthServer,
+        ctx: &Context,
         client: &Client,
         route: token::Route,
         subject: Option<Arc<str>>,
         scope: Scope,
         grant_type: GrantType,
     ) -> Result<Self, OAuthError> {
-        let config = server.config();
-        let now = server.now();
+        let config = ctx.config();
+        let now = ctx.now();
         let issue_refresh = grant_type != GrantType::ClientCredentials // RFC 6749 §4.4.3
             && config.issue_refresh_token
             && config.issue_refresh_token_for.contains(grant_type)
             && client.issues_refresh_tokens()
-            && server.grant_allowed(client, GrantType::RefreshToken)
+            && ctx.grant_allowed(client, GrantType::RefreshToken)
             && (!config.refresh_token_requires_offline_access || scope.contains("offline_access"));
         let family_end = issue_refresh
             .then(|| {
@@ -257,7 +276,7 @@ impl NewGrant {
             expires_at: family_end,
         };
         let (access_token, access) = mint_access_token(
-            server,
+            ctx,
             client,
             route,
             record.subject.as_deref(),
@@ -310,15 +329,13 @@ impl NewGrant {
     }
 
     /// Create the grant in the store and report it.
-    pub(crate) async fn create(self, server: &AuthServer) -> Result<TokenResponse, OAuthError> {
+    pub(crate) async fn create(self, ctx: &Context) -> Result<TokenResponse, OAuthError> {
         let response = self.response();
         let event = self.issued_event();
-        server
-            .inner
-            .store
+        ctx.store
             .create_grant(self.record, self.access, self.refresh)
             .await?;
-        server.emit(event);
+        ctx.emit(event);
         Ok(response)
     }
 }

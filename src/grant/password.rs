@@ -2,14 +2,14 @@
 
 use std::sync::Arc;
 
-use super::{NewGrant, TokenResponse, resolve_scope};
-use crate::{AuthServer, Client, GrantType, OAuthError, wire::form::Form};
+use super::{NewGrant, TokenRequest, TokenResponse, context::Context, resolve_scope};
+use crate::{client::GrantType, error::OAuthError};
 
 pub(super) async fn exchange(
-    server: &AuthServer,
-    client: &Arc<Client>,
-    form: &Form,
+    ctx: &Context,
+    request: &TokenRequest<'_>,
 ) -> Result<TokenResponse, OAuthError> {
+    let (client, form) = (request.client, request.form);
     let username = form
         .get("username")
         .ok_or_else(|| OAuthError::invalid_request("missing username"))?;
@@ -17,8 +17,8 @@ pub(super) async fn exchange(
         .get("password")
         .ok_or_else(|| OAuthError::invalid_request("missing password"))?;
     // Checked before the user store is asked, so a bad scope costs no password hash.
-    let scope = resolve_scope(&server.inner.config, client, form.get("scope"))?;
-    let Some(users) = &server.inner.users else {
+    let scope = resolve_scope(&ctx.config, client, form.get("scope"))?;
+    let Some(users) = &ctx.users else {
         // `build` refuses a server that allows the password grant without users.
         return Err(OAuthError::unsupported_grant_type(
             "grant type not supported",
@@ -29,13 +29,13 @@ pub(super) async fn exchange(
         .await?
         .ok_or_else(|| OAuthError::invalid_grant("invalid resource owner credentials"))?;
     NewGrant::prepare(
-        server,
+        ctx,
         client,
         crate::token::Route::random(),
         Some(Arc::from(subject)),
         scope,
         GrantType::Password,
     )?
-    .create(server)
+    .create(ctx)
     .await
 }

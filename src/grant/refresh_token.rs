@@ -16,35 +16,37 @@
 use std::sync::Arc;
 
 use super::{
-    TokenResponse, cap,
+    TokenRequest, TokenResponse, cap,
+    context::Context,
     grace::{self, Kept},
     mint_access_token, parse_scope,
 };
 use crate::{
-    AuthServer, Client, OAuthError, OnRefresh,
+    client::Client,
+    config::OnRefresh,
+    error::OAuthError,
     events::{Event, ReusedCredential},
     scope::Scope,
     store::{
         NewRefreshToken, RefreshTokenRecord, RefreshTokenState, Rotation, RotationOutcome, Sealed,
     },
     token::{self, TokenHash},
-    wire::form::Form,
 };
 
 pub(super) async fn exchange(
-    server: &AuthServer,
-    client: &Arc<Client>,
-    form: &Form,
+    ctx: &Context,
+    request: &TokenRequest<'_>,
 ) -> Result<TokenResponse, OAuthError> {
+    let (client, form) = (request.client, request.form);
     let presented = form
         .get("refresh_token")
         .ok_or_else(|| OAuthError::invalid_request("missing refresh_token"))?;
     let requested = form
         .get("scope")
-        .map(|s| parse_scope(&server.inner.config, s))
+        .map(|s| parse_scope(&ctx.config, s))
         .transpose()?;
     let hash = TokenHash::of(presented);
-    let store = &server.inner.store;
+    let store = &ctx.store;
     let invalid = || OAuthError::invalid_grant("invalid refresh token");
 
     // Two reads at most: the second only after losing a compare-and-set, when the token is
@@ -62,9 +64,9 @@ pub(super) async fn exchange(
         if *record.grant.client_id != *client.id() {
             return Err(invalid());
         }
-        let now = server.now();
+        let now = ctx.now();
         if let RefreshTokenState::Rotated { at, sealed } = &record.state {
-            return retry_or_replay(server, presented, &record, *at, sealed.as_ref(), now).await;
+            return retry_or_replay(ctx, presented, &record, *at, sealed.as_ref(), now).await;
         }
         if record.expires_at <= now {
             return Err(OAuthError::invalid_grant("refresh token expired"));
@@ -83,14 +85,14 @@ pub(super) async fn exchange(
             Some(s) => s.clone(),
             None => record.grant.scope.clone(),
         };
-        let (rotation, response) = prepare(server, client, presented, &record, scope, now)?;
+        let (rotation, response) = prepare(ctx, client, presented, &record, scope, now)?;
         let rotated = rotation.refresh.is_some();
         match store.rotate_refresh_token(rotation).await? {
             RotationOutcome::Rotated => {
-                if let OnRefresh::Call(f) = &server.config().on_refresh {
+                if let OnRefresh::Call(f) = &ctx.config().on_refresh {
                     f(record.clone()).await;
                 }
-                server.emit(Event::TokenRefreshed {
+                ctx.emit(Event::TokenRefreshed {
                     grant_id: record.grant.id,
                     client_id: Arc::clone(&record.grant.client_id),
                     subject: record.grant.subject.clone(),
@@ -108,20 +110,20 @@ pub(super) async fn exchange(
 
 /// Build the successor tokens and the store operation that installs them.
 fn prepare(
-    server: &AuthServer,
+    ctx: &Context,
     client: &Client,
     presented: &str,
     record: &RefreshTokenRecord,
     scope: Scope,
     now: u64,
 ) -> Result<(Rotation, TokenResponse), OAuthError> {
-    let config = server.config();
+    let config = ctx.config();
     let family_end = record.grant.expires_at;
     // RFC 9700 §2.2.2: public clients' refresh tokens are always sender-constrained or rotated.
     let rotate = config.rotate_refresh_token || !client.is_confidential();
     let route = record.grant.id.route();
     let (access_token, access) = mint_access_token(
-        server,
+        ctx,
         client,
         route,
         record.grant.subject.as_deref(),
@@ -181,20 +183,20 @@ fn prepare(
 
 /// A rotated token presented again: a retry inside the grace window, or a replay.
 async fn retry_or_replay(
-    server: &AuthServer,
+    ctx: &Context,
     presented: &str,
     record: &RefreshTokenRecord,
     rotated_at: u64,
     sealed: Option<&Sealed>,
     now: u64,
 ) -> Result<TokenResponse, OAuthError> {
-    let grace = server.config().refresh_token_grace_period.as_secs();
+    let grace = ctx.config().refresh_token_grace_period.as_secs();
     // Only the immediately preceding token: once its successor has itself been rotated, the
     // family's generation has moved past it and it is an ancestor like any other.
     let is_parent_of_head = record.family_generation <= record.generation + 1;
     if grace > 0 && now < rotated_at + grace && is_parent_of_head {
         if let Some(response) = sealed.and_then(|s| grace::open(presented, &s.bytes, now)) {
-            server.emit(Event::TokenRefreshed {
+            ctx.emit(Event::TokenRefreshed {
                 grant_id: record.grant.id,
                 client_id: Arc::clone(&record.grant.client_id),
                 subject: record.grant.subject.clone(),
@@ -207,9 +209,9 @@ async fn retry_or_replay(
     }
     // RFC 9700 §4.14.2: a rotated refresh token used again means one of its holders is an
     // attacker; revoke the family so neither keeps access.
-    let revoked = server.inner.store.revoke_grant(record.grant.id).await?;
+    let revoked = ctx.store.revoke_grant(record.grant.id).await?;
     if revoked {
-        server.emit(Event::ReuseDetected {
+        ctx.emit(Event::ReuseDetected {
             grant_id: record.grant.id,
             client_id: Arc::clone(&record.grant.client_id),
             subject: record.grant.subject.clone(),

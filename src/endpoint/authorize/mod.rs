@@ -1,0 +1,309 @@
+//! The authorization endpoint (RFC 6749 §3.1): it validates the request, keeps it in the token
+//! store under a single-use handle bound to the user agent, and hands the decision to the app's
+//! [`AuthorizationHandler`] — which approves at once (a session and a remembered consent),
+//! denies, or shows its own login or consent page and later completes the handle with
+//! [`AuthServer::complete_authorization`].
+//!
+//! ```
+//! use tower_oauth2::{
+//!     AuthServer, Client, GrantType, InMemoryClients, endpoint::{AuthorizationContext, Decision, Interaction},
+//! };
+//!
+//! # fn main() -> Result<(), tower_oauth2::ConfigError> {
+//! let server = AuthServer::builder()
+//!     .clients(InMemoryClients::new().with(
+//!         Client::public("spa").redirect_uri("http://127.0.0.1/callback").build()?,
+//!     ))
+//!     .configure(|c| c.issuer = Some("https://auth.example.com".into()))
+//!     // An app with its own session would look at `ctx.headers()` here.
+//!     .authorization_handler(|ctx: AuthorizationContext| async move {
+//!         let _ = ctx.request().scope();
+//!         Interaction::Decided(Decision::approve("user-42"))
+//!     })
+//!     .build()?;
+//! let endpoint = server.authorization_endpoint(); // route_service("/oauth/authorize", endpoint)
+//! # let _ = endpoint;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Every answer carries `Cache-Control: no-store`; pages also forbid framing (RFC 6749 §10.13)
+//! and referrers. The binding cookie is `HttpOnly`, `SameSite=Lax`, and `Secure` unless the
+//! issuer is plain `http` on a loopback host.
+
+mod cookie;
+mod page;
+
+use std::{
+    convert::Infallible,
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::{
+    HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri,
+    header::{self, CACHE_CONTROL, LOCATION, PRAGMA},
+};
+use http_body::Body;
+use http_body_util::Full;
+
+use self::page::{page, with_page_headers};
+pub use self::{cookie::AGENT_COOKIE, page::html_escape};
+use super::{ResponseFuture, body, response::EndpointResponse};
+pub use crate::grant::authorize::Decision;
+use crate::{
+    AuthServer,
+    error::{BoxError, ErrorKind, OAuthError, StoreError},
+    events::Event,
+    grant::{
+        PendingAuthorization,
+        authorize::{self, Answer, Refusal},
+    },
+    token,
+    wire::form::Form,
+};
+
+/// The app's answer to a new authorization request.
+#[derive(Debug)]
+pub enum Interaction {
+    /// Decided at once (a session and a remembered consent, or a policy).
+    Decided(Decision),
+    /// A page of the app's own (login, consent) to show; it completes the request later with
+    /// [`AuthServer::complete_authorization`] and the [handle](AuthorizationContext::handle).
+    /// The endpoint adds its security headers and the binding cookie.
+    Respond(EndpointResponse),
+}
+
+/// A validated authorization request as the app's [`AuthorizationHandler`] sees it.
+#[derive(Debug, Clone)]
+pub struct AuthorizationContext {
+    handle: String,
+    request: PendingAuthorization,
+    uri: Uri,
+    headers: HeaderMap,
+}
+
+impl AuthorizationContext {
+    /// The single-use handle that completes this request: put it in the login or consent form
+    /// (it is worthless without the user agent's binding cookie).
+    pub fn handle(&self) -> &str {
+        &self.handle
+    }
+
+    /// The validated request.
+    pub fn request(&self) -> &PendingAuthorization {
+        &self.request
+    }
+
+    /// The request's URI, as received.
+    pub fn uri(&self) -> &Uri {
+        &self.uri
+    }
+
+    /// The request's headers, for the app's own session cookie.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+}
+
+/// The app's part of the authorization endpoint: who the resource owner is and what they
+/// allow. An async closure `Fn(AuthorizationContext) -> impl Future<Output = Interaction>` is
+/// one.
+#[async_trait]
+pub trait AuthorizationHandler: Send + Sync + 'static {
+    /// Decide, or show a page that will decide later.
+    async fn authorize(&self, ctx: AuthorizationContext) -> Interaction;
+
+    /// The page for a request that cannot be answered at the client's redirect URI (unknown
+    /// client or redirect URI, a handle that lapsed). `None` (the default) for the built-in one.
+    fn error_page(&self, _error: &OAuthError) -> Option<EndpointResponse> {
+        None
+    }
+}
+
+#[async_trait]
+impl<F, Fut> AuthorizationHandler for F
+where
+    F: Fn(AuthorizationContext) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Interaction> + Send,
+{
+    async fn authorize(&self, ctx: AuthorizationContext) -> Interaction {
+        self(ctx).await
+    }
+}
+
+/// The authorization endpoint (RFC 6749 §3.1): GET and POST. Built by
+/// [`AuthServer::authorization_endpoint`].
+#[derive(Clone, Debug)]
+pub struct AuthorizationEndpoint {
+    server: AuthServer,
+}
+
+impl AuthorizationEndpoint {
+    pub(crate) fn new(server: AuthServer) -> Self {
+        Self { server }
+    }
+}
+
+super::endpoint_service!(AuthorizationEndpoint, |server, req| handle(server, req));
+
+async fn handle<B>(server: AuthServer, req: Request<B>) -> EndpointResponse
+where
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    let (parts, body) = req.into_parts();
+    let ctx = server.context();
+    let Some(handler) = server.inner.authorization.clone() else {
+        return page(&server, &OAuthError::bare(ErrorKind::ServerError));
+    };
+    let input = match parts.method {
+        Method::GET => Ok(Bytes::copy_from_slice(
+            parts.uri.query().unwrap_or("").as_bytes(),
+        )),
+        Method::POST => {
+            body::read_form_bytes(&parts.headers, body, ctx.config.max_body_bytes).await
+        }
+        _ => {
+            let mut res = page(
+                &server,
+                &OAuthError::new(ErrorKind::MethodNotAllowed, "use GET or POST"),
+            );
+            *res.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+            res.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
+            return res;
+        }
+    };
+    let parsed = input.and_then(|b| Form::parse_with_repeats(&b).map_err(OAuthError::from));
+    let (form, repeated) = match parsed {
+        Ok(p) => p,
+        Err(e) => {
+            ctx.emit(Event::AuthorizationFailed {
+                client_id: None,
+                error: e.code(),
+            });
+            return page(&server, &e);
+        }
+    };
+    let mut request = match authorize::validate_request(ctx, &form, &repeated).await {
+        Ok(request) => request,
+        Err(Refusal::Page(e)) => return page(&server, &e),
+        Err(Refusal::Redirect(to, _)) => return redirect(&parts.method, &to),
+    };
+    // The user agent's binding: its cookie if it has one, or a new one set below.
+    let existing = cookie::agent(&parts.headers);
+    let agent = existing
+        .clone()
+        .unwrap_or_else(|| token::generate().expose().to_owned());
+    authorize::bind(ctx, &mut request, &agent);
+    let handle = token::generate();
+    let app_ctx = AuthorizationContext {
+        handle: handle.expose().to_owned(),
+        request: request.clone(),
+        uri: parts.uri.clone(),
+        headers: parts.headers.clone(),
+    };
+    let mut res = match handler.authorize(app_ctx).await {
+        // Decided at once (a session and a remembered consent): nothing to keep, no store
+        // round trip; the handle was never shown to anyone.
+        Interaction::Decided(decision) => {
+            let answer = authorize::decide(ctx, &request, decision).await;
+            answered(&server, answer, &parts.method)
+        }
+        // A page that will complete the request later: keep it under the handle first.
+        Interaction::Respond(res) => match authorize::suspend(ctx, &request, &handle).await {
+            Ok(()) => with_page_headers(res),
+            Err(e) => page(&server, &e),
+        },
+    };
+    if existing.is_none() {
+        cookie::set_agent(&server, &mut res, &agent);
+    }
+    res
+}
+
+/// Complete a pending request (see [`AuthServer::complete_authorization`]): take it (once, and
+/// only for the user agent it is bound to) and answer it.
+pub(crate) async fn complete(
+    server: &AuthServer,
+    handle: &str,
+    headers: &HeaderMap,
+    decision: Decision,
+) -> EndpointResponse {
+    let Some(agent) = cookie::agent(headers) else {
+        let e = OAuthError::invalid_request("this browser did not start the authorization request");
+        return page(server, &e);
+    };
+    let ctx = server.context();
+    match authorize::resume(ctx, handle, &agent).await {
+        Ok(request) => {
+            let answer = authorize::decide(ctx, &request, decision).await;
+            answered(server, answer, &Method::POST)
+        }
+        Err(e) => page(server, &e),
+    }
+}
+
+/// The pending request for `handle`, if it is still pending and bound to this user agent.
+pub(crate) async fn pending(
+    server: &AuthServer,
+    handle: &str,
+    headers: &HeaderMap,
+) -> Result<Option<PendingAuthorization>, StoreError> {
+    match cookie::agent(headers) {
+        Some(agent) => authorize::peek(server.context(), handle, &agent).await,
+        None => Ok(None),
+    }
+}
+
+/// The pushed authorization request endpoint's part (RFC 9126 §2), after the client has
+/// authenticated: the request validated and kept by the pipeline, answered with its
+/// `request_uri` (201).
+pub(crate) async fn push(
+    server: &AuthServer,
+    client: &Arc<crate::client::Client>,
+    form: &Form,
+) -> Result<EndpointResponse, OAuthError> {
+    let (handle, lifetime) = authorize::push(server.context(), client, form).await?;
+    let body = serde_json::json!({
+        "request_uri": format!("{}{}", authorize::REQUEST_URI_PREFIX, handle.expose()),
+        "expires_in": lifetime,
+    });
+    Ok(super::response::json(
+        StatusCode::CREATED,
+        super::response::to_json(&body),
+    ))
+}
+
+/// The answer as the user agent gets it: the redirect, or the error page.
+fn answered(server: &AuthServer, answer: Answer, method: &Method) -> EndpointResponse {
+    match answer {
+        Answer::Redirect(to) => redirect(method, &to),
+        Answer::Page(e) => page(server, &e),
+    }
+}
+
+/// A redirect to an already validated URI: 302 after a GET, 303 after a POST (so the browser
+/// does not repeat the POST at the client).
+fn redirect(method: &Method, to: &str) -> EndpointResponse {
+    let mut res = Response::new(Full::new(Bytes::new()));
+    *res.status_mut() = if *method == Method::POST {
+        StatusCode::SEE_OTHER
+    } else {
+        StatusCode::FOUND
+    };
+    let h = res.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(to) {
+        h.insert(LOCATION, v);
+    }
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(PRAGMA, HeaderValue::from_static("no-cache"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    res
+}

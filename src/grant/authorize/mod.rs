@@ -1,0 +1,297 @@
+//! The authorization request (RFC 6749 §4.1.1), validated in the order that keeps it safe, and
+//! its answer (§4.1.2) once the resource owner has decided. Nothing here knows about HTTP: the
+//! endpoint hands in the parameters and turns a [`Refusal`] or an [`Answer`] into a response.
+//!
+//! One pipeline, which the authorization endpoint, the pushed authorization request endpoint
+//! (and next the device verification page) all call:
+//!
+//! 1. [`validate_request`] (or [`push`] for a client at the PAR endpoint, RFC 9126);
+//! 2. [`suspend`]: bound to the user agent ([`bind`]), kept as a short-lived record under a
+//!    single-use handle while the app's page asks the resource owner;
+//! 3. [`resume`]: taken back once, and only by the user agent it is bound to ([`peek`] looks
+//!    without taking);
+//! 4. [`decide`]: the app's [`Decision`] becomes the code (or the error) at the client's
+//!    redirect URI.
+//!
+//! The order is the security. A request whose `client_id` or `redirect_uri` cannot be trusted
+//! is never redirected (an open redirector otherwise, RFC 6749 §4.1.2.1): the user agent is
+//! shown the error. Only once both are known good does any error travel back to the client, at
+//! the validated redirect URI, with `state` and `iss`.
+
+mod answer;
+mod validate;
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+pub use self::answer::Decision;
+pub(crate) use self::answer::{Answer, decide};
+pub(crate) use self::validate::REQUEST_URI_PREFIX;
+use super::context::Context;
+use crate::{
+    client::Client,
+    error::{OAuthError, StoreError},
+    events::Event,
+    scope::Scope,
+    store::records::{RecordKind, RecordType, Records},
+    token::{self, SecretToken, TokenHash},
+    wire::form::Form,
+};
+
+/// A validated authorization request, waiting for the resource owner's decision: what the app's
+/// login and consent page shows, and what the code will be bound to. Nothing in it can change
+/// between the first request and the decision: it is kept in the token store, not round-tripped
+/// through the page.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct PendingAuthorization {
+    client_id: String,
+    /// Where the answer goes: the presented `redirect_uri`, or the client's only registered one.
+    redirect_uri: String,
+    /// Whether the request named `redirect_uri` (the token request must then repeat it).
+    redirect_uri_sent: bool,
+    scope: String,
+    state: Option<String>,
+    code_challenge: Option<(String, String)>,
+    /// The hash of the user agent's binding cookie.
+    binding: String,
+    /// Pushed by its client (RFC 9126) and not yet resumed by a browser: usable only as a
+    /// `request_uri`, never as a completion handle.
+    #[serde(default)]
+    pushed: bool,
+    created_at: u64,
+    expires_at: u64,
+}
+
+impl std::fmt::Debug for PendingAuthorization {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingAuthorization")
+            .field("client_id", &self.client_id)
+            .field("redirect_uri", &self.redirect_uri)
+            .field("scope", &self.scope)
+            .field("state", &self.state.as_ref().map(|_| "…"))
+            .field(
+                "code_challenge_method",
+                &self.code_challenge.as_ref().map(|(_, m)| m),
+            )
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PendingAuthorization {
+    /// The client asking.
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    /// Where the answer will be sent (validated against the client's registration).
+    pub fn redirect_uri(&self) -> &str {
+        &self.redirect_uri
+    }
+
+    /// The scope asked for (or the client's default): the most an approval may grant.
+    pub fn scope(&self) -> Scope {
+        Scope::parse(&self.scope).unwrap_or_default()
+    }
+
+    /// The client's `state`, returned to it verbatim.
+    pub fn state(&self) -> Option<&str> {
+        self.state.as_deref()
+    }
+
+    /// The PKCE method (`S256`, or `plain` where allowed), if the request carried a challenge.
+    pub fn code_challenge_method(&self) -> Option<&str> {
+        self.code_challenge.as_ref().map(|(_, m)| m.as_str())
+    }
+
+    /// When the request lapses (Unix seconds).
+    pub fn expires_at(&self) -> u64 {
+        self.expires_at
+    }
+
+    pub(crate) fn bind(&mut self, agent: &str, created_at: u64, expires_at: u64) {
+        self.pushed = false;
+        self.binding = TokenHash::of(agent).to_hex();
+        self.created_at = created_at;
+        self.expires_at = expires_at;
+    }
+
+    /// Keep as a pushed request (RFC 9126): no browser yet.
+    pub(crate) fn push(&mut self, created_at: u64, expires_at: u64) {
+        self.pushed = true;
+        self.binding = String::new();
+        self.created_at = created_at;
+        self.expires_at = expires_at;
+    }
+
+    /// Whether `agent` is the binding this request was started with (constant time). A pushed
+    /// request has no browser yet, so none is.
+    pub(crate) fn bound_to(&self, agent: &str) -> bool {
+        if self.pushed {
+            return false;
+        }
+        use subtle::ConstantTimeEq;
+        let presented = TokenHash::of(agent).to_hex();
+        bool::from(presented.as_bytes().ct_eq(self.binding.as_bytes()))
+    }
+}
+
+/// Kept as a short-lived record between the request and the decision (or, pushed, between PAR
+/// and the browser's visit), under the hash of an unguessable handle, taken once.
+impl RecordType for PendingAuthorization {
+    const KIND: RecordKind = RecordKind::new("authz_request");
+
+    fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    fn decode(bytes: &[u8]) -> Option<Self> {
+        serde_json::from_slice(bytes).ok()
+    }
+}
+
+/// Why an authorization request is refused, and how the refusal must travel.
+#[derive(Debug)]
+pub(crate) enum Refusal {
+    /// Shown to the user agent, never redirected: the client or its redirect URI is unknown.
+    Page(OAuthError),
+    /// Sent to the client at its validated redirect URI: the full URL, parameters included,
+    /// and the error it carries.
+    Redirect(String, OAuthError),
+}
+
+/// (1) Validate an authorization request from the front channel; one with a `request_uri`
+/// resumes a pushed request instead. `repeated` names the parameters that appear more than
+/// once. A refusal is reported (`authorization_failed`) before it is returned.
+pub(crate) async fn validate_request(
+    ctx: &Context,
+    form: &Form,
+    repeated: &[String],
+) -> Result<PendingAuthorization, Refusal> {
+    let validated = if form.get("request_uri").is_some() {
+        validate::resume_pushed(ctx, form, repeated).await
+    } else {
+        match validate::validate(ctx, form, repeated).await {
+            Ok((client, request)) => {
+                validate::check_push_required(ctx, &client, &request).map(|()| (client, request))
+            }
+            Err(e) => Err(e),
+        }
+    };
+    match validated {
+        Ok((_, request)) => Ok(request),
+        Err(refusal) => {
+            let (client_id, error) = match &refusal {
+                // Nothing in the request can be trusted: no client named.
+                Refusal::Page(e) => (None, e.code()),
+                Refusal::Redirect(_, e) => (form.get("client_id").map(Arc::from), e.code()),
+            };
+            ctx.emit(Event::AuthorizationFailed { client_id, error });
+            Err(refusal)
+        }
+    }
+}
+
+/// Bind a validated request to the user agent `agent` (the value of its binding cookie), for
+/// the configured lifetime from now.
+pub(crate) fn bind(ctx: &Context, request: &mut PendingAuthorization, agent: &str) {
+    let now = ctx.now();
+    let lifetime = ctx.config().authorization_request_lifetime.as_secs();
+    request.bind(agent, now, now.saturating_add(lifetime));
+}
+
+/// (2) Keep a bound request under `handle` until it lapses, for the app's page to complete.
+pub(crate) async fn suspend(
+    ctx: &Context,
+    request: &PendingAuthorization,
+    handle: &SecretToken,
+) -> Result<(), OAuthError> {
+    Records::<PendingAuthorization>::new(&ctx.store)
+        .put(&handle.hash(), request, request.expires_at(), ctx.now())
+        .await
+        .map_err(OAuthError::from)
+}
+
+/// A pushed authorization request (RFC 9126 §2) from `client`, already authenticated: validated
+/// as at the authorization endpoint, with every error for the client (none is redirected), and
+/// kept under a new handle. Returns the handle and its lifetime in seconds.
+pub(crate) async fn push(
+    ctx: &Context,
+    client: &Arc<Client>,
+    form: &Form,
+) -> Result<(SecretToken, u64), OAuthError> {
+    if form.get("request_uri").is_some() {
+        return Err(OAuthError::invalid_request(
+            "request_uri is not allowed in a pushed request",
+        ));
+    }
+    if form.get("client_id").is_some_and(|id| id != client.id()) {
+        return Err(OAuthError::invalid_request(
+            "client_id is not the authenticated client",
+        ));
+    }
+    // The form was parsed strictly (no repeats) by the endpoint already.
+    let (_, mut request) =
+        validate::validate_for(ctx, Arc::clone(client), form, &[]).map_err(|r| match r {
+            Refusal::Page(e) | Refusal::Redirect(_, e) => e,
+        })?;
+    let now = ctx.now();
+    let lifetime = ctx.config().pushed_authorization_request_lifetime.as_secs();
+    request.push(now, now.saturating_add(lifetime));
+    let handle = token::generate();
+    Records::<PendingAuthorization>::new(&ctx.store)
+        .put(&handle.hash(), &request, request.expires_at(), now)
+        .await?;
+    Ok((handle, lifetime))
+}
+
+/// (3) Take the request kept under `handle` — once, and only for the user agent it is bound
+/// to. It is looked at first and taken only if this agent may: someone else's attempt with a
+/// stolen handle must not use up the real user's request. A request that is gone (lapsed, used,
+/// another agent's) is `invalid_request`, reported as `authorization_failed`.
+pub(crate) async fn resume(
+    ctx: &Context,
+    handle: &str,
+    agent: &str,
+) -> Result<PendingAuthorization, OAuthError> {
+    let gone = || {
+        let e =
+            OAuthError::invalid_request("the authorization request expired or was already used");
+        ctx.emit(Event::AuthorizationFailed {
+            client_id: None,
+            error: e.code(),
+        });
+        e
+    };
+    let hash = TokenHash::of(handle);
+    let requests = Records::<PendingAuthorization>::new(&ctx.store);
+    let Some(request) = peek_at(&requests, &hash, agent, ctx.now()).await? else {
+        return Err(gone());
+    };
+    match requests.take(&hash, ctx.now()).await? {
+        Some(_) => Ok(request),
+        None => Err(gone()),
+    }
+}
+
+/// The request kept under `handle`, while it is pending and bound to `agent`; not taken (for
+/// re-rendering a login page after a wrong password).
+pub(crate) async fn peek(
+    ctx: &Context,
+    handle: &str,
+    agent: &str,
+) -> Result<Option<PendingAuthorization>, StoreError> {
+    let requests = Records::<PendingAuthorization>::new(&ctx.store);
+    peek_at(&requests, &TokenHash::of(handle), agent, ctx.now()).await
+}
+
+async fn peek_at(
+    requests: &Records<'_, PendingAuthorization>,
+    hash: &TokenHash,
+    agent: &str,
+    now: crate::clock::UnixTime,
+) -> Result<Option<PendingAuthorization>, StoreError> {
+    let found = requests.get(hash, now).await?;
+    Ok(found.filter(|r| r.bound_to(agent)))
+}

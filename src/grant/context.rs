@@ -1,0 +1,63 @@
+//! What the grants need of the server, and nothing more: the settings, the client registry, the
+//! user authenticator, the token store, the clock, the signing keys and the event listeners.
+//! The server holds one [`Context`]; the grants and the authorization pipeline take it by
+//! reference, so they know nothing of the server or of HTTP.
+
+use std::sync::Arc;
+
+use crate::{
+    client::{Client, ClientStore, GrantType},
+    clock::{Clock, UnixTime},
+    config::Config,
+    error::StoreError,
+    events::{self, Event, EventListener},
+    store::TokenStore,
+    user::UserAuthenticator,
+};
+
+/// The server's shared state as the protocol logic sees it.
+pub(crate) struct Context {
+    pub(crate) config: Config,
+    pub(crate) clients: Arc<dyn ClientStore>,
+    pub(crate) users: Option<Arc<dyn UserAuthenticator>>,
+    pub(crate) store: Arc<dyn TokenStore>,
+    pub(crate) clock: Arc<dyn Clock>,
+    /// The keys JWT access tokens are signed with.
+    #[cfg(feature = "jwt")]
+    pub(crate) keys: Option<crate::jose::KeySet>,
+    /// The app's own claims for JWT access tokens.
+    #[cfg(feature = "jwt")]
+    pub(crate) claims_hook: Option<Arc<dyn crate::jose::ClaimsHook>>,
+    pub(crate) listeners: Vec<Arc<dyn EventListener>>,
+}
+
+impl Context {
+    /// The configuration.
+    pub(crate) fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The current time according to the server's clock.
+    pub(crate) fn now(&self) -> UnixTime {
+        self.clock.now()
+    }
+
+    /// Tell the listeners (and the trace).
+    pub(crate) fn emit(&self, event: Event) {
+        events::trace(&event);
+        for listener in &self.listeners {
+            listener.on_event(&event);
+        }
+    }
+
+    /// Whether this client may use `grant` at the token endpoint.
+    pub(crate) fn grant_allowed(&self, client: &Client, grant: GrantType) -> bool {
+        self.config.allowed_grant_types.contains(grant)
+            && client.grant_types().is_none_or(|g| g.contains(grant))
+    }
+
+    /// A registered client.
+    pub(crate) async fn find_client(&self, id: &str) -> Result<Option<Arc<Client>>, StoreError> {
+        self.clients.find_client(id).await
+    }
+}
