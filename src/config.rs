@@ -16,9 +16,9 @@
 use std::{fmt, future::Future, sync::Arc, time::Duration};
 
 use crate::{
-    BoxFuture,
     client::{GrantType, GrantTypes},
     error::ConfigError,
+    future::BoxFuture,
     store::RefreshTokenRecord,
 };
 

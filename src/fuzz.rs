@@ -6,9 +6,12 @@ use std::sync::OnceLock;
 use http::{HeaderMap, Request};
 
 use crate::{
-    AuthServer, Client, GrantType, InMemoryClients,
     bearer::credentials::{Extracted, extract},
+    client::Client,
+    client::GrantType,
+    client::InMemoryClients,
     endpoint::client_auth,
+    server::AuthServer,
     wire::form::Form,
 };
 

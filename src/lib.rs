@@ -74,6 +74,7 @@ pub mod conformance;
 pub mod endpoint;
 pub mod error;
 pub mod events;
+pub mod future;
 #[cfg(fuzzing)]
 #[doc(hidden)]
 pub mod fuzz;
@@ -87,8 +88,8 @@ pub mod token;
 pub mod user;
 mod wire;
 
-use std::{future::Future, pin::Pin};
-
+#[doc(no_inline)]
+pub use self::future::BoxFuture;
 pub use self::{
     bearer::{BearerLayer, TokenInfo},
     client::{Client, ClientStore, GrantType, GrantTypes, InMemoryClients},
@@ -102,6 +103,3 @@ pub use self::{
     server::{AuthServer, AuthServerBuilder},
     token::GrantId,
 };
-
-/// A boxed, sendable future.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

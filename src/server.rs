@@ -6,10 +6,10 @@ use std::{
 };
 
 use crate::{
-    Config,
     bearer::BearerLayer,
     client::{Client, ClientStore, GrantType, SecretVerifier},
     clock::{Clock, SystemClock, UnixTime},
+    config::Config,
     endpoint::{
         AuthorizationEndpoint, AuthorizationHandler, Decision, EndpointResponse,
         IntrospectionEndpoint, JwksEndpoint, Metadata, MetadataEndpoint,

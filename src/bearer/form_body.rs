@@ -32,9 +32,10 @@ use tower_service::Service;
 
 use super::challenge::{Challenges, Rejection};
 use crate::{
-    AuthServer, BoxFuture,
     error::BoxError,
+    future::BoxFuture,
     scope::Scope,
+    server::AuthServer,
     token::is_b64token,
     wire::{form::find_unique, header::is_form_media_type},
 };

@@ -17,7 +17,7 @@ use super::{
     requirement::{Requirement, decide},
     validator::Validation,
 };
-use crate::{BoxFuture, error::StoreError};
+use crate::{error::StoreError, future::BoxFuture};
 
 type Pending = BoxFuture<'static, Result<Validation, StoreError>>;
 

@@ -54,12 +54,13 @@ use tokio::sync::{Semaphore, watch};
 
 use super::{
     TokenInfo,
+    remote::{RemoteOptions, remote_options_setters},
     validator::{Validation, Validator},
 };
 use crate::{
-    BoxFuture,
-    clock::{Clock, SystemClock, UnixTime},
+    clock::{Clock, UnixTime},
     error::{ConfigError, StoreError},
+    future::BoxFuture,
     scope::Scope,
     token::TokenHash,
     wire::form::encode,
@@ -73,11 +74,8 @@ pub struct IntrospectionValidatorBuilder {
     client_secret: String,
     ttl: Duration,
     negative_ttl: Duration,
-    max_entries: usize,
     max_calls: usize,
-    timeout: Duration,
-    clock: Arc<dyn Clock>,
-    roots: Option<String>,
+    options: RemoteOptions,
 }
 
 impl fmt::Debug for IntrospectionValidatorBuilder {
@@ -104,13 +102,6 @@ impl IntrospectionValidatorBuilder {
         self
     }
 
-    /// Most cached verdicts (default 100 000); beyond it, expired entries go first, then the
-    /// least recently used.
-    pub fn max_entries(mut self, n: usize) -> Self {
-        self.max_entries = n.max(1);
-        self
-    }
-
     /// Most introspection calls in flight at once (default 64). Each unseen token costs one
     /// call (concurrent requests with the same token share it); a request that would start one
     /// more is refused as the authorization server being unavailable (503), so a flood of
@@ -120,25 +111,9 @@ impl IntrospectionValidatorBuilder {
         self
     }
 
-    /// Upper bound of one introspection call (default 2 s).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// The clock for expiry and cache lifetimes (default: the system clock).
-    pub fn clock(mut self, clock: impl Clock) -> Self {
-        self.clock = Arc::new(clock);
-        self
-    }
-
-    /// Trust these CA certificates (PEM, one or more) for an `https://` endpoint instead of
-    /// the system's: an authorization server with a private CA (feature `tls`).
-    #[cfg(feature = "tls")]
-    pub fn tls_root_certificates(mut self, pem: impl Into<String>) -> Self {
-        self.roots = Some(pem.into());
-        self
-    }
+    // The cached verdicts beyond `max_entries`: the expired first, then the least recently
+    // used.
+    remote_options_setters!("introspection call");
 
     /// Check the endpoint URL (`http://…`, or `https://…` with the `tls` feature) and build.
     pub fn build(self) -> Result<IntrospectionValidator, ConfigError> {
@@ -146,7 +121,7 @@ impl IntrospectionValidatorBuilder {
             &self.endpoint,
             "the introspection endpoint must be an http:// or https:// URL (https with the `tls` feature)",
         )?;
-        let http = super::remote::client(self.timeout, self.roots.as_deref())?;
+        let http = self.options.client()?;
         // RFC 6749 §2.3.1: form-urlencode id and secret before Basic encoding.
         let enc = encode;
         let credentials = STANDARD.encode(format!(
@@ -166,11 +141,11 @@ impl IntrospectionValidatorBuilder {
                 inflight: DashMap::new(),
                 permits: Arc::new(Semaphore::new(self.max_calls)),
                 recency: AtomicU64::new(0),
-                clock: self.clock,
+                clock: self.options.clock,
                 ttl: self.ttl.as_secs(),
                 negative_ttl: self.negative_ttl.as_secs(),
-                max_entries: self.max_entries,
-                timeout: self.timeout,
+                max_entries: self.options.max_entries,
+                timeout: self.options.timeout,
                 calls: AtomicU64::new(0),
             }),
         })
@@ -261,11 +236,8 @@ impl IntrospectionValidator {
             client_secret: client_secret.into(),
             ttl: Duration::from_secs(60),
             negative_ttl: Duration::from_secs(5),
-            max_entries: 100_000,
             max_calls: 64,
-            timeout: Duration::from_secs(2),
-            clock: Arc::new(SystemClock),
-            roots: None,
+            options: RemoteOptions::default(),
         }
     }
 

@@ -45,14 +45,14 @@ use serde::Deserialize;
 
 use super::{
     TokenInfo,
-    remote::{self, Http},
+    remote::{self, Http, RemoteOptions, remote_options_setters},
     validator::{Validation, Validator},
     verified::VerifiedCache,
 };
 use crate::{
-    BoxFuture,
-    clock::{Clock, SystemClock, UnixTime},
+    clock::{Clock, UnixTime},
     error::{ConfigError, StoreError},
+    future::BoxFuture,
     jose::{self, Keyring, Unverified},
     scope::Scope,
     token::TokenHash,
@@ -75,10 +75,7 @@ pub struct JwtValidatorBuilder {
     audience: String,
     leeway: Duration,
     refetch_interval: Duration,
-    timeout: Duration,
-    max_cached: usize,
-    clock: Arc<dyn Clock>,
-    roots: Option<String>,
+    options: RemoteOptions,
 }
 
 impl fmt::Debug for JwtValidatorBuilder {
@@ -110,37 +107,20 @@ impl JwtValidatorBuilder {
         self
     }
 
-    /// Upper bound of one fetch (default 2 s).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
+    // Verified tokens beyond `max_entries` are checked each time until expired entries make
+    // room. The clock judges `exp`, `nbf` and `iat`.
+    remote_options_setters!("fetch of the metadata or key set");
 
-    /// Most verified tokens cached (default 100 000); beyond it, new ones are checked each time
-    /// until expired entries make room.
-    pub fn max_cached(mut self, n: usize) -> Self {
-        self.max_cached = n;
-        self
-    }
-
-    /// The clock for `exp`, `nbf` and `iat` (default: the system clock).
-    pub fn clock(mut self, clock: impl Clock) -> Self {
-        self.clock = Arc::new(clock);
-        self
-    }
-
-    /// Trust these CA certificates (PEM, one or more) for an `https://` key source instead of
-    /// the system's: an authorization server with a private CA (feature `tls`).
-    #[cfg(feature = "tls")]
-    pub fn tls_root_certificates(mut self, pem: impl Into<String>) -> Self {
-        self.roots = Some(pem.into());
-        self
+    /// Most verified tokens cached: the same as [`max_entries`](Self::max_entries).
+    #[deprecated(note = "use `max_entries`, the name both remote validators share")]
+    pub fn max_cached(self, n: usize) -> Self {
+        self.max_entries(n)
     }
 
     /// Check the URLs and build. No key is fetched until the first token.
     pub fn build(self) -> Result<JwtValidator, ConfigError> {
         crate::jose::install_backend();
-        let http = remote::client(self.timeout, self.roots.as_deref())?;
+        let http = self.options.client()?;
         Ok(JwtValidator {
             inner: Arc::new(Inner {
                 source: self.source?,
@@ -148,12 +128,12 @@ impl JwtValidatorBuilder {
                 audience: self.audience,
                 leeway: self.leeway.as_secs(),
                 refetch_interval: self.refetch_interval,
-                timeout: self.timeout,
-                clock: self.clock,
+                timeout: self.options.timeout,
+                clock: self.options.clock,
                 http,
                 keys: RwLock::new(Keys::default()),
                 fetching: tokio::sync::Mutex::new(()),
-                verified: VerifiedCache::new(self.max_cached),
+                verified: VerifiedCache::new(self.options.max_entries),
                 fetches: std::sync::atomic::AtomicU64::new(0),
             }),
         })
@@ -212,10 +192,7 @@ impl JwtValidator {
             audience,
             leeway: Duration::from_secs(30),
             refetch_interval: Duration::from_secs(60),
-            timeout: Duration::from_secs(2),
-            max_cached: 100_000,
-            clock: Arc::new(SystemClock),
-            roots: None,
+            options: RemoteOptions::default(),
         }
     }
 

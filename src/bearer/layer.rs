@@ -9,7 +9,7 @@ use super::{
     service::Bearer,
     validator::{LocalValidator, Validator},
 };
-use crate::{AuthServer, scope::Scope};
+use crate::{scope::Scope, server::AuthServer};
 
 /// A tower [`Layer`] that guards a service with bearer tokens (RFC 6750). Holds settings only;
 /// cheap to clone, so each route can have its own required scope.

@@ -70,6 +70,8 @@ pub use self::axum::MissingTokenInfo;
 pub use self::introspection::{IntrospectionValidator, IntrospectionValidatorBuilder};
 #[cfg(feature = "jwt")]
 pub use self::jwt::{JwtValidator, JwtValidatorBuilder};
+#[cfg(any(feature = "introspection", feature = "jwt"))]
+pub use self::remote::RemoteOptions;
 pub use self::{
     form_body::{FormBodyToken, FormBodyTokenLayer},
     future::ResponseFuture,

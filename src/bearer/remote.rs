@@ -4,14 +4,114 @@
 //! `https://` with the `tls` feature (rustls on AWS-LC, the system's root certificates unless
 //! the app gives its own).
 
-use std::time::Duration;
+use std::{fmt, sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use http::{Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::{Client as HttpClient, connect::HttpConnector};
 
-use crate::error::{ConfigError, StoreError};
+use crate::{
+    clock::{Clock, SystemClock},
+    error::{ConfigError, StoreError},
+};
+
+/// What the validators that call the authorization server share, one name per option:
+/// [`IntrospectionValidatorBuilder`](super::IntrospectionValidatorBuilder) and
+/// [`JwtValidatorBuilder`](super::JwtValidatorBuilder) both take it whole
+/// ([`options`](super::JwtValidatorBuilder::options)) or option by option.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_oauth2::bearer::RemoteOptions;
+///
+/// let mut options = RemoteOptions::default();
+/// options.timeout = Duration::from_millis(500);
+/// options.max_entries = 10_000;
+/// assert!(options.tls_roots.is_none());
+/// ```
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct RemoteOptions {
+    /// Upper bound of one call to the authorization server, connecting included (default 2 s).
+    pub timeout: Duration,
+    /// The clock for expiry and cache lifetimes (default: the system clock).
+    pub clock: Arc<dyn Clock>,
+    /// Most entries the validator's cache holds (default 100 000): verdicts for introspection,
+    /// verified tokens for JWTs. Beyond it, expired entries go first.
+    pub max_entries: usize,
+    /// CA certificates (PEM, one or more) to trust for `https://` instead of the system's: an
+    /// authorization server with a private CA (feature `tls`).
+    pub tls_roots: Option<String>,
+}
+
+impl Default for RemoteOptions {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(2),
+            clock: Arc::new(SystemClock),
+            max_entries: 100_000,
+            tls_roots: None,
+        }
+    }
+}
+
+impl fmt::Debug for RemoteOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RemoteOptions")
+            .field("timeout", &self.timeout)
+            .field("clock", &self.clock)
+            .field("max_entries", &self.max_entries)
+            .field("tls_roots", &self.tls_roots.as_ref().map(|_| "<PEM>"))
+            .finish()
+    }
+}
+
+impl RemoteOptions {
+    /// The HTTP client these options make.
+    pub(crate) fn client(&self) -> Result<Http, ConfigError> {
+        client(self.timeout, self.tls_roots.as_deref())
+    }
+}
+
+/// The setters of [`RemoteOptions`], the same on each builder that holds them in `options`.
+macro_rules! remote_options_setters {
+    ($what:literal) => {
+        /// All the options the validators that call the authorization server share, at once.
+        pub fn options(mut self, options: $crate::bearer::RemoteOptions) -> Self {
+            self.options = options;
+            self
+        }
+
+        #[doc = concat!("Upper bound of one ", $what, " (default 2 s).")]
+        pub fn timeout(mut self, timeout: std::time::Duration) -> Self {
+            self.options.timeout = timeout;
+            self
+        }
+
+        /// The clock for expiry and cache lifetimes (default: the system clock).
+        pub fn clock(mut self, clock: impl $crate::clock::Clock) -> Self {
+            self.options.clock = std::sync::Arc::new(clock);
+            self
+        }
+
+        /// Most entries cached (default 100 000, at least 1); beyond it, expired entries go
+        /// first (see [`RemoteOptions::max_entries`](crate::bearer::RemoteOptions::max_entries)).
+        pub fn max_entries(mut self, n: usize) -> Self {
+            self.options.max_entries = n.max(1);
+            self
+        }
+
+        /// Trust these CA certificates (PEM, one or more) for an `https://` endpoint instead of
+        /// the system's: an authorization server with a private CA (feature `tls`).
+        #[cfg(feature = "tls")]
+        pub fn tls_root_certificates(mut self, pem: impl Into<String>) -> Self {
+            self.options.tls_roots = Some(pem.into());
+            self
+        }
+    };
+}
+pub(crate) use remote_options_setters;
 
 /// The HTTP/1.1 client both validators use.
 #[cfg(not(feature = "tls"))]

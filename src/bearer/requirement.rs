@@ -72,7 +72,7 @@ pub(crate) fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::BoxFuture;
+    use crate::future::BoxFuture;
 
     fn info(scope: &str) -> TokenInfo {
         TokenInfo::new("c", Scope::parse(scope).unwrap(), 0, 10)

@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use super::TokenInfo;
 use crate::{
-    BoxFuture,
     clock::Clock,
     error::StoreError,
+    future::BoxFuture,
     store::{AccessTokenRecord, TokenStore},
     token::TokenHash,
 };

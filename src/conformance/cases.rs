@@ -14,8 +14,11 @@ use super::{
     harness::{APP, Harness, OTHER, Reply, call, form, text},
 };
 use crate::{
-    AuthorizationRequest, GrantType, OnRefresh, Scope,
+    client::GrantType,
     clock::{Clock, SystemClock},
+    config::OnRefresh,
+    grant::AuthorizationRequest,
+    scope::Scope,
     store::{
         CodeStore, GrantFilter, GrantRecord, GrantStore, NewAccessToken, NewRefreshToken,
         PurgeStore, RecordStore, Redemption, RefreshTokenState, TokenStore,

@@ -8,8 +8,8 @@ use std::sync::{
 use tokio::sync::Barrier;
 
 use crate::{
-    BoxFuture,
     error::StoreError,
+    future::BoxFuture,
     store::{
         RefreshTokenRecord, TokenStore,
         wrap::{Wraps, WrapsAnnouncements, WrapsCodes, WrapsGrants, WrapsPurge, WrapsRecords},

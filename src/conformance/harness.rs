@@ -18,9 +18,13 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::{
-    AuthServer, Client, Config, GrantType, InMemoryClients,
+    client::Client,
+    client::GrantType,
+    client::InMemoryClients,
     clock::{Clock, ManualClock, SystemClock},
+    config::Config,
     events::Event,
+    server::AuthServer,
     store::TokenStore,
     user::DemoUsers,
 };

@@ -8,9 +8,11 @@ use http::{HeaderMap, header::AUTHORIZATION};
 use sha2::{Digest, Sha256};
 
 use crate::{
-    AuthServer, Client, OAuthError,
+    client::Client,
     error::ErrorKind,
+    error::OAuthError,
     events::{ClientAuthFailure, Event},
+    server::AuthServer,
     wire::{
         form::{Form, decode},
         header::{single, split_scheme},

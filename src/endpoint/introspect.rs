@@ -10,9 +10,11 @@ use super::{
     revoke::access_first,
 };
 use crate::{
-    AuthServer, Client, OAuthError,
+    client::Client,
     config::IntrospectionAccess,
     error::ErrorKind,
+    error::OAuthError,
+    server::AuthServer,
     store::{GrantRecord, RefreshTokenState},
     token::TokenHash,
     wire::form::Form,

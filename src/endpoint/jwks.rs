@@ -10,7 +10,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Request};
 
 use super::{metadata::document, response::EndpointResponse};
-use crate::AuthServer;
+use crate::server::AuthServer;
 
 /// How long verifiers may cache the key set: shorter than any sane rotation step, so that a
 /// newly published key is seen well before it signs anything.

@@ -11,7 +11,7 @@ use http_body_util::Full;
 use serde::Serialize;
 
 use super::response::{self, EndpointResponse};
-use crate::{AuthServer, GrantType, store::CodeChallengeMethod};
+use crate::{client::GrantType, server::AuthServer, store::CodeChallengeMethod};
 
 /// Where the endpoints are mounted, for the metadata document. Paths starting with `/` are
 /// joined to the issuer.

@@ -55,9 +55,11 @@ pub use self::{
     response::EndpointResponse,
 };
 use crate::{
-    AuthServer, BoxFuture, OAuthError,
+    error::OAuthError,
     error::{BoxError, ErrorKind},
+    future::BoxFuture,
     grant::TokenRequest,
+    server::AuthServer,
 };
 
 /// The future every endpoint returns.

@@ -13,8 +13,10 @@ use http::StatusCode;
 
 use super::response::{self, EndpointResponse};
 use crate::{
-    AuthServer, Client, OAuthError,
+    client::Client,
+    error::OAuthError,
     events::{Event, TokenKind},
+    server::AuthServer,
     token::TokenHash,
     wire::form::Form,
 };

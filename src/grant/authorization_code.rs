@@ -152,7 +152,7 @@ pub(crate) async fn mint_code(
     client_id: Arc<str>,
     subject: &str,
     redirect_uri: Option<String>,
-    scope: crate::Scope,
+    scope: crate::scope::Scope,
     code_challenge: Option<(String, CodeChallengeMethod)>,
 ) -> Result<String, OAuthError> {
     let now = ctx.now();
@@ -236,7 +236,7 @@ fn invalid_code() -> OAuthError {
 /// Why a code is refused.
 enum Refusal {
     /// Used already: its first use's grant is revoked.
-    Reused(crate::GrantId),
+    Reused(crate::token::GrantId),
     /// Anything else.
     Invalid(OAuthError),
 }
@@ -289,7 +289,11 @@ fn check(
 }
 
 /// RFC 6749 §4.1.2: a code used twice is refused, and what its first use issued is revoked.
-async fn code_reused(ctx: &Context, first: crate::GrantId, client_id: &Arc<str>) -> OAuthError {
+async fn code_reused(
+    ctx: &Context,
+    first: crate::token::GrantId,
+    client_id: &Arc<str>,
+) -> OAuthError {
     match ctx.store.revoke_grant(first).await {
         Ok(_) => {
             ctx.emit(Event::ReuseDetected {

@@ -75,9 +75,9 @@ use super::{
     records::{Put, Record, RecordKey, RecordStore},
 };
 use crate::{
-    BoxFuture,
     clock::UnixTime,
     error::StoreError,
+    future::BoxFuture,
     token::{GrantId, TokenHash},
 };
 

@@ -373,6 +373,34 @@ async fn futures_collect(tasks: Vec<tokio::task::JoinHandle<http::StatusCode>>) 
 }
 
 #[tokio::test]
+async fn the_shared_remote_options_set_the_clock_and_the_cache_bound_at_once() {
+    let h = harness();
+    let (addr, calls) = authorization_server(&h, None).await;
+    let mut options = tower_oauth2::bearer::RemoteOptions::default();
+    options.max_entries = 3;
+    options.clock = Arc::clone(&h.clock) as _;
+    let v = validator_at(addr).options(options).build().unwrap();
+    let mut tokens = Vec::new();
+    for _ in 0..6 {
+        let at = h.login().await.0;
+        assert_eq!(get(&v, &at).await.status, 200);
+        tokens.push(at);
+    }
+    assert!(v.cached() <= 3, "cached {}", v.cached());
+    // The clock given in the options judges the cache: past the 60 s verdict, a call again.
+    let before = calls.load(Ordering::SeqCst);
+    assert_eq!(get(&v, &tokens[5]).await.status, 200);
+    assert_eq!(calls.load(Ordering::SeqCst), before, "a cached verdict");
+    h.clock.advance(std::time::Duration::from_secs(61));
+    assert_eq!(get(&v, &tokens[5]).await.status, 200);
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        before + 1,
+        "the verdict lapsed on that clock"
+    );
+}
+
+#[tokio::test]
 async fn a_full_cache_keeps_the_tokens_in_use_against_a_flood_of_junk() {
     let h = harness();
     let (addr, calls) = authorization_server(&h, None).await;

@@ -650,6 +650,59 @@ mod validator {
     }
 
     #[tokio::test]
+    async fn the_shared_remote_options_bound_the_cache_and_the_fetch() {
+        let key = SigningKey::from_pem(EC_PEM).unwrap();
+        let kid = key.public_key().kid().to_owned();
+        let p = publish(Published::jwks_of(&key)).await;
+        let now = tower_oauth2::clock::Clock::now(&tower_oauth2::clock::SystemClock);
+        let mut options = tower_oauth2::bearer::RemoteOptions::default();
+        options.max_entries = 2;
+        let v = JwtValidator::from_issuer(&p.issuer, AUD)
+            .options(options)
+            .build()
+            .unwrap();
+        for i in 0..5 {
+            let mut c = claims(&p.issuer, now);
+            c["jti"] = format!("token-{i}").into();
+            assert_eq!(status(&v, &sign(&c, &kid, "at+jwt")).await.0, 200);
+        }
+        assert!(v.cached() <= 2, "cached {}", v.cached());
+        // The same option by name, and the old name for it, set the same bound.
+        #[allow(deprecated)]
+        let old = JwtValidator::from_issuer(&p.issuer, AUD).max_cached(1);
+        let new = JwtValidator::from_issuer(&p.issuer, AUD).max_entries(1);
+        for v in [old.build().unwrap(), new.build().unwrap()] {
+            for i in 0..3 {
+                let mut c = claims(&p.issuer, now);
+                c["jti"] = format!("again-{i}").into();
+                assert_eq!(status(&v, &sign(&c, &kid, "at+jwt")).await.0, 200);
+            }
+            assert!(v.cached() <= 1, "cached {}", v.cached());
+        }
+        // A timeout given in the options bounds a fetch from a server that never answers.
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", silent.local_addr().unwrap());
+        let mut options = tower_oauth2::bearer::RemoteOptions::default();
+        options.timeout = std::time::Duration::from_millis(200);
+        let v = JwtValidator::from_jwks(format!("{url}/jwks.json"), &url, AUD)
+            .options(options)
+            .build()
+            .unwrap();
+        let started = std::time::Instant::now();
+        assert_eq!(
+            status(&v, &sign(&claims(&url, now), &kid, "at+jwt"))
+                .await
+                .0,
+            503
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[tokio::test]
     async fn keys_unobtainable_and_none_cached_is_503() {
         let v = JwtValidator::from_jwks("http://127.0.0.1:1/jwks.json", "http://127.0.0.1:1", AUD)
             .timeout(std::time::Duration::from_millis(300))

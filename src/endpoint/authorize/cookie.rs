@@ -6,7 +6,7 @@ use http::{
     header::{self, SET_COOKIE},
 };
 
-use crate::{AuthServer, endpoint::response::EndpointResponse, token};
+use crate::{endpoint::response::EndpointResponse, server::AuthServer, token};
 
 /// The cookie that binds a pending request to the user agent that started it.
 pub const AGENT_COOKIE: &str = "tower_oauth2_agent";

@@ -54,13 +54,13 @@ pub use self::{cookie::AGENT_COOKIE, page::html_escape};
 use super::{ResponseFuture, body, response::EndpointResponse};
 pub use crate::grant::authorize::Decision;
 use crate::{
-    AuthServer,
     error::{BoxError, ErrorKind, OAuthError, StoreError},
     events::Event,
     grant::{
         PendingAuthorization,
         authorize::{self, Answer, Refusal},
     },
+    server::AuthServer,
     token,
     wire::form::Form,
 };

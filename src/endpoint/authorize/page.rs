@@ -9,9 +9,9 @@ use http::{
 use http_body_util::Full;
 
 use crate::{
-    AuthServer,
     endpoint::response::EndpointResponse,
     error::{ErrorKind, OAuthError},
+    server::AuthServer,
 };
 
 /// The error page: the app's, if its handler renders one, or the built-in one — the error,

@@ -2,10 +2,10 @@ use std::sync::Weak;
 
 use super::*;
 use crate::{
-    BoxFuture,
     client::GrantType,
     clock::ManualClock,
     error::StoreError,
+    future::BoxFuture,
     scope::Scope,
     store::{
         Announcements, CodeStore, GrantFilter, GrantRecord, GrantStore, MemoryStore,

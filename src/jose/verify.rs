@@ -1,0 +1,154 @@
+//! Verifying access tokens: the keys of a JWK Set, and an RFC 9068 token checked against them.
+
+use std::collections::HashMap;
+
+use jsonwebtoken::{
+    Algorithm, DecodingKey,
+    jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet},
+};
+use serde::Deserialize;
+
+use super::install_backend;
+
+/// A key tokens may be verified with, and the one algorithm it is for.
+#[derive(Clone)]
+pub(crate) struct VerifyingKey {
+    key: DecodingKey,
+    alg: Algorithm,
+}
+
+/// Verification keys by `kid`.
+pub(crate) type Keyring = HashMap<String, VerifyingKey>;
+
+/// The algorithm a published key is for: its `alg` when given, else the one its type implies.
+/// Only asymmetric algorithms: a key from a key set is public, so never an HMAC secret.
+fn key_algorithm(jwk: &Jwk) -> Option<Algorithm> {
+    let implied = match &jwk.algorithm {
+        AlgorithmParameters::EllipticCurve(p) => match p.curve {
+            EllipticCurve::P256 => Algorithm::ES256,
+            EllipticCurve::P384 => Algorithm::ES384,
+            _ => return None,
+        },
+        AlgorithmParameters::OctetKeyPair(_) => Algorithm::EdDSA,
+        AlgorithmParameters::RSA(_) => Algorithm::RS256,
+        AlgorithmParameters::OctetKey(_) => return None,
+    };
+    use jsonwebtoken::jwk::KeyAlgorithm as K;
+    let stated = match jwk.common.key_algorithm {
+        None => return Some(implied),
+        Some(K::ES256) => Algorithm::ES256,
+        Some(K::ES384) => Algorithm::ES384,
+        Some(K::EdDSA) => Algorithm::EdDSA,
+        Some(K::RS256) => Algorithm::RS256,
+        Some(K::RS384) => Algorithm::RS384,
+        Some(K::RS512) => Algorithm::RS512,
+        Some(K::PS256) => Algorithm::PS256,
+        Some(K::PS384) => Algorithm::PS384,
+        Some(K::PS512) => Algorithm::PS512,
+        // HMAC, encryption algorithms: never for verifying with a published key.
+        Some(_) => return None,
+    };
+    let rsa = |a: Algorithm| {
+        matches!(
+            a,
+            Algorithm::RS256
+                | Algorithm::RS384
+                | Algorithm::RS512
+                | Algorithm::PS256
+                | Algorithm::PS384
+                | Algorithm::PS512
+        )
+    };
+    // The stated one must fit the key's type (an RSA key stated as ES256 is refused).
+    (stated == implied || (implied == Algorithm::RS256 && rsa(stated))).then_some(stated)
+}
+
+pub(super) fn keyring_of(set: &JwkSet) -> Keyring {
+    install_backend();
+    let mut keys = Keyring::new();
+    for jwk in &set.keys {
+        let (Some(kid), Some(alg)) = (jwk.common.key_id.clone(), key_algorithm(jwk)) else {
+            continue;
+        };
+        if let Ok(key) = DecodingKey::from_jwk(jwk) {
+            keys.insert(kid, VerifyingKey { key, alg });
+        }
+    }
+    keys
+}
+
+/// The keys of a JWK Set document (RFC 7517 §5) that can verify tokens: those with a `kid` and
+/// an asymmetric algorithm that fits the key's type. Others are skipped.
+pub(crate) fn keyring(jwks: &[u8]) -> Result<Keyring, serde_json::Error> {
+    Ok(keyring_of(&serde_json::from_slice(jwks)?))
+}
+
+/// The claims an access token is judged by (RFC 9068 §2.2).
+#[derive(Deserialize)]
+pub(crate) struct VerifiedClaims {
+    #[serde(default)]
+    pub(crate) sub: Option<String>,
+    #[serde(default)]
+    pub(crate) client_id: Option<String>,
+    #[serde(default)]
+    pub(crate) scope: Option<String>,
+    pub(crate) exp: u64,
+    #[serde(default)]
+    pub(crate) iat: Option<u64>,
+    #[serde(default)]
+    pub(crate) nbf: Option<u64>,
+}
+
+/// Why a token was not accepted.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Unverified {
+    /// Not an RFC 9068 access token, or its `kid` is not among the keys.
+    UnknownKey,
+    /// Bad in itself: algorithm, signature, issuer or audience.
+    Invalid,
+}
+
+/// The `kid` of an RFC 9068 access token: `None` when `token` is not a JWT whose header says
+/// `typ: at+jwt` (or its full media type, case-insensitively, §4) and names a key.
+pub(crate) fn access_token_kid(token: &str) -> Option<String> {
+    let header = jsonwebtoken::decode_header(token).ok()?;
+    let typ_ok = header.typ.as_deref().is_some_and(|t| {
+        t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt")
+    });
+    header.kid.filter(|_| typ_ok)
+}
+
+/// Verify an RFC 9068 access token with the key its header names in `keys`: the algorithm must
+/// be the key's, whatever the header claims; the signature must hold; `iss` must be `issuer`
+/// exactly, and `aud` must contain `audience` when one is given. Times are the caller's to
+/// judge, on its own clock.
+pub(crate) fn verify(
+    token: &str,
+    keys: &Keyring,
+    issuer: &str,
+    audience: Option<&str>,
+) -> Result<VerifiedClaims, Unverified> {
+    let kid = access_token_kid(token).ok_or(Unverified::UnknownKey)?;
+    let key = keys.get(&kid).ok_or(Unverified::UnknownKey)?;
+    let header = jsonwebtoken::decode_header(token).map_err(|_| Unverified::Invalid)?;
+    if header.alg != key.alg {
+        return Err(Unverified::Invalid);
+    }
+    let mut rules = jsonwebtoken::Validation::new(key.alg);
+    rules.set_issuer(&[issuer]);
+    match audience {
+        Some(aud) => {
+            rules.set_audience(&[aud]);
+            rules.set_required_spec_claims(&["exp", "iss", "aud"]);
+        }
+        None => {
+            rules.validate_aud = false;
+            rules.set_required_spec_claims(&["exp", "iss"]);
+        }
+    }
+    rules.validate_exp = false;
+    rules.validate_nbf = false;
+    jsonwebtoken::decode::<VerifiedClaims>(token, &key.key, &rules)
+        .map(|data| data.claims)
+        .map_err(|_| Unverified::Invalid)
+}
