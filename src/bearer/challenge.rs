@@ -1,28 +1,12 @@
 //! `WWW-Authenticate: Bearer …` challenges (RFC 6750 §3), rendered once per layer.
 
 use http::{
-    HeaderValue, Response, StatusCode, Version,
+    HeaderValue, Response, Version,
     header::{CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE},
 };
 
+pub(crate) use super::response::Rejection;
 use crate::{scope::Scope, wire::header::quote};
-
-/// Why a request was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Rejection {
-    /// No bearer credentials at all (RFC 6750 §3.1: no error code).
-    Missing,
-    /// A malformed Authorization header or token, or more than one method (400).
-    Malformed,
-    /// Unknown or revoked (401).
-    Invalid,
-    /// Expired (401).
-    Expired,
-    /// Valid, but without the required scope (403).
-    InsufficientScope,
-    /// The store could not be asked (503): never reported as an invalid token.
-    Unavailable,
-}
 
 /// The precomputed header values of one layer.
 #[derive(Debug)]
@@ -85,34 +69,40 @@ impl Challenges {
         }
     }
 
-    /// The rejection as a response: plain HTTP, or for a gRPC request a trailers-only gRPC
+    /// The rejection as a response: the app's rendering (`http`) with the status and
+    /// challenge set over it, or for a gRPC request (`http` is `None`) a trailers-only gRPC
     /// response (HTTP 200 with `grpc-status`) that gRPC clients turn into a proper `Status`.
     /// Either way `Cache-Control: no-store`: a refusal must not be cached as the resource.
-    pub(crate) fn response<B: Default>(&self, rejection: Rejection, grpc: bool) -> Response<B> {
-        let mut res = if grpc {
-            self.grpc_response(rejection)
-        } else {
-            self.http_response(rejection)
+    pub(crate) fn response<B: Default>(
+        &self,
+        rejection: Rejection,
+        http: Option<Response<B>>,
+    ) -> Response<B> {
+        let mut res = match http {
+            Some(rendered) => self.http_response(rejection, rendered),
+            None => self.grpc_response(rejection),
         };
         res.headers_mut()
             .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         res
     }
 
-    fn http_response<B: Default>(&self, rejection: Rejection) -> Response<B> {
-        let (status, challenge) = match rejection {
-            Rejection::Missing => (StatusCode::UNAUTHORIZED, Some(&self.missing)),
-            Rejection::Malformed => (StatusCode::BAD_REQUEST, Some(&self.malformed)),
-            Rejection::Invalid => (StatusCode::UNAUTHORIZED, Some(&self.invalid)),
-            Rejection::Expired => (StatusCode::UNAUTHORIZED, Some(&self.expired)),
-            Rejection::InsufficientScope => (StatusCode::FORBIDDEN, Some(&self.insufficient)),
-            Rejection::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, None),
+    /// The status and the challenge, over whatever the renderer set.
+    fn http_response<B>(&self, rejection: Rejection, mut res: Response<B>) -> Response<B> {
+        let challenge = match rejection {
+            Rejection::Missing => Some(&self.missing),
+            Rejection::Malformed => Some(&self.malformed),
+            Rejection::Invalid => Some(&self.invalid),
+            Rejection::Expired => Some(&self.expired),
+            Rejection::InsufficientScope => Some(&self.insufficient),
+            Rejection::Unavailable => None,
         };
-        let mut res = Response::new(B::default());
-        *res.status_mut() = status;
-        if let Some(v) = challenge {
-            res.headers_mut().insert(WWW_AUTHENTICATE, v.clone());
-        }
+        *res.status_mut() = rejection.status();
+        let headers = res.headers_mut();
+        match challenge {
+            Some(v) => headers.insert(WWW_AUTHENTICATE, v.clone()),
+            None => headers.remove(WWW_AUTHENTICATE),
+        };
         res
     }
 }

@@ -143,18 +143,24 @@ where
             // a field (a multi-select) or hold anything else the app accepts.
             let token = match find_unique(&bytes, "access_token") {
                 Ok(token) => token.filter(|t| !t.is_empty()),
-                Err(_) => return Ok(challenges.response(Rejection::Malformed, false)),
+                Err(_) => {
+                    return Ok(challenges.response(Rejection::Malformed, Some(Response::default())));
+                }
             };
             if let Some(token) = token {
                 // RFC 6750 §2: never more than one method; and the token must be a b64token.
                 if parts.headers.contains_key(header::AUTHORIZATION) || !is_b64token(&token) {
-                    return Ok(challenges.response(Rejection::Malformed, false));
+                    return Ok(challenges.response(Rejection::Malformed, Some(Response::default())));
                 }
                 match HeaderValue::from_str(&format!("Bearer {token}")) {
                     Ok(v) => {
                         parts.headers.insert(header::AUTHORIZATION, v);
                     }
-                    Err(_) => return Ok(challenges.response(Rejection::Malformed, false)),
+                    Err(_) => {
+                        return Ok(
+                            challenges.response(Rejection::Malformed, Some(Response::default()))
+                        );
+                    }
                 }
             }
             inner.call(Request::from_parts(parts, B::from(bytes))).await

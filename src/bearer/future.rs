@@ -8,13 +8,14 @@ use std::{
     task::{Context, Poll, ready},
 };
 
-use http::{Request, Response};
+use http::{HeaderMap, Request, Response, Uri};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use super::{
     challenge::Rejection,
     requirement::{Requirement, decide},
+    response::{DefaultRejection, RenderRejection},
     validator::Validation,
 };
 use crate::{error::StoreError, future::BoxFuture};
@@ -24,25 +25,25 @@ type Pending = BoxFuture<'static, Result<Validation, StoreError>>;
 pin_project! {
     /// The response future of [`super::Bearer`]: validating, then the inner service's future —
     /// or a rejection, without boxing the inner future.
-    pub struct ResponseFuture<S, B>
+    pub struct ResponseFuture<S, B, R = DefaultRejection>
     where
         S: Service<Request<B>>,
     {
         #[pin]
-        state: State<S, B>,
+        state: State<S, B, R>,
     }
 }
 
 pin_project! {
     #[project = StateProj]
-    enum State<S, B>
+    enum State<S, B, R>
     where
         S: Service<Request<B>>,
     {
         // Boxed: only asynchronous validators take this path, and keeping it out of line keeps
         // the fast path's future as small as the inner future.
         Validating {
-            pending: Box<Validating<S, B>>,
+            pending: Box<Validating<S, B, R>>,
         },
         Inner {
             #[pin]
@@ -56,15 +57,16 @@ pin_project! {
     }
 }
 
-struct Validating<S, B> {
+struct Validating<S, B, R> {
     validation: Pending,
     request: Option<Request<B>>,
     inner: Option<S>,
     requirement: Arc<Requirement>,
     grpc: bool,
+    render: R,
 }
 
-impl<S, B> fmt::Debug for ResponseFuture<S, B>
+impl<S, B, R> fmt::Debug for ResponseFuture<S, B, R>
 where
     S: Service<Request<B>>,
 {
@@ -73,7 +75,7 @@ where
     }
 }
 
-impl<S, B> ResponseFuture<S, B>
+impl<S, B, R> ResponseFuture<S, B, R>
 where
     S: Service<Request<B>>,
 {
@@ -83,6 +85,7 @@ where
         inner: S,
         requirement: Arc<Requirement>,
         grpc: bool,
+        render: R,
     ) -> Self {
         Self {
             state: State::Validating {
@@ -92,6 +95,7 @@ where
                     inner: Some(inner),
                     requirement,
                     grpc,
+                    render,
                 }),
             },
         }
@@ -112,9 +116,10 @@ where
     }
 }
 
-impl<S, B, ResBody> Future for ResponseFuture<S, B>
+impl<S, B, R, ResBody> Future for ResponseFuture<S, B, R>
 where
     S: Service<Request<B>, Response = Response<ResBody>>,
+    R: RenderRejection<ResBody>,
     ResBody: Default,
 {
     type Output = Result<Response<ResBody>, S::Error>;
@@ -130,27 +135,30 @@ where
                         inner,
                         requirement,
                         grpc,
+                        render,
                     } = &mut **pending;
                     let verdict = ready!(validation.as_mut().poll(cx));
-                    let reject = |r| requirement.challenges.response(r, *grpc);
-                    match (
-                        decide(verdict, &requirement.scope),
-                        request.take(),
-                        inner.take(),
-                    ) {
-                        (Ok(info), Some(mut req), Some(mut svc)) => {
-                            req.extensions_mut().insert(info);
-                            State::Inner {
-                                future: svc.call(req),
-                            }
+                    let reject = |r, req: Option<&Request<B>>| {
+                        let (empty_uri, empty) = (Uri::default(), HeaderMap::new());
+                        let parts = req.map_or((&empty_uri, &empty), |q| (q.uri(), q.headers()));
+                        let response = requirement.refuse(r, &*render, parts, *grpc);
+                        State::Rejected {
+                            response: Some(Box::new(response)),
                         }
-                        (Err(rejection), _, _) => State::Rejected {
-                            response: Some(Box::new(reject(rejection))),
+                    };
+                    match (decide(verdict, &requirement.scope), inner.take()) {
+                        (Ok(info), Some(mut svc)) => match request.take() {
+                            Some(mut req) => {
+                                req.extensions_mut().insert(info);
+                                State::Inner {
+                                    future: svc.call(req),
+                                }
+                            }
+                            // Only reachable if polled after completion; answer, never panic.
+                            None => reject(Rejection::Unavailable, None),
                         },
-                        // Only reachable if polled after completion; answer, never panic.
-                        _ => State::Rejected {
-                            response: Some(Box::new(reject(Rejection::Unavailable))),
-                        },
+                        (Err(rejection), _) => reject(rejection, request.take().as_ref()),
+                        (Ok(_), None) => reject(Rejection::Unavailable, request.take().as_ref()),
                     }
                 }
                 StateProj::Inner { future } => return future.poll(cx),

@@ -6,23 +6,26 @@ use tower_layer::Layer;
 
 use super::{
     requirement::{Requirement, Shared},
+    response::DefaultRejection,
     service::Bearer,
     validator::{LocalValidator, Validator},
 };
 use crate::{scope::Scope, server::AuthServer};
 
 /// A tower [`Layer`] that guards a service with bearer tokens (RFC 6750). Holds settings only;
-/// cheap to clone, so each route can have its own required scope.
+/// cheap to clone, so each route can have its own required scope. `R` words the refusals
+/// ([`render_rejection`](Self::render_rejection)).
 #[derive(Clone)]
 #[must_use]
-pub struct BearerLayer {
+pub struct BearerLayer<R = DefaultRejection> {
     realm: Arc<str>,
     /// Built once here, not in `layer()`: frameworks may wrap a service per request (axum does
     /// for routes it converts lazily), and rendering the challenges costs microseconds.
     shared: Arc<Shared>,
+    render: R,
 }
 
-impl fmt::Debug for BearerLayer {
+impl<R> fmt::Debug for BearerLayer<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BearerLayer")
             .field("realm", &self.realm)
@@ -67,6 +70,22 @@ impl BearerLayer {
                 allow_query: false,
             }),
             realm,
+            render: DefaultRejection,
+        }
+    }
+}
+
+impl<R> BearerLayer<R> {
+    /// Word the refusals with `render` (a closure `Fn(&RejectionContext<'_>) -> Response<B>`
+    /// will do, `B` the guarded service's body): the app's own JSON, RFC 9457 problem details,
+    /// a page. The layer still sets the status, `WWW-Authenticate` and `Cache-Control:
+    /// no-store` over what it returns; gRPC requests are answered in gRPC's terms as before.
+    /// See [`RenderRejection`](super::RenderRejection).
+    pub fn render_rejection<R2>(self, render: R2) -> BearerLayer<R2> {
+        BearerLayer {
+            realm: self.realm,
+            shared: self.shared,
+            render,
         }
     }
 
@@ -82,6 +101,7 @@ impl BearerLayer {
         Self {
             shared: Arc::new(shared),
             realm: self.realm,
+            render: self.render,
         }
     }
 
@@ -135,10 +155,10 @@ impl BearerLayer {
     }
 }
 
-impl<S> Layer<S> for BearerLayer {
-    type Service = Bearer<S>;
+impl<S, R: Clone> Layer<S> for BearerLayer<R> {
+    type Service = Bearer<S, R>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Bearer::new(inner, Arc::clone(&self.shared))
+        Bearer::new(inner, Arc::clone(&self.shared), self.render.clone())
     }
 }

@@ -12,6 +12,9 @@
 //! | token lacks a required scope | 403 | `Bearer realm="…", error="insufficient_scope", …, scope="…"` |
 //! | token store unavailable | 503 | — |
 //!
+//! The body of a refusal is the app's to word ([`BearerLayer::render_rejection`]: RFC 9457
+//! problem details, say); the status, the challenge and `no-store` stay the layer's.
+//!
 //! With axum, add it with `route_layer` so that unknown paths stay 404 instead of becoming 401.
 //! `route_layer` wraps every route added before it, so give each differently guarded group of
 //! routes its own `Router` and `merge` them.
@@ -57,6 +60,7 @@ mod layer;
 #[cfg(any(feature = "introspection", feature = "jwt"))]
 mod remote;
 mod requirement;
+mod response;
 mod service;
 mod validator;
 #[cfg(feature = "jwt")]
@@ -76,6 +80,7 @@ pub use self::{
     form_body::{FormBodyToken, FormBodyTokenLayer},
     future::ResponseFuture,
     layer::BearerLayer,
+    response::{DefaultRejection, Rejection, RejectionContext, RenderRejection},
     service::Bearer,
     validator::{Both, LocalValidator, Validation, Validator},
 };

@@ -4,11 +4,12 @@
 
 use std::sync::Arc;
 
-use http::Request;
+use http::{HeaderMap, Request, Response, Uri};
 
 use super::{
     TokenInfo,
     challenge::{Challenges, Rejection},
+    response::{RejectionContext, RenderRejection},
     validator::{Validation, Validator},
 };
 use crate::{error::StoreError, scope::Scope};
@@ -25,6 +26,26 @@ impl Requirement {
             challenges: Challenges::new(realm, &scope),
             scope,
         }
+    }
+
+    /// The answer to a refused request: in `render`'s words over HTTP, with this requirement's
+    /// status and challenge; in gRPC's terms to a gRPC request.
+    pub(crate) fn refuse<B: Default, R: RenderRejection<B>>(
+        &self,
+        rejection: Rejection,
+        render: &R,
+        (uri, headers): (&Uri, &HeaderMap),
+        grpc: bool,
+    ) -> Response<B> {
+        let http = (!grpc).then(|| {
+            render.render(&RejectionContext {
+                rejection,
+                required: &self.scope,
+                uri,
+                headers,
+            })
+        });
+        self.challenges.response(rejection, http)
     }
 }
 

@@ -15,17 +15,19 @@ use super::{
     credentials::{Extracted, extract},
     future::ResponseFuture,
     requirement::{Shared, decide},
+    response::{DefaultRejection, RenderRejection},
 };
 use crate::token::is_b64token;
 
-/// The service [`super::BearerLayer`] produces.
+/// The service [`super::BearerLayer`] produces; `R` words its refusals.
 #[derive(Clone)]
-pub struct Bearer<S> {
+pub struct Bearer<S, R = DefaultRejection> {
     inner: S,
     shared: Arc<Shared>,
+    render: R,
 }
 
-impl<S: fmt::Debug> fmt::Debug for Bearer<S> {
+impl<S: fmt::Debug, R> fmt::Debug for Bearer<S, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Bearer")
             .field("inner", &self.inner)
@@ -34,9 +36,13 @@ impl<S: fmt::Debug> fmt::Debug for Bearer<S> {
     }
 }
 
-impl<S> Bearer<S> {
-    pub(crate) fn new(inner: S, shared: Arc<Shared>) -> Self {
-        Self { inner, shared }
+impl<S, R> Bearer<S, R> {
+    pub(crate) fn new(inner: S, shared: Arc<Shared>, render: R) -> Self {
+        Self {
+            inner,
+            shared,
+            render,
+        }
     }
 
     /// The wrapped service.
@@ -55,14 +61,15 @@ impl<S> Bearer<S> {
     }
 }
 
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Bearer<S>
+impl<S, R, ReqBody, ResBody> Service<Request<ReqBody>> for Bearer<S, R>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+    R: RenderRejection<ResBody>,
     ResBody: Default,
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = ResponseFuture<S, ReqBody>;
+    type Future = ResponseFuture<S, ReqBody, R>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -72,8 +79,10 @@ where
         let shared = &self.shared;
         let requirement = shared.requirement(&req);
         // Whether to answer in gRPC's terms is read only when answering (rejections are rare).
+        let render = &self.render;
         let reject = |rejection, req: &Request<ReqBody>| {
-            ResponseFuture::rejected(requirement.challenges.response(rejection, is_grpc(req)))
+            let parts = (req.uri(), req.headers());
+            ResponseFuture::rejected(requirement.refuse(rejection, render, parts, is_grpc(req)))
         };
         let validation = match extract(&req, shared.allow_query) {
             Extracted::Token(token) => match shared.validator.validate_now(&token) {
@@ -104,6 +113,13 @@ where
         // (tower's guidance on cloning inner services).
         let clone = self.inner.clone();
         let inner = mem::replace(&mut self.inner, clone);
-        ResponseFuture::validating(validation, req, inner, requirement, grpc)
+        ResponseFuture::validating(
+            validation,
+            req,
+            inner,
+            requirement,
+            grpc,
+            self.render.clone(),
+        )
     }
 }

@@ -639,3 +639,152 @@ async fn require_scope_for_matches_the_path_its_layer_sees_under_nest() {
         "fails closed"
     );
 }
+
+/// The app words the refusals (RFC 9457 problem details here); the status, the challenge and
+/// `no-store` stay the layer's whatever the renderer sets, on the synchronous path (memory
+/// store), the asynchronous one (a store that is down) and for every kind of refusal. gRPC
+/// requests are answered in gRPC's terms, without the renderer.
+#[tokio::test]
+async fn the_app_words_refusals_but_status_challenge_and_no_store_stay_the_layers() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use axum::{Router, body::Body, routing::get};
+    use http::{StatusCode, Version};
+    use tower::ServiceExt;
+    use tower_oauth2::bearer::{Rejection, RejectionContext};
+
+    let rendered = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&rendered);
+    let problem = move |r: &RejectionContext<'_>| {
+        count.fetch_add(1, Ordering::SeqCst);
+        let body = serde_json::json!({
+            "type": "about:blank",
+            "status": r.status().as_u16(),
+            "title": r.description(),
+            "error": r.error_code(),
+            "required_scope": r.required_scope().as_str(),
+            "instance": r.uri().path(),
+        });
+        http::Response::builder()
+            .header("content-type", "application/problem+json")
+            // All three are the layer's to set: these must not survive.
+            .status(StatusCode::OK)
+            .header("www-authenticate", "Basic realm=\"mine\"")
+            .header("cache-control", "public, max-age=3600")
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    };
+    let app = |server: &AuthServer| {
+        Router::new()
+            .route("/api/notes", get(|| async { "notes" }))
+            .route_layer(
+                server
+                    .bearer_layer()
+                    .require_scope(Scope::parse("write").unwrap())
+                    .render_rejection(problem.clone()),
+            )
+    };
+    let call = |app: Router, auth: Option<String>, grpc: bool| async move {
+        let mut req = Request::get("/api/notes");
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        if grpc {
+            req = req
+                .version(Version::HTTP_2)
+                .header("content-type", "application/grpc");
+        }
+        let res = app.oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
+        let (parts, body) = res.into_parts();
+        let body = axum::body::to_bytes(body, 1 << 16).await.unwrap();
+        (parts, body)
+    };
+    let h = harness();
+    let (without_scope, _) = h.login_as(APP, "alice", "wonderland", "&scope=read").await;
+    let (with_scope, _) = h
+        .login_as(APP, "alice", "wonderland", "&scope=read+write")
+        .await;
+    let challenge = |error: &str, description: &str| {
+        format!("{REALM}, error=\"{error}\", error_description=\"{description}\"")
+    };
+    let cases = [
+        (None, Rejection::Missing, REALM.to_owned()),
+        (
+            Some("Bearer a$b".to_owned()),
+            Rejection::Malformed,
+            challenge("invalid_request", "Malformed bearer credentials"),
+        ),
+        (
+            Some("Bearer unknown-token".to_owned()),
+            Rejection::Invalid,
+            challenge("invalid_token", "The access token is invalid or revoked"),
+        ),
+        (
+            Some(format!("Bearer {without_scope}")),
+            Rejection::InsufficientScope,
+            format!(
+                "{}, scope=\"write\"",
+                challenge(
+                    "insufficient_scope",
+                    "The access token does not grant the scope this resource requires"
+                )
+            ),
+        ),
+    ];
+    for (auth, rejection, www) in cases {
+        let (parts, body) = call(app(&h.server), auth.clone(), false).await;
+        assert_eq!(parts.status, rejection.status(), "{auth:?}");
+        assert_eq!(parts.headers["www-authenticate"], www.as_str(), "{auth:?}");
+        assert_eq!(parts.headers.get_all("www-authenticate").iter().count(), 1);
+        assert_eq!(parts.headers["cache-control"], "no-store", "{auth:?}");
+        assert_eq!(parts.headers["content-type"], "application/problem+json");
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["status"], rejection.status().as_u16(), "{auth:?}");
+        assert_eq!(json["title"], rejection.description());
+        assert_eq!(json["error"].as_str(), rejection.error_code());
+        assert_eq!(json["required_scope"], "write");
+        assert_eq!(json["instance"], "/api/notes");
+    }
+    // The token that has the scope passes, untouched by the renderer.
+    let (parts, body) = call(app(&h.server), Some(format!("Bearer {with_scope}")), false).await;
+    assert_eq!((parts.status, &body[..]), (StatusCode::OK, &b"notes"[..]));
+    // Expired.
+    h.clock.advance(std::time::Duration::from_secs(7200));
+    let (parts, body) = call(app(&h.server), Some(format!("Bearer {with_scope}")), false).await;
+    assert_eq!(parts.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        parts.headers["www-authenticate"],
+        challenge("invalid_token", "The access token expired").as_str()
+    );
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(json["title"], "The access token expired");
+    // The asynchronous path: a store that is down is 503, with no challenge at all (the
+    // renderer's own is removed), still no-store.
+    let (parts, body) = call(
+        app(&down_server()),
+        Some("Bearer abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG".into()),
+        false,
+    )
+    .await;
+    assert_eq!(parts.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(parts.headers.get("www-authenticate"), None);
+    assert_eq!(parts.headers["cache-control"], "no-store");
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        (json["status"].as_u64(), json["error"].as_str()),
+        (Some(503), None)
+    );
+    // gRPC: answered in gRPC's terms; the renderer is not asked.
+    let before = rendered.load(Ordering::SeqCst);
+    let (parts, body) = call(app(&h.server), None, true).await;
+    assert_eq!(parts.status, StatusCode::OK);
+    assert_eq!(parts.headers["grpc-status"], "16");
+    assert_eq!(parts.headers["www-authenticate"], REALM);
+    assert_eq!(parts.headers["cache-control"], "no-store");
+    assert!(body.is_empty());
+    assert_eq!(
+        rendered.load(Ordering::SeqCst),
+        before,
+        "no rendering for gRPC"
+    );
+}
