@@ -61,6 +61,8 @@
 //! | `jwt` | `jose::KeySet`: JWT access tokens (RFC 9068, ES256, EdDSA or RS256), the JWKS endpoint, `bearer::JwtValidator` | `jsonwebtoken` (AWS-LC backend), `aws-lc-rs`, `pem`, `hyper` |
 //! | `tls` | `https://` for `IntrospectionValidator` and `JwtValidator`: the system's root certificates, or the app's (`tls_root_certificates`) | `rustls` (AWS-LC), `hyper-rustls`, `rustls-native-certs` |
 //! | `test-util` | `conformance` and `token_store_conformance!`: the conformance suite for a `TokenStore` of your own | tokio's multi-threaded runtime |
+//!
+#![doc = include_str!("../docs/mounting.md")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs, rust_2018_idioms, unreachable_pub, unsafe_code)]
 

@@ -45,6 +45,8 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+#![doc = include_str!("../../docs/resource-servers.md")]
 
 #[cfg(feature = "axum")]
 mod axum;

@@ -24,6 +24,8 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+#![doc = include_str!("../../docs/behaviour.md")]
 
 mod authorize;
 mod body;

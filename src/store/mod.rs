@@ -42,6 +42,8 @@
 //! #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
 //! # }
 //! ```
+//!
+#![doc = include_str!("../../docs/stores.md")]
 
 mod announce;
 #[cfg(any(feature = "redis", feature = "postgres"))]

@@ -30,6 +30,8 @@
 //! Every answer carries `Cache-Control: no-store`; pages also forbid framing (RFC 6749 §10.13)
 //! and referrers. The binding cookie is `HttpOnly`, `SameSite=Lax`, and `Secure` unless the
 //! issuer is plain `http` on a loopback host.
+//!
+#![doc = include_str!("../../../docs/authorization.md")]
 
 mod cookie;
 mod page;
