@@ -1,4 +1,7 @@
 //! [`AuthServer`]: the shared core every endpoint and the bearer layer hold, and its builder.
+//! The endpoints and the bearer layer add their constructors to it where they are defined
+//! (`server.token_endpoint()` in `endpoint`, `server.bearer_layer()` in `bearer`), so this
+//! file imports none of them.
 
 use std::{
     fmt,
@@ -6,18 +9,13 @@ use std::{
 };
 
 use crate::{
-    bearer::BearerLayer,
     client::{Client, ClientStore, GrantType, SecretVerifier},
     clock::{Clock, SystemClock, UnixTime},
     config::Config,
-    endpoint::{
-        AuthorizationEndpoint, AuthorizationHandler, Decision, EndpointResponse,
-        IntrospectionEndpoint, JwksEndpoint, Metadata, MetadataEndpoint,
-        PushedAuthorizationEndpoint, RevocationEndpoint, TokenEndpoint,
-    },
+    endpoint::authorize::handler::AuthorizationHandler,
     error::{ConfigError, OAuthError, StoreError},
     events::{Event, EventListener},
-    grant::{self, AuthorizationRequest, PendingAuthorization, context::Context},
+    grant::{self, AuthorizationRequest, context::Context},
     store::{AccessTokenRecord, GrantFilter, MemoryStore, NearCache, TokenStore},
     token::{GrantId, TokenHash},
     user::UserAuthenticator,
@@ -90,80 +88,6 @@ impl AuthServer {
     /// The current time according to the server's clock.
     pub fn now(&self) -> UnixTime {
         self.inner.clock.now()
-    }
-
-    /// The token endpoint (RFC 6749 §3.2) as a tower `Service`.
-    pub fn token_endpoint(&self) -> TokenEndpoint {
-        TokenEndpoint::new(self.clone())
-    }
-
-    /// The revocation endpoint (RFC 7009) as a tower `Service`.
-    pub fn revocation_endpoint(&self) -> RevocationEndpoint {
-        RevocationEndpoint::new(self.clone())
-    }
-
-    /// The introspection endpoint (RFC 7662) as a tower `Service`.
-    pub fn introspection_endpoint(&self) -> IntrospectionEndpoint {
-        IntrospectionEndpoint::new(self.clone())
-    }
-
-    /// The metadata endpoint (RFC 8414) as a tower `Service`.
-    pub fn metadata_endpoint(&self, metadata: Metadata) -> MetadataEndpoint {
-        MetadataEndpoint::new(self, metadata)
-    }
-
-    /// The authorization endpoint (RFC 6749 §3.1), asking the app's
-    /// [`AuthorizationHandler`](crate::endpoint::AuthorizationHandler) (set on the builder;
-    /// without one every request gets a `server_error` page).
-    pub fn authorization_endpoint(&self) -> AuthorizationEndpoint {
-        AuthorizationEndpoint::new(self.clone())
-    }
-
-    /// The JWK Set endpoint, for `/.well-known/jwks.json`: the public signing keys.
-    pub fn jwks_endpoint(&self) -> JwksEndpoint {
-        JwksEndpoint::new(self)
-    }
-
-    /// Whether JWT access tokens can be signed (feature `jwt` and signing keys set).
-    pub fn has_signing_keys(&self) -> bool {
-        #[cfg(feature = "jwt")]
-        return self.inner.keys.is_some();
-        #[cfg(not(feature = "jwt"))]
-        false
-    }
-
-    /// The pushed authorization request endpoint (RFC 9126), for `/oauth/par`.
-    pub fn pushed_authorization_endpoint(&self) -> PushedAuthorizationEndpoint {
-        PushedAuthorizationEndpoint::new(self.clone())
-    }
-
-    /// Complete the pending authorization request `handle` with the resource owner's decision,
-    /// from the app's login or consent form: the answer to send the browser — the redirect to
-    /// the client (with `code` or `access_denied`, `state` and `iss`), or an error page when the
-    /// handle is unknown, used, lapsed, or was started by another browser. `headers` are the
-    /// form post's, which carry the binding cookie.
-    pub async fn complete_authorization(
-        &self,
-        handle: &str,
-        headers: &http::HeaderMap,
-        decision: Decision,
-    ) -> EndpointResponse {
-        crate::endpoint::authorize_complete(self, handle, headers, decision).await
-    }
-
-    /// The pending request `handle`, while it is pending and bound to this browser (`headers`
-    /// carry the binding cookie): for re-rendering a login page after a wrong password.
-    pub async fn pending_authorization(
-        &self,
-        handle: &str,
-        headers: &http::HeaderMap,
-    ) -> Result<Option<PendingAuthorization>, StoreError> {
-        crate::endpoint::authorize_pending(self, handle, headers).await
-    }
-
-    /// A bearer-token layer (RFC 6750) validating against this server's store.
-    pub fn bearer_layer(&self) -> BearerLayer {
-        BearerLayer::new(self)
     }
 
     /// Mint an authorization code for the app's own authorization/consent handler, after the

@@ -162,3 +162,11 @@ impl<S, R: Clone> Layer<S> for BearerLayer<R> {
         Bearer::new(inner, Arc::clone(&self.shared), self.render.clone())
     }
 }
+
+/// The bearer layer of a server, validating against its store.
+impl AuthServer {
+    /// A bearer-token layer (RFC 6750) validating against this server's store.
+    pub fn bearer_layer(&self) -> BearerLayer {
+        BearerLayer::new(self)
+    }
+}

@@ -27,169 +27,74 @@
 //!
 #![doc = include_str!("../../docs/behaviour.md")]
 
-mod authorize;
+pub(crate) mod authorize;
 mod body;
 pub(crate) mod client_auth;
+pub(crate) mod future;
 mod introspect;
 mod jwks;
 mod metadata;
+mod post;
 pub(crate) mod response;
 mod revoke;
-
-use std::{
-    convert::Infallible,
-    fmt,
-    future::Future,
-    pin::Pin,
-    task::{Context, Poll},
-};
-
-use http::{Method, Request};
-use http_body::Body;
 
 pub use self::{
     authorize::{
         AGENT_COOKIE, AuthorizationContext, AuthorizationEndpoint, AuthorizationHandler, Decision,
         Interaction, html_escape,
     },
+    future::ResponseFuture,
     jwks::{JWKS_MAX_AGE_SECS, JwksEndpoint},
     metadata::{Metadata, MetadataEndpoint},
+    post::{IntrospectionEndpoint, PushedAuthorizationEndpoint, RevocationEndpoint, TokenEndpoint},
     response::EndpointResponse,
 };
-use crate::{
-    error::OAuthError,
-    error::{BoxError, ErrorKind},
-    future::BoxFuture,
-    grant::TokenRequest,
-    server::AuthServer,
-};
+use crate::server::AuthServer;
 
-/// The future every endpoint returns.
-pub struct ResponseFuture(BoxFuture<'static, EndpointResponse>);
+/// The endpoints, built from the server they serve.
+impl AuthServer {
+    /// The token endpoint (RFC 6749 §3.2) as a tower `Service`.
+    pub fn token_endpoint(&self) -> TokenEndpoint {
+        TokenEndpoint::new(self.clone())
+    }
 
-impl fmt::Debug for ResponseFuture {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ResponseFuture")
+    /// The revocation endpoint (RFC 7009) as a tower `Service`.
+    pub fn revocation_endpoint(&self) -> RevocationEndpoint {
+        RevocationEndpoint::new(self.clone())
+    }
+
+    /// The introspection endpoint (RFC 7662) as a tower `Service`.
+    pub fn introspection_endpoint(&self) -> IntrospectionEndpoint {
+        IntrospectionEndpoint::new(self.clone())
+    }
+
+    /// The metadata endpoint (RFC 8414) as a tower `Service`.
+    pub fn metadata_endpoint(&self, metadata: Metadata) -> MetadataEndpoint {
+        MetadataEndpoint::new(self, metadata)
+    }
+
+    /// The authorization endpoint (RFC 6749 §3.1), asking the app's
+    /// [`AuthorizationHandler`](crate::endpoint::AuthorizationHandler) (set on the builder;
+    /// without one every request gets a `server_error` page).
+    pub fn authorization_endpoint(&self) -> AuthorizationEndpoint {
+        AuthorizationEndpoint::new(self.clone())
+    }
+
+    /// The JWK Set endpoint, for `/.well-known/jwks.json`: the public signing keys.
+    pub fn jwks_endpoint(&self) -> JwksEndpoint {
+        JwksEndpoint::new(self)
+    }
+
+    /// Whether JWT access tokens can be signed (feature `jwt` and signing keys set).
+    pub fn has_signing_keys(&self) -> bool {
+        #[cfg(feature = "jwt")]
+        return self.inner.keys.is_some();
+        #[cfg(not(feature = "jwt"))]
+        false
+    }
+
+    /// The pushed authorization request endpoint (RFC 9126), for `/oauth/par`.
+    pub fn pushed_authorization_endpoint(&self) -> PushedAuthorizationEndpoint {
+        PushedAuthorizationEndpoint::new(self.clone())
     }
 }
-
-impl Future for ResponseFuture {
-    type Output = Result<EndpointResponse, Infallible>;
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.0.as_mut().poll(cx).map(Ok)
-    }
-}
-
-#[derive(Clone, Copy)]
-enum Kind {
-    Token,
-    Revocation,
-    Introspection,
-    PushedAuthorization,
-}
-
-/// The common path of the POST endpoints: method, body, form, client — each once — then the
-/// endpoint's own logic.
-async fn handle<B>(server: AuthServer, kind: Kind, req: Request<B>) -> EndpointResponse
-where
-    B: Body,
-    B::Error: Into<BoxError>,
-{
-    let (parts, body) = req.into_parts();
-    let basic = client_auth::attempted_http_auth(&parts.headers);
-    let result = async {
-        if parts.method != Method::POST {
-            return Err(OAuthError::new(ErrorKind::MethodNotAllowed, "use POST"));
-        }
-        let form = body::read_form(&parts.headers, body, server.config().max_body_bytes).await?;
-        let client = client_auth::authenticate(&server, &parts.headers, &form).await?;
-        match kind {
-            Kind::Token => {
-                crate::grant::exchange(server.context(), &TokenRequest::new(&client, &form))
-                    .await
-                    .map(|t| response::token(&t))
-            }
-            Kind::Revocation => revoke::revoke(&server, &client, &form).await,
-            Kind::Introspection => introspect::introspect(&server, &client, &form).await,
-            Kind::PushedAuthorization => authorize::push(&server, &client, &form).await,
-        }
-    }
-    .await;
-    result.unwrap_or_else(|e| response::error(&e, &server.config().realm, basic))
-}
-
-macro_rules! post_endpoint {
-    ($(#[$doc:meta])* $name:ident, $kind:expr) => {
-        $(#[$doc])*
-        #[derive(Clone, Debug)]
-        pub struct $name {
-            server: AuthServer,
-        }
-
-        impl $name {
-            /// The endpoint for `server`.
-            pub fn new(server: AuthServer) -> Self {
-                Self { server }
-            }
-        }
-
-        endpoint_service!($name, |server, req| handle(server, $kind, req));
-    };
-}
-
-/// The tower `Service` of an endpoint holding `server`: always ready, each call one boxed
-/// future of `$handle(server, req)`.
-macro_rules! endpoint_service {
-    ($name:ident, |$server:ident, $req:ident| $handle:expr) => {
-        impl<B> tower_service::Service<Request<B>> for $name
-        where
-            B: Body + Send + 'static,
-            B::Data: Send,
-            B::Error: Into<BoxError>,
-        {
-            type Response = EndpointResponse;
-            type Error = Infallible;
-            type Future = ResponseFuture;
-
-            fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-                Poll::Ready(Ok(()))
-            }
-
-            fn call(&mut self, $req: Request<B>) -> Self::Future {
-                let $server = self.server.clone();
-                ResponseFuture(Box::pin($handle))
-            }
-        }
-    };
-}
-pub(crate) use endpoint_service;
-
-post_endpoint!(
-    /// The token endpoint (RFC 6749 §3.2): every grant type, POST with a form body.
-    TokenEndpoint,
-    Kind::Token
-);
-post_endpoint!(
-    /// The revocation endpoint (RFC 7009). Revoking a refresh token revokes its whole family;
-    /// revoking an access token revokes that token. Unknown tokens and other clients' tokens get
-    /// 200 with no effect.
-    RevocationEndpoint,
-    Kind::Revocation
-);
-post_endpoint!(
-    /// The pushed authorization request endpoint (RFC 9126): the client authenticates as at the
-    /// token endpoint and posts its authorization request, which is validated like one at the
-    /// authorization endpoint (every error as JSON, never a redirect) and kept; the answer is a
-    /// single-use `request_uri` and its `expires_in`, which the client then sends to the
-    /// authorization endpoint with its `client_id`.
-    PushedAuthorizationEndpoint,
-    Kind::PushedAuthorization
-);
-post_endpoint!(
-    /// The introspection endpoint (RFC 7662), for authorised clients only. Anything not active
-    /// is exactly `{"active":false}`.
-    IntrospectionEndpoint,
-    Kind::Introspection
-);
-
-pub(crate) use self::authorize::{complete as authorize_complete, pending as authorize_pending};

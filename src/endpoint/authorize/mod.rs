@@ -34,26 +34,26 @@
 #![doc = include_str!("../../../docs/authorization.md")]
 
 mod cookie;
+pub(crate) mod handler;
 mod page;
 
-use std::{
-    convert::Infallible,
-    sync::Arc,
-    task::{Context, Poll},
-};
+use std::sync::Arc;
 
-use async_trait::async_trait;
 use bytes::Bytes;
 use http::{
-    HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri,
+    HeaderMap, HeaderValue, Method, Request, Response, StatusCode,
     header::{self, CACHE_CONTROL, LOCATION, PRAGMA},
 };
 use http_body::Body;
 use http_body_util::Full;
 
 use self::page::{page, with_page_headers};
-pub use self::{cookie::AGENT_COOKIE, page::html_escape};
-use super::{ResponseFuture, body, response::EndpointResponse};
+pub use self::{
+    cookie::AGENT_COOKIE,
+    handler::{AuthorizationContext, AuthorizationHandler, Interaction},
+    page::html_escape,
+};
+use super::{body, future::endpoint_service, response::EndpointResponse};
 pub use crate::grant::authorize::Decision;
 use crate::{
     error::{BoxError, ErrorKind, OAuthError, StoreError},
@@ -66,75 +66,6 @@ use crate::{
     token,
     wire::form::Form,
 };
-
-/// The app's answer to a new authorization request.
-#[derive(Debug)]
-pub enum Interaction {
-    /// Decided at once (a session and a remembered consent, or a policy).
-    Decided(Decision),
-    /// A page of the app's own (login, consent) to show; it completes the request later with
-    /// [`AuthServer::complete_authorization`] and the [handle](AuthorizationContext::handle).
-    /// The endpoint adds its security headers and the binding cookie.
-    Respond(EndpointResponse),
-}
-
-/// A validated authorization request as the app's [`AuthorizationHandler`] sees it.
-#[derive(Debug, Clone)]
-pub struct AuthorizationContext {
-    handle: String,
-    request: PendingAuthorization,
-    uri: Uri,
-    headers: HeaderMap,
-}
-
-impl AuthorizationContext {
-    /// The single-use handle that completes this request: put it in the login or consent form
-    /// (it is worthless without the user agent's binding cookie).
-    pub fn handle(&self) -> &str {
-        &self.handle
-    }
-
-    /// The validated request.
-    pub fn request(&self) -> &PendingAuthorization {
-        &self.request
-    }
-
-    /// The request's URI, as received.
-    pub fn uri(&self) -> &Uri {
-        &self.uri
-    }
-
-    /// The request's headers, for the app's own session cookie.
-    pub fn headers(&self) -> &HeaderMap {
-        &self.headers
-    }
-}
-
-/// The app's part of the authorization endpoint: who the resource owner is and what they
-/// allow. An async closure `Fn(AuthorizationContext) -> impl Future<Output = Interaction>` is
-/// one.
-#[async_trait]
-pub trait AuthorizationHandler: Send + Sync + 'static {
-    /// Decide, or show a page that will decide later.
-    async fn authorize(&self, ctx: AuthorizationContext) -> Interaction;
-
-    /// The page for a request that cannot be answered at the client's redirect URI (unknown
-    /// client or redirect URI, a handle that lapsed). `None` (the default) for the built-in one.
-    fn error_page(&self, _error: &OAuthError) -> Option<EndpointResponse> {
-        None
-    }
-}
-
-#[async_trait]
-impl<F, Fut> AuthorizationHandler for F
-where
-    F: Fn(AuthorizationContext) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Interaction> + Send,
-{
-    async fn authorize(&self, ctx: AuthorizationContext) -> Interaction {
-        self(ctx).await
-    }
-}
 
 /// The authorization endpoint (RFC 6749 §3.1): GET and POST. Built by
 /// [`AuthServer::authorization_endpoint`].
@@ -149,7 +80,7 @@ impl AuthorizationEndpoint {
     }
 }
 
-super::endpoint_service!(AuthorizationEndpoint, |server, req| handle(server, req));
+endpoint_service!(AuthorizationEndpoint, |server, req| handle(server, req));
 
 async fn handle<B>(server: AuthServer, req: Request<B>) -> EndpointResponse
 where
@@ -227,9 +158,36 @@ where
     res
 }
 
+/// The app's page completes what the authorization endpoint suspended.
+impl AuthServer {
+    /// Complete the pending authorization request `handle` with the resource owner's decision,
+    /// from the app's login or consent form: the answer to send the browser — the redirect to
+    /// the client (with `code` or `access_denied`, `state` and `iss`), or an error page when the
+    /// handle is unknown, used, lapsed, or was started by another browser. `headers` are the
+    /// form post's, which carry the binding cookie.
+    pub async fn complete_authorization(
+        &self,
+        handle: &str,
+        headers: &http::HeaderMap,
+        decision: Decision,
+    ) -> EndpointResponse {
+        complete(self, handle, headers, decision).await
+    }
+
+    /// The pending request `handle`, while it is pending and bound to this browser (`headers`
+    /// carry the binding cookie): for re-rendering a login page after a wrong password.
+    pub async fn pending_authorization(
+        &self,
+        handle: &str,
+        headers: &http::HeaderMap,
+    ) -> Result<Option<PendingAuthorization>, StoreError> {
+        pending(self, handle, headers).await
+    }
+}
+
 /// Complete a pending request (see [`AuthServer::complete_authorization`]): take it (once, and
 /// only for the user agent it is bound to) and answer it.
-pub(crate) async fn complete(
+async fn complete(
     server: &AuthServer,
     handle: &str,
     headers: &HeaderMap,
@@ -250,7 +208,7 @@ pub(crate) async fn complete(
 }
 
 /// The pending request for `handle`, if it is still pending and bound to this user agent.
-pub(crate) async fn pending(
+async fn pending(
     server: &AuthServer,
     handle: &str,
     headers: &HeaderMap,
