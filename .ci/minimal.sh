@@ -5,23 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 port=${MINIMAL_PORT:-3107}
-bin=$(cargo build --quiet --example minimal --message-format=json |
-  python3 -c 'import json, sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "minimal" and m.get("executable"):
-        print(m["executable"])')
-[ -x "$bin" ] || { echo "minimal: cargo did not report the example's binary" >&2; exit 1; }
-
-log=$(mktemp)
-PORT=$port "$bin" >"$log" 2>&1 &
-pid=$!
-trap 'kill $pid 2>/dev/null || true; rm -f "$log"' EXIT
-for _ in $(seq 1 100); do
-  grep -q "listening on" "$log" && break
-  sleep 0.1
-done
-grep -q "listening on http://127.0.0.1:$port" "$log" || { cat "$log"; exit 1; }
+source .ci/example.sh
+start_example minimal "$port"
 
 fail() { echo "minimal: FAIL: $*" >&2; exit 1; }
 out=$(curl -s -u app:app-secret -d grant_type=client_credentials "localhost:$port/oauth/token")

@@ -6,29 +6,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Ask cargo where it put the binary, so a CARGO_TARGET_DIR elsewhere works too.
-bin=$(cargo build --quiet --example quickstart --message-format=json |
-  python3 -c 'import json, sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "quickstart" and m.get("executable"):
-        print(m["executable"])')
-[ -x "$bin" ] || { echo "seed-curls: cargo did not report the quickstart binary" >&2; exit 1; }
-
+source .ci/example.sh
 if (exec 3<>/dev/tcp/127.0.0.1/3000) 2>/dev/null; then
   echo "seed-curls: port 3000 is in use; the pasted commands name it, so this check needs it free" >&2
   exit 1
 fi
-
-log=$(mktemp)
-"$bin" >"$log" 2>&1 &
-pid=$!
-trap 'kill $pid 2>/dev/null || true; rm -f "$log"' EXIT
-for _ in $(seq 1 100); do
-  grep -q "listening on" "$log" && break
-  sleep 0.1
-done
-grep -q "listening on http://127.0.0.1:3000" "$log" || { cat "$log"; exit 1; }
+start_example quickstart 3000
 
 field() { python3 -c 'import json,sys; v=json.load(sys.stdin).get(sys.argv[1]); print("" if v is None else v)' "$1"; }
 fail() { echo "seed-curls: FAIL: $*" >&2; exit 1; }
