@@ -2,9 +2,15 @@
 //! servers in other processes (feature `jwt`).
 //!
 //! - Keys come from the authorization server's JWK Set: found through its metadata (RFC 8414,
-//!   `jwks_uri`) or named directly. They are cached; a token with an unknown `kid` makes one
-//!   refetch, at most once per [`refetch_interval`](JwtValidatorBuilder::refetch_interval) and
-//!   shared by concurrent requests.
+//!   `jwks_uri`) or named directly. They are cached for as long as the key set's
+//!   `Cache-Control: max-age` says (at least [`refetch_interval`](JwtValidatorBuilder::refetch_interval),
+//!   at most a day; 5 minutes when it says nothing), then fetched again and replaced whole: a
+//!   key the server retired stops verifying here, and so do the cached tokens it signed. A
+//!   token with an unknown `kid` makes one refetch, at most once per `refetch_interval`. Every
+//!   fetch is shared by concurrent requests.
+//! - While the key set cannot be fetched, the last good one is used; failed attempts back off
+//!   (1 s, doubling up to a minute), and a token that would need the keys meanwhile is answered
+//!   at once — 503 when none were ever fetched — rather than queued behind another attempt.
 //! - A token is good when its header is `typ: at+jwt` with a `kid` of a published key and the
 //!   `alg` that key is for (never `none`, never an HMAC: a public key is no secret), its signature
 //!   holds, `iss` is the issuer exactly, `aud` names this resource server, and `exp` / `nbf` /
@@ -35,7 +41,7 @@
 use std::{
     fmt,
     sync::{Arc, RwLock},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use bytes::Bytes;
@@ -140,11 +146,40 @@ impl JwtValidatorBuilder {
     }
 }
 
-/// The key set as last fetched.
+/// How long a fetched key set is used when its answer gives no `max-age`.
+const DEFAULT_KEYS_MAX_AGE: u64 = 300;
+/// The longest a fetched key set is used, whatever its `max-age`.
+const MAX_KEYS_MAX_AGE: u64 = 86_400;
+/// The longest wait between two attempts while fetches fail.
+const MAX_BACKOFF: u64 = 60;
+
+/// The key set as last fetched, and how fetching has gone. Times are the validator's clock.
 #[derive(Default)]
 struct Keys {
     ring: Arc<Keyring>,
-    fetched_at: Option<Instant>,
+    /// When the set was fetched, and until when it may be used without fetching again.
+    fetched_at: Option<UnixTime>,
+    fresh_until: UnixTime,
+    /// The last failed attempt, and how many failed in a row since the last success.
+    failed_at: Option<UnixTime>,
+    failures: u32,
+}
+
+impl Keys {
+    fn fresh(&self, now: UnixTime) -> bool {
+        self.fetched_at.is_some() && now < self.fresh_until
+    }
+
+    /// Whether the last attempts failed so recently that no new one may start: 1 s after the
+    /// first failure, doubling to [`MAX_BACKOFF`].
+    fn backing_off(&self, now: UnixTime) -> bool {
+        let wait = 1u64
+            .checked_shl(self.failures.saturating_sub(1))
+            .unwrap_or(MAX_BACKOFF)
+            .min(MAX_BACKOFF);
+        self.failed_at
+            .is_some_and(|at| now < at.saturating_add(wait))
+    }
 }
 
 struct Inner {
@@ -159,7 +194,9 @@ struct Inner {
     keys: RwLock<Keys>,
     /// Held while fetching, so concurrent requests with an unknown `kid` share one fetch.
     fetching: tokio::sync::Mutex<()>,
-    verified: VerifiedCache<TokenInfo>,
+    /// Verified tokens, with the `kid` of the key that verified each: a token whose key left
+    /// the set is verified again (and refused).
+    verified: VerifiedCache<(TokenInfo, Arc<str>)>,
     fetches: std::sync::atomic::AtomicU64,
 }
 
@@ -242,27 +279,54 @@ struct Discovered {
 }
 
 impl Inner {
-    async fn get(&self, uri: &Uri) -> Result<Bytes, StoreError> {
+    /// GET `uri`: the body, and the answer's `max-age` if it gave one.
+    async fn get(&self, uri: &Uri) -> Result<(Bytes, Option<u64>), StoreError> {
         self.fetches
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let request = Request::get(uri.clone())
             .header(header::ACCEPT, "application/json")
             .body(Full::new(Bytes::new()))
             .map_err(StoreError::unavailable)?;
-        let (status, body) = remote::exchange(&self.http, request, self.timeout).await?;
+        let (status, max_age, body) =
+            remote::exchange_with_max_age(&self.http, request, self.timeout).await?;
         if !status.is_success() {
             return Err(StoreError::unavailable(format!("{uri} answered {status}")));
         }
-        Ok(body)
+        Ok((body, max_age))
     }
 
     /// Fetch the key set (through the metadata when the source is an issuer) and replace the
-    /// cached one.
-    async fn fetch_keys(&self) -> Result<(), StoreError> {
+    /// cached one whole; on failure, keep it and back off.
+    async fn fetch_keys(&self, now: UnixTime) -> Result<(), StoreError> {
+        let fetched = self.fetch_ring().await;
+        let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
+        match fetched {
+            Ok((ring, max_age)) => {
+                let floor = self.refetch_interval.as_secs();
+                let max_age = max_age
+                    .unwrap_or(DEFAULT_KEYS_MAX_AGE)
+                    .clamp(floor.min(MAX_KEYS_MAX_AGE), MAX_KEYS_MAX_AGE);
+                keys.ring = Arc::new(ring);
+                keys.fetched_at = Some(now);
+                keys.fresh_until = now.saturating_add(max_age);
+                keys.failed_at = None;
+                keys.failures = 0;
+                Ok(())
+            }
+            Err(e) => {
+                keys.failed_at = Some(now);
+                keys.failures = keys.failures.saturating_add(1);
+                Err(e)
+            }
+        }
+    }
+
+    /// The key set and its `max-age`.
+    async fn fetch_ring(&self) -> Result<(Keyring, Option<u64>), StoreError> {
         let jwks_uri = match &self.source {
             KeySource::Jwks(uri) => uri.clone(),
             KeySource::Issuer(metadata) => {
-                let found: Discovered = serde_json::from_slice(&self.get(metadata).await?)
+                let found: Discovered = serde_json::from_slice(&self.get(metadata).await?.0)
                     .map_err(|e| StoreError::Corrupt(e.into()))?;
                 // RFC 8414 §3.3: the metadata's issuer must be the one expected.
                 if found.issuer != self.expected_issuer() {
@@ -276,12 +340,9 @@ impl Inner {
                     .map_err(|_| StoreError::unavailable("jwks_uri is not an http URL"))?
             }
         };
-        let ring = jose::keyring(&self.get(&jwks_uri).await?)
-            .map_err(|e| StoreError::Corrupt(e.into()))?;
-        let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
-        keys.ring = Arc::new(ring);
-        keys.fetched_at = Some(Instant::now());
-        Ok(())
+        let (body, max_age) = self.get(&jwks_uri).await?;
+        let ring = jose::keyring(&body).map_err(|e| StoreError::Corrupt(e.into()))?;
+        Ok((ring, max_age))
     }
 
     /// The issuer every token (and, for an issuer source, the metadata) must name.
@@ -289,47 +350,63 @@ impl Inner {
         &self.issuer
     }
 
-    /// The keys as last fetched.
-    fn ring(&self) -> Arc<Keyring> {
+    /// The keys as last fetched, and whether they are still fresh at `now`.
+    fn ring(&self, now: UnixTime) -> (Arc<Keyring>, bool) {
         let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
-        Arc::clone(&keys.ring)
+        (Arc::clone(&keys.ring), keys.fresh(now))
     }
 
-    /// The keys, with `kid` among them if it can be: an unknown `kid` makes the set be fetched
-    /// again (when the last fetch is old enough), once for all concurrent requests.
+    /// The keys to judge a token by, with `kid` among them if it can be. A stale set is fetched
+    /// again first, and so is one without `kid` (at most once per `refetch_interval`); one
+    /// fetch for all concurrent requests. While fetches fail, the last good set serves.
     async fn ring_with(&self, kid: &str) -> Result<Arc<Keyring>, StoreError> {
-        let ring = self.ring();
-        if ring.contains_key(kid) {
+        let now = self.clock.now();
+        let (ring, fresh) = self.ring(now);
+        if fresh && ring.contains_key(kid) {
             return Ok(ring);
         }
         let _one = self.fetching.lock().await;
         // Another request may have fetched while this one waited.
-        let ring = self.ring();
-        if ring.contains_key(kid) {
-            return Ok(ring);
-        }
-        let recent = {
+        let (fetched_at, backing_off) = {
             let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
-            keys.fetched_at
-                .is_some_and(|t| t.elapsed() < self.refetch_interval)
+            (keys.fetched_at, keys.backing_off(now))
         };
-        if recent {
+        let (ring, fresh) = self.ring(now);
+        let recent =
+            fetched_at.is_some_and(|t| now < t.saturating_add(self.refetch_interval.as_secs()));
+        if fresh && (ring.contains_key(kid) || recent) {
             return Ok(ring);
         }
-        match self.fetch_keys().await {
-            Ok(()) => Ok(self.ring()),
-            // Keys unobtainable: with none cached, nothing can be judged (503); with some, this
-            // kid is simply not among them.
+        if backing_off {
+            // Answer at once: no request waits behind an attempt that is likely to fail again.
+            return if ring.is_empty() {
+                Err(StoreError::unavailable(
+                    "the key set could not be fetched lately; backing off",
+                ))
+            } else {
+                Ok(ring)
+            };
+        }
+        match self.fetch_keys(now).await {
+            Ok(()) => Ok(self.ring(now).0),
+            // Keys unobtainable: with none cached, nothing can be judged (503); with some, the
+            // last good set serves (and this kid is simply not among them).
             Err(e) if ring.is_empty() => Err(e),
             Err(e) => {
-                tracing::warn!(error = %e, "could not refetch the key set");
+                tracing::warn!(error = %e, "could not refetch the key set; using the last one");
                 Ok(ring)
             }
         }
     }
 
+    /// A token verified before, while the set is fresh and the key that verified it is still in
+    /// it. `None` sends the token to [`verify`](Self::verify), which refreshes a stale set.
     fn cached(&self, hash: &TokenHash, now: UnixTime) -> Option<Validation> {
-        let (info, _) = self.verified.get(hash)?;
+        let ((info, kid), _) = self.verified.get(hash)?;
+        let (ring, fresh) = self.ring(now);
+        if !fresh || !ring.contains_key(&*kid) {
+            return None;
+        }
         Some(if info.expires_at.saturating_add(self.leeway) <= now {
             Validation::Expired
         } else {
@@ -367,8 +444,9 @@ impl Inner {
             info = info.with_subject(sub);
         }
         let until = c.exp.saturating_add(self.leeway);
+        let value = (info.clone(), Arc::from(kid));
         self.verified
-            .insert(TokenHash::of(token), info.clone(), until, now);
+            .insert(TokenHash::of(token), value, until, now);
         Ok(Validation::Valid(info))
     }
 }

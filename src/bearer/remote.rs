@@ -123,6 +123,21 @@ pub(crate) type Http = HttpClient<hyper_rustls::HttpsConnector<HttpConnector>, F
 /// The most of an answer that is read: introspection answers and key sets are a few KiB.
 pub(crate) const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
+/// The `max-age` of a `Cache-Control` value (RFC 9111 §5.2.2.1); 0 for `no-store` or
+/// `no-cache`; `None` when it says neither.
+fn max_age(value: &str) -> Option<u64> {
+    let mut found = None;
+    for directive in value.split(',').map(str::trim) {
+        let (name, arg) = directive.split_once('=').unwrap_or((directive, ""));
+        match name.to_ascii_lowercase().as_str() {
+            "no-store" | "no-cache" => return Some(0),
+            "max-age" => found = arg.trim_matches('"').parse().ok(),
+            _ => {}
+        }
+    }
+    found
+}
+
 /// `url` as an endpoint the client can reach: `http://`, or `https://` with the `tls` feature.
 pub(crate) fn endpoint(url: &str, what: &'static str) -> Result<Uri, ConfigError> {
     let uri: Uri = url.parse().map_err(|_| ConfigError::Endpoint(what))?;
@@ -200,12 +215,28 @@ pub(crate) async fn exchange(
     request: Request<Full<Bytes>>,
     timeout: Duration,
 ) -> Result<(StatusCode, Bytes), StoreError> {
+    let (status, _, body) = exchange_with_max_age(http, request, timeout).await?;
+    Ok((status, body))
+}
+
+/// [`exchange`], with the answer's `Cache-Control: max-age` in seconds, if it gave one (and
+/// did not say `no-store` or `no-cache`, which are a max-age of 0).
+pub(crate) async fn exchange_with_max_age(
+    http: &Http,
+    request: Request<Full<Bytes>>,
+    timeout: Duration,
+) -> Result<(StatusCode, Option<u64>, Bytes), StoreError> {
     let call = async {
         let response = http
             .request(request)
             .await
             .map_err(StoreError::unavailable)?;
         let status = response.status();
+        let max_age = response
+            .headers()
+            .get(http::header::CACHE_CONTROL)
+            .and_then(|v| v.to_str().ok())
+            .and_then(max_age);
         let body = Limited::new(response.into_body(), MAX_ANSWER_BYTES)
             .collect()
             .await
@@ -213,9 +244,24 @@ pub(crate) async fn exchange(
                 StoreError::unavailable(format!("answer from the authorization server: {e}"))
             })?
             .to_bytes();
-        Ok::<_, StoreError>((status, body))
+        Ok::<_, StoreError>((status, max_age, body))
     };
     tokio::time::timeout(timeout, call)
         .await
         .map_err(|_| StoreError::Timeout)?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::max_age;
+
+    #[test]
+    fn max_age_is_read_from_cache_control() {
+        assert_eq!(max_age("public, max-age=300"), Some(300));
+        assert_eq!(max_age("Max-Age=\"60\""), Some(60));
+        assert_eq!(max_age("public"), None);
+        assert_eq!(max_age("max-age=300, no-cache"), Some(0));
+        assert_eq!(max_age("no-store"), Some(0));
+        assert_eq!(max_age("max-age=-1"), None);
+    }
 }

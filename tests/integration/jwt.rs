@@ -736,6 +736,170 @@ mod validator {
         );
     }
 
+    /// A key set on loopback whose answer the test controls: the set (or a 500 when `None`),
+    /// and its `Cache-Control`.
+    #[derive(Clone, Default)]
+    struct KeyServer {
+        jwks: Arc<Mutex<Option<Value>>>,
+        cache_control: Arc<Mutex<Option<&'static str>>>,
+    }
+
+    impl KeyServer {
+        async fn serve(jwks: Value, cache_control: Option<&'static str>) -> (Self, String) {
+            let state = Self::default();
+            *state.jwks.lock().unwrap() = Some(jwks);
+            *state.cache_control.lock().unwrap() = cache_control;
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url = format!("http://{}", listener.local_addr().unwrap());
+            let s = state.clone();
+            let app = Router::new().route(
+                "/jwks.json",
+                get(move || {
+                    let (jwks, cc) = (
+                        s.jwks.lock().unwrap().clone(),
+                        *s.cache_control.lock().unwrap(),
+                    );
+                    async move {
+                        let mut res = match jwks {
+                            Some(set) => axum::response::IntoResponse::into_response(Json(set)),
+                            None => axum::response::IntoResponse::into_response(
+                                http::StatusCode::INTERNAL_SERVER_ERROR,
+                            ),
+                        };
+                        if let Some(cc) = cc {
+                            res.headers_mut()
+                                .insert("cache-control", http::HeaderValue::from_static(cc));
+                        }
+                        res
+                    }
+                }),
+            );
+            tokio::spawn(async move { axum::serve(listener, app).await });
+            (state, url)
+        }
+
+        fn set(&self, jwks: Option<Value>) {
+            *self.jwks.lock().unwrap() = jwks;
+        }
+    }
+
+    fn validator_on(url: &str, clock: &Arc<tower_oauth2::clock::ManualClock>) -> JwtValidator {
+        JwtValidator::from_jwks(format!("{url}/jwks.json"), url, AUD)
+            .clock(Arc::clone(clock))
+            .build()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_retired_key_stops_verifying_once_the_key_sets_max_age_has_passed() {
+        use tower_oauth2::clock::{Clock, ManualClock, SystemClock};
+        let key = SigningKey::from_pem(EC_PEM).unwrap();
+        let kid = key.public_key().kid().to_owned();
+        let (ks, url) =
+            KeyServer::serve(Published::jwks_of(&key), Some("public, max-age=1000")).await;
+        let clock = Arc::new(ManualClock::new(SystemClock.now()));
+        let v = validator_on(&url, &clock);
+        let mut c = claims(&url, clock.now());
+        c["exp"] = (clock.now() + 7200).into();
+        let token = sign(&c, &kid, "at+jwt");
+        assert_eq!(status(&v, &token).await.0, 200);
+        assert_eq!((v.fetches(), v.cached()), (1, 1));
+        // The server retires the key: a set with another key only.
+        let next = SigningKey::generate_es256();
+        ks.set(Some(Published::jwks_of(&next)));
+        clock.advance(std::time::Duration::from_secs(999));
+        assert_eq!(
+            status(&v, &token).await.0,
+            200,
+            "within max-age: the set as fetched"
+        );
+        assert_eq!(v.fetches(), 1, "no fetch within max-age");
+        clock.advance(std::time::Duration::from_secs(1));
+        let (code, challenge) = status(&v, &token).await;
+        assert_eq!(code, 401, "past max-age the set is fetched again, whole");
+        assert!(challenge.unwrap().contains("invalid_token"));
+        assert_eq!(v.fetches(), 2);
+        // Its verified entry is refused too, not only new tokens of the key.
+        assert_eq!(status(&v, &token).await.0, 401);
+        assert_eq!(
+            v.fetches(),
+            2,
+            "an unknown kid refetches at most once per refetch_interval"
+        );
+    }
+
+    #[tokio::test]
+    async fn max_age_is_bounded_and_a_failed_refetch_keeps_the_last_good_set_and_backs_off() {
+        use tower_oauth2::clock::{Clock, ManualClock, SystemClock};
+        let key = SigningKey::from_pem(EC_PEM).unwrap();
+        let kid = key.public_key().kid().to_owned();
+        // `max-age=5` is below the floor (refetch_interval, 60 s).
+        let (ks, url) = KeyServer::serve(Published::jwks_of(&key), Some("max-age=5")).await;
+        let clock = Arc::new(ManualClock::new(SystemClock.now()));
+        let v = validator_on(&url, &clock);
+        let fresh = |i: u32| {
+            let mut c = claims(&url, clock.now());
+            c["jti"] = format!("t-{i}").into();
+            sign(&c, &kid, "at+jwt")
+        };
+        assert_eq!(status(&v, &fresh(0)).await.0, 200);
+        clock.advance(std::time::Duration::from_secs(59));
+        assert_eq!(status(&v, &fresh(1)).await.0, 200);
+        assert_eq!(v.fetches(), 1, "fresh for the floor, not 5 s");
+        // The server fails from now on; past the floor the refetch fails, the last set serves.
+        ks.set(None);
+        clock.advance(std::time::Duration::from_secs(1));
+        assert_eq!(status(&v, &fresh(2)).await.0, 200, "the last good set");
+        assert_eq!(v.fetches(), 2);
+        // Backing off: no attempt for a second, then 2 s, each request answered at once.
+        let started = std::time::Instant::now();
+        for i in 3..8 {
+            assert_eq!(status(&v, &fresh(i)).await.0, 200);
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        assert_eq!(v.fetches(), 2, "no attempt while backing off");
+        clock.advance(std::time::Duration::from_secs(1));
+        assert_eq!(status(&v, &fresh(8)).await.0, 200);
+        assert_eq!(v.fetches(), 3, "one attempt after a second");
+        clock.advance(std::time::Duration::from_secs(1));
+        assert_eq!(status(&v, &fresh(9)).await.0, 200);
+        assert_eq!(v.fetches(), 3, "then two seconds");
+        // The server is back: the next attempt replaces the set.
+        ks.set(Some(Published::jwks_of(&key)));
+        clock.advance(std::time::Duration::from_secs(1));
+        assert_eq!(status(&v, &fresh(10)).await.0, 200);
+        assert_eq!(v.fetches(), 4);
+        assert_eq!(status(&v, &fresh(11)).await.0, 200);
+        assert_eq!(v.fetches(), 4, "fresh again");
+    }
+
+    #[tokio::test]
+    async fn with_no_keys_ever_fetched_a_failing_server_is_503_at_once_while_backing_off() {
+        use tower_oauth2::clock::{Clock, ManualClock, SystemClock};
+        let key = SigningKey::from_pem(EC_PEM).unwrap();
+        let kid = key.public_key().kid().to_owned();
+        let (ks, url) = KeyServer::serve(Published::jwks_of(&key), None).await;
+        ks.set(None);
+        let clock = Arc::new(ManualClock::new(SystemClock.now()));
+        let v = validator_on(&url, &clock);
+        let token = sign(&claims(&url, clock.now()), &kid, "at+jwt");
+        let (code, challenge) = status(&v, &token).await;
+        assert_eq!((code, challenge), (503, None));
+        assert_eq!(v.fetches(), 1);
+        for _ in 0..5 {
+            assert_eq!(status(&v, &token).await.0, 503);
+        }
+        assert_eq!(v.fetches(), 1, "503 at once, no attempt queued");
+        ks.set(Some(Published::jwks_of(&key)));
+        clock.advance(std::time::Duration::from_secs(1));
+        assert_eq!(
+            status(&v, &token).await.0,
+            200,
+            "the next attempt after the backoff"
+        );
+        assert_eq!(v.fetches(), 2);
+    }
+
     impl Published {
         fn jwks_of(key: &SigningKey) -> Value {
             tower_oauth2::jose::KeySet::new(key.clone()).jwks()
