@@ -63,10 +63,28 @@ fn key_algorithm(jwk: &Jwk) -> Option<Algorithm> {
     (stated == implied || (implied == Algorithm::RS256 && rsa(stated))).then_some(stated)
 }
 
+/// Whether a published key may verify signatures: its `use` (RFC 7517 §4.2), when given, is
+/// `sig`, and its `key_ops` (§4.3), when given, include `verify`. A key published for
+/// encryption never verifies a token.
+fn for_verifying(jwk: &Jwk) -> bool {
+    use jsonwebtoken::jwk::{KeyOperations, PublicKeyUse};
+    let usable = jwk
+        .common
+        .public_key_use
+        .as_ref()
+        .is_none_or(|u| *u == PublicKeyUse::Signature);
+    let operable = jwk
+        .common
+        .key_operations
+        .as_ref()
+        .is_none_or(|ops| ops.contains(&KeyOperations::Verify));
+    usable && operable
+}
+
 pub(super) fn keyring_of(set: &JwkSet) -> Keyring {
     install_backend();
     let mut keys = Keyring::new();
-    for jwk in &set.keys {
+    for jwk in set.keys.iter().filter(|k| for_verifying(k)) {
         let (Some(kid), Some(alg)) = (jwk.common.key_id.clone(), key_algorithm(jwk)) else {
             continue;
         };
@@ -77,8 +95,9 @@ pub(super) fn keyring_of(set: &JwkSet) -> Keyring {
     keys
 }
 
-/// The keys of a JWK Set document (RFC 7517 §5) that can verify tokens: those with a `kid` and
-/// an asymmetric algorithm that fits the key's type. Others are skipped.
+/// The keys of a JWK Set document (RFC 7517 §5) that can verify tokens: those with a `kid`, an
+/// asymmetric algorithm that fits the key's type, and no `use` or `key_ops` that says
+/// otherwise. Others are skipped.
 pub(crate) fn keyring(jwks: &[u8]) -> Result<Keyring, serde_json::Error> {
     Ok(keyring_of(&serde_json::from_slice(jwks)?))
 }

@@ -900,6 +900,32 @@ mod validator {
         assert_eq!(v.fetches(), 2);
     }
 
+    #[tokio::test]
+    async fn a_key_published_for_encryption_never_verifies_a_token() {
+        use tower_oauth2::clock::{Clock, ManualClock, SystemClock};
+        let key = SigningKey::from_pem(EC_PEM).unwrap();
+        let kid = key.public_key().kid().to_owned();
+        let with = |field: &str, value: Value| {
+            let mut set = Published::jwks_of(&key);
+            set["keys"][0][field] = value;
+            set
+        };
+        let cases = [
+            (with("use", json!("enc")), 401),
+            (with("key_ops", json!(["encrypt", "wrapKey"])), 401),
+            (with("key_ops", json!(["sign"])), 401),
+            (with("key_ops", json!(["verify"])), 200),
+            (with("use", json!("sig")), 200),
+        ];
+        for (set, expected) in cases {
+            let (_, url) = KeyServer::serve(set.clone(), None).await;
+            let clock = Arc::new(ManualClock::new(SystemClock.now()));
+            let v = validator_on(&url, &clock);
+            let token = sign(&claims(&url, clock.now()), &kid, "at+jwt");
+            assert_eq!(status(&v, &token).await.0, expected, "{set}");
+        }
+    }
+
     impl Published {
         fn jwks_of(key: &SigningKey) -> Value {
             tower_oauth2::jose::KeySet::new(key.clone()).jwks()
