@@ -151,7 +151,8 @@ pub struct Config {
     pub realm: String,
     /// This server's issuer identifier (RFC 8414 §2), e.g. `https://auth.example.com`: sent as
     /// `iss` with every authorization response (RFC 9207). Required by the authorization
-    /// endpoint. Default none.
+    /// endpoint. A trailing slash is dropped when the server is built, so it is spelled one way
+    /// in redirects, JWTs and metadata. Default none.
     pub issuer: Option<String>,
     /// How long a validated authorization request waits for the resource owner's decision.
     /// Default 600 s (10 minutes).

@@ -285,8 +285,14 @@ impl AuthServerBuilder {
     }
 
     /// Check the configuration and build.
-    pub fn build(self) -> Result<AuthServer, ConfigError> {
+    pub fn build(mut self) -> Result<AuthServer, ConfigError> {
         self.config.validate()?;
+        // One spelling of the issuer everywhere: metadata, `iss` in redirects, JWTs (a trailing
+        // slash made strict clients and validators fail closed).
+        if let Some(issuer) = &mut self.config.issuer {
+            let kept = issuer.trim_end_matches('/').len();
+            issuer.truncate(kept);
+        }
         let clients = self.clients.ok_or(ConfigError::MissingClients)?;
         if self
             .config

@@ -940,3 +940,60 @@ async fn the_app_renders_the_error_pages_and_events_name_no_secret() {
         assert!(!all.contains(secret), "an event shows {secret}: {all}");
     }
 }
+
+/// An issuer configured with a trailing slash is spelled one way everywhere: `iss` in the
+/// redirect, the `iss` of a JWT access token, and the issuer a strict validator expects.
+#[tokio::test]
+async fn an_issuer_with_a_trailing_slash_is_spelled_one_way_everywhere() {
+    let clients = InMemoryClients::new().with(
+        Client::public("spa")
+            .redirect_uri("https://spa.example/cb")
+            .build()
+            .unwrap(),
+    );
+    let server = AuthServer::builder()
+        .clients(clients)
+        .configure(|c| {
+            c.issuer = Some(format!("{ISS}//"));
+            c.access_token_format = tower_oauth2::AccessTokenFormat::Jwt;
+        })
+        .signing_keys(tower_oauth2::jose::KeySet::new(
+            tower_oauth2::jose::SigningKey::generate_es256(),
+        ))
+        .authorization_handler(decide)
+        .build()
+        .unwrap();
+    assert_eq!(server.config().issuer.as_deref(), Some(ISS));
+    let auth = Auth {
+        server,
+        clock: Arc::new(ManualClock::new(0)),
+    };
+    let r = auth.get(&spa(""), &[("x-test", "approve:alice")]).await;
+    let (_, query) = location(&r);
+    assert_eq!(param(&query, "iss"), Some(ISS));
+    let code = param(&query, "code").unwrap().to_owned();
+    let token = auth
+        .server
+        .token_endpoint()
+        .oneshot(
+            Request::post("/oauth/token")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(Full::new(Bytes::from(format!(
+                    "grant_type=authorization_code&client_id=spa&code={code}&redirect_uri=https%3A%2F%2Fspa.example%2Fcb&code_verifier={VERIFIER}"
+                ))))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let body = reply(token).await.json();
+    let jwt = body["access_token"].as_str().unwrap();
+    let payload = jwt.split('.').nth(1).unwrap();
+    use base64::Engine;
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["iss"], ISS);
+}
