@@ -163,6 +163,8 @@ pub struct Client {
     issue_refresh_token: bool,
     introspect: bool,
     require_par: bool,
+    /// A legacy confidential client allowed to skip PKCE.
+    pkce_optional: bool,
     access_token_format: Option<crate::token::AccessTokenFormat>,
 }
 
@@ -266,6 +268,12 @@ impl Client {
         self.require_par
     }
 
+    /// Whether this (confidential, legacy) client may run the code flow without PKCE
+    /// ([`ClientBuilder::pkce_optional`]).
+    pub fn pkce_optional(&self) -> bool {
+        self.pkce_optional
+    }
+
     /// Whether this client may call the introspection endpoint.
     pub fn may_introspect(&self) -> bool {
         self.introspect
@@ -311,6 +319,7 @@ impl ClientBuilder {
                 issue_refresh_token: true,
                 introspect: false,
                 require_par: false,
+                pkce_optional: false,
                 access_token_format: None,
             },
             scope: None,
@@ -369,6 +378,17 @@ impl ClientBuilder {
         self
     }
 
+    /// Let this confidential client run the authorization-code flow without PKCE, although the
+    /// server requires it (`Config::pkce`): for a legacy client that cannot send a code
+    /// challenge, until it is updated. Don't, otherwise: without PKCE an authorization code that
+    /// leaks or is injected can be redeemed by whoever holds it (RFC 9700 §2.1.1, §4.5). A
+    /// challenge the client does send is still checked. Refused on a public client, which
+    /// must always use PKCE.
+    pub fn pkce_optional(mut self, optional: bool) -> Self {
+        self.client.pkce_optional = optional;
+        self
+    }
+
     /// Check secrets with a custom (e.g. slow-hash) verifier instead of SHA-256.
     pub fn secret_verifier(mut self, verifier: impl SecretVerifier) -> Self {
         self.client.secret = Some(ClientSecret::Custom(Arc::new(verifier)));
@@ -392,6 +412,11 @@ impl ClientBuilder {
         }
         if self.client.id.is_empty() {
             return Err(ConfigError::ClientId);
+        }
+        if self.client.pkce_optional && !self.client.is_confidential() {
+            return Err(ConfigError::Pkce(
+                "a public client must use PKCE (RFC 9700 §2.1.1): pkce_optional is for confidential clients",
+            ));
         }
         if let Some(problem) = self
             .client

@@ -73,7 +73,10 @@ impl fmt::Debug for OnRefresh {
 pub struct PkcePolicy {
     /// Public clients must send a code challenge (default: true; RFC 9700 §2.1.1).
     pub required_for_public_clients: bool,
-    /// Confidential clients must send one too (default: false; OAuth 2.1 recommends true).
+    /// Confidential clients must send one too (default: true, as OAuth 2.1 and RFC 9700 §2.1.1
+    /// expect of every client). A legacy client that cannot is let off one by one
+    /// ([`ClientBuilder::pkce_optional`](crate::client::ClientBuilder::pkce_optional)) rather
+    /// than by turning this off for all.
     pub required_for_confidential_clients: bool,
     /// Accept the `plain` method (default: false; only `S256`).
     pub allow_plain: bool,
@@ -83,7 +86,7 @@ impl Default for PkcePolicy {
     fn default() -> Self {
         Self {
             required_for_public_clients: true,
-            required_for_confidential_clients: false,
+            required_for_confidential_clients: true,
             allow_plain: false,
         }
     }

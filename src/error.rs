@@ -295,6 +295,8 @@ pub enum ConfigError {
     Authorization(&'static str),
     /// A signing key cannot be used, or JWT access tokens lack what they need (keys, an issuer).
     Key(&'static str),
+    /// A client's PKCE settings are unsafe (a public client without PKCE).
+    Pkce(&'static str),
 }
 
 impl fmt::Display for ConfigError {
@@ -314,6 +316,7 @@ impl fmt::Display for ConfigError {
             Self::RedirectUri(what) => write!(f, "invalid redirect URI: {what}"),
             Self::Authorization(what) => write!(f, "invalid authorization endpoint: {what}"),
             Self::Key(what) => write!(f, "invalid signing configuration: {what}"),
+            Self::Pkce(what) => write!(f, "invalid PKCE setting: {what}"),
         }
     }
 }

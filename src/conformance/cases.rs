@@ -457,12 +457,15 @@ pub async fn concurrent_code_redemption(store: Arc<dyn TokenStore>) {
     let code = h
         .server
         .issue_authorization_code(
-            AuthorizationRequest::new("app", "alice").redirect_uri("https://app.example/cb"),
+            AuthorizationRequest::new("app", "alice")
+                .redirect_uri("https://app.example/cb")
+                .code_challenge(CHALLENGE, Some("S256")),
         )
         .await
         .unwrap();
     let body = format!(
-        "grant_type=authorization_code&code={code}&redirect_uri=https%3A%2F%2Fapp.example%2Fcb"
+        "grant_type=authorization_code&code={code}&redirect_uri=https%3A%2F%2Fapp.example%2Fcb\
+         &code_verifier={VERIFIER}"
     );
     let mut ok = Vec::new();
     for r in concurrently(&h, Some(APP), &body, 8).await {

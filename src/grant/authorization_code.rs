@@ -97,13 +97,7 @@ pub(crate) async fn issue(
     let code_challenge = match request.code_challenge {
         Some((challenge, method)) => Some(checked_challenge(ctx, &challenge, method.as_deref())?),
         None => {
-            let pkce = &ctx.config().pkce;
-            let required = if client.is_confidential() {
-                pkce.required_for_confidential_clients
-            } else {
-                pkce.required_for_public_clients
-            };
-            if required {
+            if pkce::required(&ctx.config().pkce, &client) {
                 return Err(OAuthError::invalid_request("code challenge required"));
             }
             None

@@ -3,7 +3,17 @@
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use sha2::{Digest, Sha256};
 
-use crate::{store::CodeChallengeMethod, token::ct_eq};
+use crate::{client::Client, config::PkcePolicy, store::CodeChallengeMethod, token::ct_eq};
+
+/// Whether `client` must send a code challenge: the policy for its kind of client, unless it
+/// is a confidential one let off by name (`ClientBuilder::pkce_optional`).
+pub(crate) fn required(policy: &PkcePolicy, client: &Client) -> bool {
+    if client.is_confidential() {
+        policy.required_for_confidential_clients && !client.pkce_optional()
+    } else {
+        policy.required_for_public_clients
+    }
+}
 
 /// RFC 7636 §4.1: 43–128 characters of `[A-Z] / [a-z] / [0-9] / "-" / "." / "_" / "~"`.
 /// The same grammar bounds a challenge (a `plain` challenge is a verifier; an `S256` one is 43).

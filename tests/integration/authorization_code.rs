@@ -1,7 +1,7 @@
 //! RFC 6749 §4.1 with PKCE (RFC 7636): minting codes, exchanging them, single use.
 
 use crate::support::*;
-use tower_oauth2::{AuthorizationRequest, error::ErrorKind};
+use tower_oauth2::{AuthServer, AuthorizationRequest, Client, error::ErrorKind};
 
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
@@ -127,21 +127,48 @@ async fn public_clients_must_use_pkce() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), "invalid_request");
-    // Confidential clients may skip it by default, unless required.
-    code(
-        &h,
-        AuthorizationRequest::new("app", "alice").redirect_uri("https://app.example/cb"),
-    )
-    .await;
-    let h = harness_with(|c| c.pkce.required_for_confidential_clients = true);
+    // Confidential clients too, by default (OAuth 2.1, RFC 9700 §2.1.1).
+    let without =
+        || AuthorizationRequest::new("app", "alice").redirect_uri("https://app.example/cb");
     let err = h
         .server
-        .issue_authorization_code(
-            AuthorizationRequest::new("app", "alice").redirect_uri("https://app.example/cb"),
-        )
+        .issue_authorization_code(without())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.code(), err.description()),
+        ("invalid_request", Some("code challenge required"))
+    );
+    // Unless the policy says otherwise for all of them…
+    let h = harness_with(|c| c.pkce.required_for_confidential_clients = false);
+    code(&h, without()).await;
+    // …or a legacy confidential client is let off by name; the others still need it.
+    let legacy = Client::confidential("legacy", "legacy-secret")
+        .redirect_uri("https://legacy.example/cb")
+        .pkce_optional(true)
+        .build()
+        .unwrap();
+    assert!(legacy.pkce_optional());
+    let server = AuthServer::builder()
+        .clients(clients().with(legacy))
+        .build()
+        .unwrap();
+    server
+        .issue_authorization_code(AuthorizationRequest::new("legacy", "alice"))
+        .await
+        .unwrap();
+    let err = server
+        .issue_authorization_code(without())
         .await
         .unwrap_err();
     assert_eq!(err.code(), "invalid_request");
+    // A public client can never be let off.
+    let err = Client::public("careless")
+        .redirect_uri("https://careless.example/cb")
+        .pkce_optional(true)
+        .build()
+        .unwrap_err();
+    assert!(matches!(err, tower_oauth2::ConfigError::Pkce(_)), "{err:?}");
 }
 
 #[tokio::test]
@@ -167,7 +194,8 @@ async fn malformed_challenge_is_refused() {
 
 #[tokio::test]
 async fn verifier_without_challenge_is_a_downgrade_and_fails() {
-    let h = harness();
+    // A code minted without a challenge (PKCE not required of confidential clients here).
+    let h = harness_with(|c| c.pkce.required_for_confidential_clients = false);
     let c = code(
         &h,
         AuthorizationRequest::new("app", "alice").redirect_uri("https://app.example/cb"),
@@ -208,10 +236,14 @@ async fn redirect_uri_must_match_exactly() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), "invalid_request");
-    let c = code(&h, AuthorizationRequest::new("app", "alice")).await;
+    let c = code(
+        &h,
+        AuthorizationRequest::new("app", "alice").code_challenge(CHALLENGE, Some("S256")),
+    )
+    .await;
     h.token(
         Some(APP),
-        &format!("grant_type=authorization_code&code={c}"),
+        &format!("grant_type=authorization_code&code={c}&code_verifier={VERIFIER}"),
     )
     .await
     .assert_token();

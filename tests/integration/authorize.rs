@@ -426,7 +426,9 @@ async fn a_loopback_redirect_uri_may_use_any_port_and_the_exchange_repeats_it() 
 #[tokio::test]
 async fn the_registered_query_is_kept_and_post_is_answered_with_303() {
     let a = auth();
-    let body = "response_type=code&client_id=app&state=s%20t";
+    let body = format!(
+        "response_type=code&client_id=app&state=s%20t&code_challenge={CHALLENGE}&code_challenge_method=S256"
+    );
     let req = Request::post("/oauth/authorize")
         .header("content-type", "application/x-www-form-urlencoded")
         .header("x-test", "deny")
@@ -704,7 +706,9 @@ async fn a_pushed_request_resumes_once_at_the_authorization_endpoint() {
 #[tokio::test]
 async fn a_pushed_request_is_refused_as_json_and_resumed_only_by_its_client() {
     let a = auth();
-    let ok = "response_type=code&client_id=app&state=s";
+    let ok = &format!(
+        "response_type=code&client_id=app&state=s&code_challenge={CHALLENGE}&code_challenge_method=S256"
+    );
     let cases: Vec<PushCase<'_>> = vec![
         (None, ok.into(), 401, "invalid_client"),
         (Some(("app", "wrong")), ok.into(), 401, "invalid_client"),
@@ -776,7 +780,9 @@ async fn a_pushed_request_is_refused_as_json_and_resumed_only_by_its_client() {
 #[tokio::test]
 async fn a_client_that_must_push_is_refused_otherwise() {
     let a = auth();
-    let direct = "response_type=code&client_id=par-only&state=s";
+    let direct = &format!(
+        "response_type=code&client_id=par-only&state=s&code_challenge={CHALLENGE}&code_challenge_method=S256"
+    );
     let r = a.get(direct, &[("x-test", "approve:alice")]).await;
     assert_error_redirect(&r, "https://par.example/cb", "invalid_request", Some("s"));
     let uri = pushed(&a.push(Some(("par-only", "par-secret")), direct).await);
@@ -852,7 +858,9 @@ async fn over_real_http_the_answers_are_the_same() {
     let r = http(form(
         &format!("http://{addr}/oauth/par"),
         Some(APP),
-        "response_type=code&client_id=app&state=h",
+        &format!(
+            "response_type=code&client_id=app&state=h&code_challenge={CHALLENGE}&code_challenge_method=S256"
+        ),
     ))
     .await;
     let uri = pushed(&r);

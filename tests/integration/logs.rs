@@ -59,10 +59,17 @@ fn no_secret_in_any_log_line() {
             h.token(Some(("app", "app-secret")), "grant_type=password&username=alice&password=bad-password-xyz").await;
             let code = h
                 .server
-                .issue_authorization_code(tower_oauth2::AuthorizationRequest::new("app", "alice").redirect_uri("https://app.example/cb"))
+                .issue_authorization_code(
+                    tower_oauth2::AuthorizationRequest::new("app", "alice")
+                        .redirect_uri("https://app.example/cb")
+                        .code_challenge("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", Some("S256")),
+                )
                 .await
                 .unwrap();
-            let body = format!("grant_type=authorization_code&code={code}&redirect_uri=https%3A%2F%2Fapp.example%2Fcb");
+            let body = format!(
+                "grant_type=authorization_code&code={code}&redirect_uri=https%3A%2F%2Fapp.example%2Fcb\
+                 &code_verifier=dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
+            );
             h.token(Some(("app", "app-secret")), &body).await.assert_token();
             h.token(Some(("app", "app-secret")), &body).await; // code reuse
             h.revoke(Some(("app", "app-secret")), &format!("token={at}")).await;

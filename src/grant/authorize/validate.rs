@@ -212,13 +212,7 @@ fn challenge(
                 "code_challenge_method without code_challenge",
             ));
         }
-        let pkce = &ctx.config().pkce;
-        let required = if client.is_confidential() {
-            pkce.required_for_confidential_clients
-        } else {
-            pkce.required_for_public_clients
-        };
-        return if required {
+        return if crate::grant::pkce::required(&ctx.config().pkce, client) {
             Err(OAuthError::invalid_request("code_challenge is required"))
         } else {
             Ok(None)
