@@ -144,6 +144,34 @@ impl LocalCluster {
     }
 
     /// Kill the node on `port` outright (SIGKILL: no goodbye to the cluster).
+    /// Wait until every replica of the primary on `port` has what it wrote so far (their
+    /// acknowledged offsets reach its own): a kill then loses nothing. Replication is
+    /// asynchronous, so without this a write made just before the kill may be gone after the
+    /// failover — a lost write, which no store can prevent.
+    pub fn wait_replicated(&self, port: u16, within: Duration) -> Result<(), String> {
+        wait(within, || {
+            let Ok(info) = cli(port, &["info", "replication"]) else {
+                return false;
+            };
+            let field = |line: &str, name: &str| {
+                line.split([',', ':'])
+                    .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+            };
+            let primary = info
+                .lines()
+                .find_map(|l| l.strip_prefix("master_repl_offset:"))
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            let replicas: Vec<u64> = info
+                .lines()
+                .filter(|l| l.starts_with("slave"))
+                .filter_map(|l| field(l, "offset"))
+                .collect();
+            primary.is_some_and(|p| !replicas.is_empty() && replicas.iter().all(|r| *r >= p))
+        })
+        .ok_or_else(|| format!("the replicas of {port} did not catch up"))
+    }
+
     pub fn kill(&mut self, port: u16) {
         let i = self.ports.iter().position(|p| *p == port).expect("a node");
         if let Some(mut child) = self.nodes[i].take() {
