@@ -43,8 +43,9 @@ fn parts(uri: &str) -> Option<Parts<'_>> {
             None => (authority, None),
         },
     };
+    // A port is a number a socket can have (0–65535, RFC 3986 §3.2.3 by way of TCP).
     if host.is_empty()
-        || port.is_some_and(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()))
+        || port.is_some_and(|p| !p.bytes().all(|b| b.is_ascii_digit()) || p.parse::<u16>().is_err())
     {
         return None;
     }
@@ -63,6 +64,11 @@ pub(crate) fn registration_problem(uri: &str) -> Option<&'static str> {
     }
     if uri.bytes().any(|b| b <= b' ' || b == 0x7f) {
         return Some("a redirect URI must not contain spaces or control characters");
+    }
+    // It goes into a Location header, which carries ASCII only: a URI with other characters
+    // would be validated and then sent nowhere. Percent-encode them (RFC 3987 §3.1).
+    if !uri.is_ascii() {
+        return Some("a redirect URI must be ASCII: percent-encode other characters");
     }
     if parts(uri).is_none() {
         return Some("a redirect URI must be absolute: scheme://host[:port][/path][?query]");
@@ -228,6 +234,8 @@ mod tests {
             "http://[::1]/cb",
             "com.example.app://oauth/cb",
             "https://app.example/cb?tenant=1",
+            "http://127.0.0.1:65535/cb",
+            "https://xn--caf-dma.example/cb",
         ] {
             assert_eq!(registration_problem(good), None, "{good}");
         }
@@ -239,6 +247,11 @@ mod tests {
             "https:///cb",
             "https://app.example/c b",
             "1http://x/cb",
+            "http://127.0.0.1:65536/cb",
+            "http://127.0.0.1:99999999999999999999/cb",
+            "http://127.0.0.1:/cb",
+            "https://café.example/cb",
+            "https://app.example/caf\u{e9}",
         ] {
             assert!(registration_problem(bad).is_some(), "{bad}");
         }

@@ -1005,3 +1005,48 @@ async fn an_issuer_with_a_trailing_slash_is_spelled_one_way_everywhere() {
     .unwrap();
     assert_eq!(claims["iss"], ISS);
 }
+
+/// A loopback redirect URI's port must be a port (RFC 8252 §7.3 lets any port match, not any
+/// digits), and a redirect URI that a Location header cannot carry is refused when the client
+/// is built, not sent nowhere.
+#[tokio::test]
+async fn a_loopback_port_must_be_a_port_and_a_redirect_uri_must_be_ascii() {
+    let a = auth();
+    let with = |uri: &str| {
+        format!(
+            "response_type=code&client_id=spa&redirect_uri={}&code_challenge={CHALLENGE}&code_challenge_method=S256",
+            tower_oauth2_encode(uri)
+        )
+    };
+    for port in ["99999999999999999999", "65536", ""] {
+        let r = a
+            .get(
+                &with(&format!("http://127.0.0.1:{port}/callback")),
+                &[("x-test", "approve:alice")],
+            )
+            .await;
+        assert_page(&r, 400, "invalid_request");
+        assert_eq!(r.header("location"), None, "port {port:?}");
+    }
+    let r = a
+        .get(
+            &with("http://127.0.0.1:65535/callback"),
+            &[("x-test", "approve:alice")],
+        )
+        .await;
+    let (base, params) = location(&r);
+    assert_eq!(base, "http://127.0.0.1:65535/callback");
+    assert!(param(&params, "code").is_some());
+    let err = Client::public("intl")
+        .redirect_uri("https://café.example/cb")
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(err, tower_oauth2::ConfigError::RedirectUri(_)),
+        "{err:?}"
+    );
+    Client::public("intl")
+        .redirect_uri("https://xn--caf-dma.example/cb")
+        .build()
+        .unwrap();
+}
