@@ -6,13 +6,7 @@
 
 use std::sync::Arc;
 
-use axum::{
-    Form, Router,
-    extract::State,
-    http::HeaderMap,
-    response::{IntoResponse, Response},
-    routing::post,
-};
+use axum::{Form, Router, extract::State, http::HeaderMap, response::Response, routing::post};
 use bytes::Bytes;
 use http_body_util::Full;
 use serde::Deserialize;
@@ -20,6 +14,7 @@ use sha2::{Digest, Sha256};
 use tower_oauth2::{
     AuthServer, ClientStore, InMemoryClients, PendingAuthorization,
     endpoint::{AuthorizationContext, Decision, EndpointResponse, Interaction, html_escape},
+    store::records::{Counter, RecordKind},
     token,
     user::{DemoUsers, UserAuthenticator},
 };
@@ -145,11 +140,15 @@ async fn submit(
             .ct_eq(form.csrf.as_bytes()),
     );
     if !csrf_ok {
-        return (
-            http::StatusCode::FORBIDDEN,
-            "the form's CSRF token is wrong",
-        )
-            .into_response();
+        let mut res = http::Response::new(Full::new(Bytes::from_static(
+            b"the form's CSRF token is wrong",
+        )));
+        *res.status_mut() = http::StatusCode::FORBIDDEN;
+        res.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        return respond(secured(res));
     }
     if form.action != "approve" {
         return respond(
@@ -190,14 +189,37 @@ async fn submit(
                 .complete_authorization(&form.handle, &headers, Decision::approve(subject))
                 .await,
         ),
-        // Wrong credentials: the same page again, the request still pending.
+        // Wrong credentials: the same page again, the request still pending — a few times.
+        // The failures are counted per handle in the token store (a counter over its
+        // short-lived records, so every instance counts the same); past the limit the request
+        // is answered with access_denied and its handle is used up.
         _ => {
-            let mut res = login.page(&form.handle, &request, Some("Wrong username or password."));
-            *res.status_mut() = http::StatusCode::UNAUTHORIZED;
-            respond(secured(res))
+            let failures = Counter::new(server.store(), FAILED_LOGINS);
+            let lifetime = server.config().authorization_request_lifetime.as_secs();
+            let id = token::TokenHash::of(&form.handle);
+            match failures.hit(&id, lifetime, server.now()).await {
+                Ok(n) if n < MAX_FAILED_LOGINS => {
+                    let mut res =
+                        login.page(&form.handle, &request, Some("Wrong username or password."));
+                    *res.status_mut() = http::StatusCode::UNAUTHORIZED;
+                    respond(secured(res))
+                }
+                // Too many guesses, or the count is unavailable (fail closed).
+                _ => respond(
+                    server
+                        .complete_authorization(&form.handle, &headers, Decision::Deny)
+                        .await,
+                ),
+            }
         }
     }
 }
+
+/// Wrong passwords tried on one authorization request before it is denied.
+const MAX_FAILED_LOGINS: u64 = 5;
+
+/// The kind of the failed-login counters (one per pending request).
+const FAILED_LOGINS: RecordKind = RecordKind::new("demo_failed_logins");
 
 /// A page served by the app itself carries the headers the endpoint puts on its own.
 fn secured(mut res: EndpointResponse) -> EndpointResponse {

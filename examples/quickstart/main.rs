@@ -190,6 +190,18 @@ async fn callback(State(printed): State<Printed>, Query(q): Query<CallbackQuery>
         ));
     }
     let code = q.code.clone().unwrap_or_default();
+    // A code this server issues has the token alphabet; anything else came from someone else,
+    // and is never put into a command meant to be pasted into a shell.
+    if !tower_oauth2::token::is_b64token(&code) || code.len() < 43 {
+        return Html(format!(
+            "<!doctype html><meta charset=utf-8><title>Callback</title>\
+             <style>body{{font-family:system-ui,sans-serif;max-width:48rem;margin:2rem auto;padding:0 1rem}}</style>\
+             <h1>Not a code from this server</h1>\
+             <p>The <code>code</code> parameter (<code id=code>{}</code>) is not one this server issues, \
+             so no command to exchange it is shown.</p>",
+            html_escape(&code)
+        ));
+    }
     let port = printed.port;
     let verifier = if q.state.as_deref() == Some(printed.state.as_str()) {
         printed.verifier.clone()

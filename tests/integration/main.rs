@@ -11,6 +11,7 @@ mod authorize;
 mod bearer;
 mod browser;
 mod conformance;
+mod demo;
 mod failure;
 mod grpc;
 mod hostile;
