@@ -439,8 +439,10 @@ impl Inner {
         };
         let client_id = c.client_id.unwrap_or_default();
         let mut info = TokenInfo::new(client_id.clone(), scope, c.iat.unwrap_or(now), c.exp);
-        // RFC 9068 §2.2: `sub` is the client itself when no user is involved.
-        if let Some(sub) = c.sub.filter(|s| *s != client_id) {
+        // RFC 9068 §2.2: `sub` is the client itself when no user is involved; the token says so
+        // with `gty` (never inferred from `sub` equalling `client_id`: a user's id may).
+        let for_client_itself = c.gty.as_deref() == Some("client_credentials");
+        if let Some(sub) = c.sub.filter(|_| !for_client_itself) {
             info = info.with_subject(sub);
         }
         let until = c.exp.saturating_add(self.leeway);

@@ -223,6 +223,7 @@ fn jwt_access_token(
         jti: jti.expose(),
         client_id: client.id(),
         scope: scope.as_str(),
+        gty: subject.is_none().then_some("client_credentials"),
         extra,
     };
     let jwt = keys

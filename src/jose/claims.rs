@@ -17,6 +17,11 @@ pub(crate) struct AccessClaims<'a> {
     pub(crate) client_id: &'a str,
     #[serde(skip_serializing_if = "str::is_empty")]
     pub(crate) scope: &'a str,
+    /// `client_credentials` on a token with no user behind it (the client acts for itself, and
+    /// `sub` is its id, RFC 9068 §2.2): said outright, so that a user whose id happens to equal
+    /// a client id is never taken for a client. Auth0 names the claim the same way.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) gty: Option<&'static str>,
     /// The app's own claims ([`ClaimsHook`]), without any of the names above.
     #[serde(flatten)]
     pub(crate) extra: serde_json::Map<String, Value>,
@@ -24,7 +29,7 @@ pub(crate) struct AccessClaims<'a> {
 
 /// The claims this server sets itself, and a few whose meaning the app must not fake: an app's
 /// claims hook cannot add or change these.
-pub const RESERVED_CLAIMS: [&str; 11] = [
+pub const RESERVED_CLAIMS: [&str; 12] = [
     "iss",
     "sub",
     "aud",
@@ -36,6 +41,7 @@ pub const RESERVED_CLAIMS: [&str; 11] = [
     "scope",
     "cnf",
     "typ",
+    "gty",
 ];
 
 /// What an app's [`ClaimsHook`] is told about the token being issued.

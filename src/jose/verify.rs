@@ -116,6 +116,9 @@ pub(crate) struct VerifiedClaims {
     pub(crate) iat: Option<u64>,
     #[serde(default)]
     pub(crate) nbf: Option<u64>,
+    /// `client_credentials` when no user is behind the token (see the issuing side).
+    #[serde(default)]
+    pub(crate) gty: Option<String>,
 }
 
 /// Why a token was not accepted.

@@ -149,12 +149,27 @@ async fn the_format_is_the_clients_or_the_servers_and_a_client_is_its_own_subjec
         .assert_token();
     let at = v["access_token"].as_str().unwrap();
     let claims = verified(at, &jwks(&h).await);
-    // RFC 9068 §2.2: no user, so the client is the subject.
+    // RFC 9068 §2.2: no user, so the client is the subject, and the token says so outright.
     assert_eq!(
-        (&claims["sub"], &claims["client_id"]),
-        (&"jwt-client".into(), &"jwt-client".into())
+        (&claims["sub"], &claims["client_id"], &claims["gty"]),
+        (
+            &"jwt-client".into(),
+            &"jwt-client".into(),
+            &"client_credentials".into()
+        )
     );
     assert!(claims.get("scope").is_none(), "an empty scope is left out");
+    // A user's token carries no such mark.
+    let v = h
+        .token(
+            Some(("jwt-client", "jwt-secret")),
+            "grant_type=password&username=alice&password=wonderland",
+        )
+        .await
+        .assert_token();
+    let claims = verified(v["access_token"].as_str().unwrap(), &jwks(&h).await);
+    assert_eq!(claims["sub"], "alice");
+    assert!(claims.get("gty").is_none(), "{claims}");
 }
 
 #[tokio::test]
@@ -924,6 +939,45 @@ mod validator {
             let token = sign(&claims(&url, clock.now()), &kid, "at+jwt");
             assert_eq!(status(&v, &token).await.0, expected, "{set}");
         }
+    }
+
+    /// A client's own token is told from a user's by its `gty` claim, never by `sub` equalling
+    /// `client_id`: a user whose id is some client's id stays a user.
+    #[tokio::test]
+    async fn a_token_for_the_client_itself_is_told_by_its_claim_not_by_its_subject() {
+        let key = SigningKey::from_pem(EC_PEM).unwrap();
+        let kid = key.public_key().kid().to_owned();
+        let p = publish(Published::jwks_of(&key)).await;
+        let now = tower_oauth2::clock::Clock::now(&tower_oauth2::clock::SystemClock);
+        let v = JwtValidator::from_issuer(&p.issuer, AUD).build().unwrap();
+        let info = |claims: Value| {
+            let layer = BearerLayer::with_validator(v.clone(), "api");
+            let token = sign(&claims, &kid, "at+jwt");
+            async move {
+                let req = Request::get("/")
+                    .header("authorization", format!("Bearer {token}"))
+                    .body(Full::new(Bytes::new()))
+                    .unwrap();
+                call_protected(layer, req).await.json()
+            }
+        };
+        let mut user_named_like_a_client = claims(&p.issuer, now);
+        user_named_like_a_client["sub"] = "app".into();
+        user_named_like_a_client["jti"] = "u".into();
+        let seen = info(user_named_like_a_client).await;
+        assert_eq!(
+            (&seen["sub"], &seen["client_id"]),
+            (&"app".into(), &"app".into())
+        );
+        let mut client_itself = claims(&p.issuer, now);
+        client_itself["sub"] = "app".into();
+        client_itself["gty"] = "client_credentials".into();
+        client_itself["jti"] = "c".into();
+        let seen = info(client_itself).await;
+        assert_eq!(
+            (&seen["sub"], &seen["client_id"]),
+            (&Value::Null, &"app".into())
+        );
     }
 
     impl Published {
