@@ -121,6 +121,8 @@ impl IntrospectionValidatorBuilder {
             &self.endpoint,
             "the introspection endpoint must be an http:// or https:// URL (https with the `tls` feature)",
         )?;
+        self.options
+            .check(&endpoint, "the introspection endpoint")?;
         let http = self.options.client()?;
         // RFC 6749 §2.3.1: form-urlencode id and secret before Basic encoding.
         let enc = encode;

@@ -126,10 +126,14 @@ impl JwtValidatorBuilder {
     /// Check the URLs and build. No key is fetched until the first token.
     pub fn build(self) -> Result<JwtValidator, ConfigError> {
         crate::jose::install_backend();
+        let source = self.source?;
+        let (KeySource::Issuer(uri) | KeySource::Jwks(uri)) = &source;
+        self.options.check(uri, "the key source")?;
         let http = self.options.client()?;
         Ok(JwtValidator {
             inner: Arc::new(Inner {
-                source: self.source?,
+                source,
+                allow_insecure_http: self.options.allow_insecure_http,
                 issuer: self.issuer,
                 audience: self.audience,
                 leeway: self.leeway.as_secs(),
@@ -184,6 +188,8 @@ impl Keys {
 
 struct Inner {
     source: KeySource,
+    /// Whether a discovered `jwks_uri` may be plain `http://` to another host.
+    allow_insecure_http: bool,
     issuer: String,
     audience: String,
     leeway: u64,
@@ -336,8 +342,19 @@ impl Inner {
                         self.expected_issuer()
                     )));
                 }
-                http_uri(&found.jwks_uri)
-                    .map_err(|_| StoreError::unavailable("jwks_uri is not an http URL"))?
+                let jwks = http_uri(&found.jwks_uri)
+                    .map_err(|_| StoreError::unavailable("jwks_uri is not an http URL"))?;
+                // Never weaker than the issuer: keys fetched in the clear for an https issuer
+                // could be anyone's.
+                let weaker =
+                    metadata.scheme_str() == Some("https") && jwks.scheme_str() != Some("https");
+                let refused = remote::secure_enough(&jwks, self.allow_insecure_http, "jwks_uri");
+                if weaker || refused.is_err() {
+                    return Err(StoreError::unavailable(format!(
+                        "the metadata names jwks_uri {jwks}, weaker than the issuer or plain http"
+                    )));
+                }
+                jwks
             }
         };
         let (body, max_age) = self.get(&jwks_uri).await?;

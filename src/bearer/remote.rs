@@ -43,6 +43,10 @@ pub struct RemoteOptions {
     /// CA certificates (PEM, one or more) to trust for `https://` instead of the system's: an
     /// authorization server with a private CA (feature `tls`).
     pub tls_roots: Option<String>,
+    /// Allow plain `http://` to a host that is not loopback (default false: `https://`, or
+    /// `http://` to `127.0.0.0/8`, `[::1]` or `localhost` only). Anyone on the path of a plain
+    /// connection can substitute keys or verdicts: for a network you trust end to end, or tests.
+    pub allow_insecure_http: bool,
 }
 
 impl Default for RemoteOptions {
@@ -52,6 +56,7 @@ impl Default for RemoteOptions {
             clock: Arc::new(SystemClock),
             max_entries: 100_000,
             tls_roots: None,
+            allow_insecure_http: false,
         }
     }
 }
@@ -63,6 +68,7 @@ impl fmt::Debug for RemoteOptions {
             .field("clock", &self.clock)
             .field("max_entries", &self.max_entries)
             .field("tls_roots", &self.tls_roots.as_ref().map(|_| "<PEM>"))
+            .field("allow_insecure_http", &self.allow_insecure_http)
             .finish()
     }
 }
@@ -72,6 +78,39 @@ impl RemoteOptions {
     pub(crate) fn client(&self) -> Result<Http, ConfigError> {
         client(self.timeout, self.tls_roots.as_deref())
     }
+
+    /// Whether these options let the validator call `uri`: `https://`, or plain `http://` to a
+    /// loopback host or with [`allow_insecure_http`](Self::allow_insecure_http).
+    pub(crate) fn check(&self, uri: &Uri, what: &'static str) -> Result<(), ConfigError> {
+        secure_enough(uri, self.allow_insecure_http, what)
+    }
+}
+
+/// `https://`, or plain `http://` to a loopback host or when `allow_insecure_http`.
+pub(crate) fn secure_enough(
+    uri: &Uri,
+    allow_insecure_http: bool,
+    what: &'static str,
+) -> Result<(), ConfigError> {
+    if uri.scheme_str() == Some("http") && !allow_insecure_http && !is_loopback(uri) {
+        tracing::warn!(%uri, "{what}: plain http to a host that is not loopback is refused");
+        return Err(ConfigError::Endpoint(
+            "plain http:// only to a loopback host: use https://, or allow_insecure_http",
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `uri` names this machine: `localhost`, `127.0.0.0/8` or `[::1]`.
+pub(crate) fn is_loopback(uri: &Uri) -> bool {
+    let Some(host) = uri.host() else {
+        return false;
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The setters of [`RemoteOptions`], the same on each builder that holds them in `options`.
@@ -107,6 +146,14 @@ macro_rules! remote_options_setters {
         #[cfg(feature = "tls")]
         pub fn tls_root_certificates(mut self, pem: impl Into<String>) -> Self {
             self.options.tls_roots = Some(pem.into());
+            self
+        }
+
+        /// Allow plain `http://` to a host that is not loopback (see
+        /// [`RemoteOptions::allow_insecure_http`](crate::bearer::RemoteOptions::allow_insecure_http)):
+        /// anyone on the path could then substitute keys or verdicts.
+        pub fn allow_insecure_http(mut self, allow: bool) -> Self {
+            self.options.allow_insecure_http = allow;
             self
         }
     };

@@ -223,6 +223,40 @@ fn only_http_and_https_endpoints_are_accepted() {
             .build()
             .is_ok()
     );
+    // Plain http only to this machine, unless the app opts in.
+    for local in [
+        "http://127.0.0.1:3000/oauth/introspect",
+        "http://127.8.9.10/introspect",
+        "http://[::1]:3000/introspect",
+        "http://localhost:3000/oauth/introspect",
+    ] {
+        assert!(
+            IntrospectionValidator::builder(local, "rs", "s")
+                .build()
+                .is_ok(),
+            "{local}"
+        );
+    }
+    for remote in [
+        "http://as.example/introspect",
+        "http://10.0.0.7/introspect",
+        "http://localhost.evil.example/introspect",
+    ] {
+        let err = IntrospectionValidator::builder(remote, "rs", "s")
+            .build()
+            .unwrap_err();
+        assert!(
+            matches!(err, tower_oauth2::ConfigError::Endpoint(_)),
+            "{remote}: {err:?}"
+        );
+        assert!(
+            IntrospectionValidator::builder(remote, "rs", "s")
+                .allow_insecure_http(true)
+                .build()
+                .is_ok(),
+            "{remote} when allowed"
+        );
+    }
 }
 
 /// An authorization server that answers every introspection with `body` (200, JSON).

@@ -717,6 +717,46 @@ mod validator {
         );
     }
 
+    #[test]
+    fn keys_come_over_https_or_from_this_machine_unless_the_app_opts_in() {
+        for local in [
+            "http://127.0.0.1:3000",
+            "http://localhost:3000",
+            "http://[::1]",
+        ] {
+            assert!(
+                JwtValidator::from_issuer(local, AUD).build().is_ok(),
+                "{local}"
+            );
+        }
+        assert!(
+            JwtValidator::from_issuer("https://as.example", AUD)
+                .build()
+                .is_ok()
+        );
+        let err = JwtValidator::from_issuer("http://as.example", AUD)
+            .build()
+            .unwrap_err();
+        assert!(
+            matches!(err, tower_oauth2::ConfigError::Endpoint(_)),
+            "{err:?}"
+        );
+        let err =
+            JwtValidator::from_jwks("http://keys.example/jwks.json", "https://as.example", AUD)
+                .build()
+                .unwrap_err();
+        assert!(
+            matches!(err, tower_oauth2::ConfigError::Endpoint(_)),
+            "{err:?}"
+        );
+        assert!(
+            JwtValidator::from_issuer("http://as.example", AUD)
+                .allow_insecure_http(true)
+                .build()
+                .is_ok()
+        );
+    }
+
     #[tokio::test]
     async fn keys_unobtainable_and_none_cached_is_503() {
         let v = JwtValidator::from_jwks("http://127.0.0.1:1/jwks.json", "http://127.0.0.1:1", AUD)

@@ -194,3 +194,65 @@ async fn an_introspection_validator_calls_over_https() {
             .is_err()
     );
 }
+
+/// An https issuer whose metadata names a plain-http key set: refused (keys fetched in the clear
+/// could be anyone's), so with no keys the token is 503, and the key set is never fetched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_set_weaker_than_its_https_issuer_is_refused() {
+    let (ca, cert, key) = authority();
+    let config = ServerConfig::builder_with_provider(Arc::new(
+        tokio_rustls::rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![cert], key)
+    .unwrap();
+    let (server, _, _) = serve_tls().await;
+    let at = token(&server).await;
+    // Plain-http key set on loopback, counting its fetches.
+    let fetched = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = Arc::clone(&fetched);
+    let plain = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let jwks_uri = format!("http://{}/jwks.json", plain.local_addr().unwrap());
+    let keys = server.jwks_endpoint();
+    let app = Router::new().route_service(
+        "/jwks.json",
+        tower::service_fn(move |req| {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut keys = keys.clone();
+            async move { tower::Service::call(&mut keys, req).await }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(plain, app).await });
+    // The issuer's metadata, over TLS, names it.
+    let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!("https://127.0.0.1:{}", tcp.local_addr().unwrap().port());
+    let metadata = serde_json::json!({"issuer": issuer, "jwks_uri": jwks_uri}).to_string();
+    let app = Router::new().route(
+        "/.well-known/oauth-authorization-server",
+        axum::routing::get(move || {
+            let body = metadata.clone();
+            async move { ([("content-type", "application/json")], body) }
+        }),
+    );
+    let listener = TlsListener {
+        tcp,
+        tls: TlsAcceptor::from(Arc::new(config)),
+    };
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let v = JwtValidator::from_issuer(&issuer, &issuer)
+        .tls_root_certificates(ca)
+        .build()
+        .unwrap();
+    assert_eq!(
+        status(BearerLayer::with_validator(v.clone(), "api"), &at).await,
+        503
+    );
+    assert_eq!(v.fetches(), 1, "the metadata only");
+    assert_eq!(
+        fetched.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "never the plain key set"
+    );
+}
