@@ -257,6 +257,7 @@ fn tls_config(roots: Option<&str>) -> Result<rustls::ClientConfig, ConfigError> 
 }
 
 /// Send `request` and read the whole answer, within `timeout` and [`MAX_ANSWER_BYTES`].
+#[cfg(feature = "introspection")]
 pub(crate) async fn exchange(
     http: &Http,
     request: Request<Full<Bytes>>,
