@@ -160,6 +160,19 @@ pub struct Config {
     /// How long a validated authorization request waits for the resource owner's decision.
     /// Default 600 s (10 minutes).
     pub authorization_request_lifetime: Duration,
+    /// The longest `state` an authorization request may carry (it is kept with the request and
+    /// sent back). Beyond it, `invalid_request` at the redirect URI, without the `state`.
+    /// Default 2048 bytes.
+    pub max_state_bytes: usize,
+    /// How many authorization requests one user agent (its binding cookie) may leave waiting
+    /// for a decision within one request lifetime. Beyond it, an error page (503
+    /// `temporarily_unavailable`) until the window ends. Counted in the token store, so across
+    /// instances. Default 20.
+    pub max_pending_authorizations_per_agent: u64,
+    /// How many authorization requests (pushed ones included) may be left waiting, all user
+    /// agents together, within one request lifetime: what an anonymous flood can make the
+    /// store hold. Beyond it, 503 `temporarily_unavailable`. Default 100 000.
+    pub max_pending_authorizations: u64,
     /// What access tokens are, unless a client says otherwise
     /// (`ClientBuilder::access_token_format`). Default opaque.
     pub access_token_format: AccessTokenFormat,
@@ -208,6 +221,9 @@ impl Default for Config {
             realm: "tower-oauth2".to_owned(),
             issuer: None,
             authorization_request_lifetime: Duration::from_secs(600),
+            max_state_bytes: 2048,
+            max_pending_authorizations_per_agent: 20,
+            max_pending_authorizations: 100_000,
             access_token_format: AccessTokenFormat::Opaque,
             access_token_audience: Vec::new(),
             pushed_authorization_request_lifetime: Duration::from_secs(60),

@@ -52,6 +52,14 @@ struct Auth {
 }
 
 fn server_on(store: Arc<dyn TokenStore>, start: u64) -> Auth {
+    server_with(store, start, |_| {})
+}
+
+fn server_with(
+    store: Arc<dyn TokenStore>,
+    start: u64,
+    configure: impl FnOnce(&mut tower_oauth2::Config),
+) -> Auth {
     let clock = Arc::new(ManualClock::new(start));
     let clients = InMemoryClients::new()
         .with(
@@ -88,7 +96,10 @@ fn server_on(store: Arc<dyn TokenStore>, start: u64) -> Auth {
         );
     let server = AuthServer::builder()
         .clients(clients)
-        .configure(|c| c.issuer = Some(ISS.into()))
+        .configure(|c| {
+            c.issuer = Some(ISS.into());
+            configure(c);
+        })
         .authorization_handler(decide)
         .shared_store(store)
         .clock(Arc::clone(&clock))
@@ -1049,4 +1060,90 @@ async fn a_loopback_port_must_be_a_port_and_a_redirect_uri_must_be_ascii() {
         .redirect_uri("https://xn--caf-dma.example/cb")
         .build()
         .unwrap();
+}
+
+/// A `state` too long to keep is refused at the redirect URI without being sent back, and
+/// nothing is kept.
+#[tokio::test]
+async fn a_state_too_long_to_keep_is_refused_and_not_sent_back() {
+    let memory = MemoryStore::new();
+    let a = server_with(Arc::new(memory.clone()), 1_700_000_000, |_| {});
+    let limit = "s".repeat(2048);
+    let r = a
+        .get(
+            &spa(&format!("&state={limit}")).replace("state=xyz&", ""),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "2048 bytes are kept");
+    let long = "s".repeat(2049);
+    let r = a
+        .get(
+            &spa(&format!("&state={long}")).replace("state=xyz&", ""),
+            &[],
+        )
+        .await;
+    let (base, params) = location(&r);
+    assert_eq!(base, "https://spa.example/cb");
+    assert_eq!(param(&params, "error"), Some("invalid_request"));
+    assert_eq!(
+        param(&params, "error_description"),
+        Some("state is too long")
+    );
+    assert_eq!(param(&params, "state"), None, "never sent back");
+    assert_eq!(param(&params, "iss"), Some(ISS));
+}
+
+/// Requests left waiting are bounded per user agent and in all, in windows of one request
+/// lifetime, counted in the store: past a bound, a 503 page and nothing kept.
+#[tokio::test]
+async fn requests_left_waiting_are_bounded_per_user_agent_and_in_all() {
+    let a = server_with(Arc::new(MemoryStore::new()), 1_700_000_000, |c| {
+        c.max_pending_authorizations_per_agent = 3;
+        c.max_pending_authorizations = 5;
+    });
+    let first = a.get(&spa(""), &[]).await;
+    assert_eq!(first.status, StatusCode::OK);
+    let cookie = first
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    for _ in 0..2 {
+        assert_eq!(
+            a.get(&spa(""), &[("cookie", &cookie)]).await.status,
+            StatusCode::OK
+        );
+    }
+    let r = a.get(&spa(""), &[("cookie", &cookie)]).await;
+    assert_page(&r, 503, "temporarily_unavailable");
+    // A decision made at once keeps nothing, so it is never refused.
+    let r = a
+        .get(
+            &spa(""),
+            &[("cookie", &cookie), ("x-test", "approve:alice")],
+        )
+        .await;
+    assert!(param(&location(&r).1, "code").is_some());
+    // Other agents (no cookie: a new one each) fill the bound in all: 3 + 2 = 5, then refused,
+    // at the authorization endpoint and at the PAR endpoint alike.
+    for _ in 0..2 {
+        assert_eq!(a.get(&spa(""), &[]).await.status, StatusCode::OK);
+    }
+    assert_page(&a.get(&spa(""), &[]).await, 503, "temporarily_unavailable");
+    let pushed = format!(
+        "response_type=code&client_id=app&code_challenge={CHALLENGE}&code_challenge_method=S256"
+    );
+    a.push(Some(APP), &pushed)
+        .await
+        .assert_error(503, "temporarily_unavailable");
+    // A new window, a new count.
+    a.clock.advance(std::time::Duration::from_secs(600));
+    assert_eq!(
+        a.get(&spa(""), &[("cookie", &cookie)]).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(a.push(Some(APP), &pushed).await.status, StatusCode::CREATED);
 }

@@ -31,10 +31,10 @@ pub(crate) use self::validate::REQUEST_URI_PREFIX;
 use super::context::Context;
 use crate::{
     client::Client,
-    error::{OAuthError, StoreError},
+    error::{ErrorKind, OAuthError, StoreError},
     events::Event,
     scope::Scope,
-    store::records::{RecordKind, RecordType, Records},
+    store::records::{Counter, RecordKind, RecordType, Records},
     token::{self, SecretToken, TokenHash},
     wire::form::Form,
 };
@@ -201,16 +201,64 @@ pub(crate) fn bind(ctx: &Context, request: &mut PendingAuthorization, agent: &st
     request.bind(agent, now, now.saturating_add(lifetime));
 }
 
-/// (2) Keep a bound request under `handle` until it lapses, for the app's page to complete.
+/// (2) Keep a bound request under `handle` until it lapses, for the app's page to complete —
+/// within the bounds on requests left waiting, per user agent and in all.
 pub(crate) async fn suspend(
     ctx: &Context,
     request: &PendingAuthorization,
     handle: &SecretToken,
 ) -> Result<(), OAuthError> {
+    let config = ctx.config();
+    let agent = TokenHash::of(&request.binding);
+    within_bound(
+        ctx,
+        PER_AGENT,
+        &agent,
+        config.max_pending_authorizations_per_agent,
+    )
+    .await?;
+    within_bound(
+        ctx,
+        IN_ALL,
+        &TokenHash::of("all"),
+        config.max_pending_authorizations,
+    )
+    .await?;
     Records::<PendingAuthorization>::new(&ctx.store)
         .put(&handle.hash(), request, request.expires_at(), ctx.now())
         .await
         .map_err(OAuthError::from)
+}
+
+/// Requests left waiting by one user agent, in the current window.
+const PER_AGENT: RecordKind = RecordKind::new("authz_pending_agent");
+/// Requests left waiting in all, in the current window.
+const IN_ALL: RecordKind = RecordKind::new("authz_pending_all");
+
+/// Count one more request left waiting under `id`, in windows of one request lifetime; refused
+/// past `max`, as the store being unavailable for it (nothing is kept).
+async fn within_bound(
+    ctx: &Context,
+    kind: RecordKind,
+    id: &TokenHash,
+    max: u64,
+) -> Result<(), OAuthError> {
+    let window = ctx.config().authorization_request_lifetime.as_secs();
+    let count = Counter::new(&ctx.store, kind)
+        .hit(id, window, ctx.now())
+        .await?;
+    if count > max {
+        tracing::warn!(
+            kind = kind.name(),
+            max,
+            "too many authorization requests left waiting"
+        );
+        return Err(OAuthError::new(
+            ErrorKind::TemporarilyUnavailable,
+            "too many authorization requests are waiting; try again later",
+        ));
+    }
+    Ok(())
 }
 
 /// A pushed authorization request (RFC 9126 §2) from `client`, already authenticated: validated
@@ -236,6 +284,8 @@ pub(crate) async fn push(
         validate::validate_for(ctx, Arc::clone(client), form, &[]).map_err(|r| match r {
             Refusal::Page(e) | Refusal::Redirect(_, e) => e,
         })?;
+    let max = ctx.config().max_pending_authorizations;
+    within_bound(ctx, IN_ALL, &TokenHash::of("all"), max).await?;
     let now = ctx.now();
     let lifetime = ctx.config().pushed_authorization_request_lifetime.as_secs();
     request.push(now, now.saturating_add(lifetime));

@@ -85,7 +85,11 @@ pub(super) fn validate_for(
         },
     };
     // (3) From here on, errors go back to the client.
-    let state = if repeats("state") {
+    // A `state` too long to keep is not sent back either (it would be the flood's payload).
+    let too_long = form
+        .get("state")
+        .is_some_and(|s| s.len() > ctx.config().max_state_bytes);
+    let state = if repeats("state") || too_long {
         None
     } else {
         form.get("state").map(str::to_owned)
@@ -94,6 +98,9 @@ pub(super) fn validate_for(
         let to = error_redirect(ctx, &redirect_uri, state.as_deref(), &err);
         Refusal::Redirect(to, err)
     };
+    if too_long {
+        return Err(back(OAuthError::invalid_request("state is too long")));
+    }
     if let Some(name) = UNIQUE.iter().find(|n| repeats(n)) {
         return Err(back(OAuthError::invalid_request(format!(
             "{name} is repeated"
