@@ -157,9 +157,15 @@ pub struct Config {
     /// endpoint. A trailing slash is dropped when the server is built, so it is spelled one way
     /// in redirects, JWTs and metadata. Default none.
     pub issuer: Option<String>,
-    /// How long a validated authorization request waits for the resource owner's decision.
-    /// Default 600 s (10 minutes).
+    /// How long a validated authorization request waits for the resource owner's decision,
+    /// once its page has been submitted at least once (the app looked at it again,
+    /// `AuthServer::pending_authorization`, say after a wrong password). Default 600 s (10
+    /// minutes).
     pub authorization_request_lifetime: Duration,
+    /// How long a request nobody has come back to waits: shorter, so that requests started and
+    /// abandoned (or sent by a flood) go sooner. At most `authorization_request_lifetime`.
+    /// Default 300 s.
+    pub authorization_request_idle_lifetime: Duration,
     /// The longest `state` an authorization request may carry (it is kept with the request and
     /// sent back). Beyond it, `invalid_request` at the redirect URI, without the `state`.
     /// Default 2048 bytes.
@@ -221,6 +227,7 @@ impl Default for Config {
             realm: "tower-oauth2".to_owned(),
             issuer: None,
             authorization_request_lifetime: Duration::from_secs(600),
+            authorization_request_idle_lifetime: Duration::from_secs(300),
             max_state_bytes: 2048,
             max_pending_authorizations_per_agent: 20,
             max_pending_authorizations: 100_000,
@@ -279,10 +286,16 @@ impl Config {
             return Err(ConfigError::GracePeriodTooLong);
         }
         if secs(self.authorization_request_lifetime) == 0
+            || secs(self.authorization_request_idle_lifetime) == 0
             || secs(self.pushed_authorization_request_lifetime) == 0
         {
             return Err(ConfigError::Lifetime(
                 "authorization request lifetimes must be at least 1 s",
+            ));
+        }
+        if self.authorization_request_idle_lifetime > self.authorization_request_lifetime {
+            return Err(ConfigError::Lifetime(
+                "authorization_request_idle_lifetime must not exceed authorization_request_lifetime",
             ));
         }
         if let Some(issuer) = &self.issuer {

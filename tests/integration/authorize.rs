@@ -1147,3 +1147,56 @@ async fn requests_left_waiting_are_bounded_per_user_agent_and_in_all() {
     );
     assert_eq!(a.push(Some(APP), &pushed).await.status, StatusCode::CREATED);
 }
+
+/// A request nobody came back to lapses after the idle lifetime; one whose page was looked at
+/// again (a wrong password, say) lives the full lifetime from its start.
+#[tokio::test]
+async fn an_untouched_request_lapses_sooner_than_one_whose_page_was_submitted() {
+    let a = auth();
+    let page = |r: &Reply| {
+        let body = String::from_utf8_lossy(&r.body).into_owned();
+        let at = body.find("value=\"").unwrap() + 7;
+        let handle = body[at..][..body[at..].find('"').unwrap()].to_owned();
+        let cookie = r
+            .header("set-cookie")
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
+        (handle, cookie)
+    };
+    let headers = |cookie: &str| {
+        let mut h = http::HeaderMap::new();
+        h.insert("cookie", cookie.parse().unwrap());
+        h
+    };
+    let (untouched, cookie_u) = page(&a.get(&spa(""), &[]).await);
+    let (looked_at, cookie_l) = page(&a.get(&spa(""), &[]).await);
+    a.clock.advance(std::time::Duration::from_secs(299));
+    let seen = a
+        .server
+        .pending_authorization(&looked_at, &headers(&cookie_l))
+        .await
+        .unwrap()
+        .expect("pending");
+    assert_eq!(
+        seen.expires_at(),
+        1_700_000_000 + 600,
+        "the full lifetime, from its start"
+    );
+    a.clock.advance(std::time::Duration::from_secs(1));
+    // 300 s in: the untouched one is gone, the other still there.
+    let r = a
+        .complete(&untouched, Some(&cookie_u), Decision::approve("alice"))
+        .await;
+    assert_page(&r, 400, "invalid_request");
+    a.clock.advance(std::time::Duration::from_secs(299));
+    let r = a
+        .complete(&looked_at, Some(&cookie_l), Decision::approve("alice"))
+        .await;
+    assert!(
+        param(&location(&r).1, "code").is_some(),
+        "alive until 600 s"
+    );
+}

@@ -197,7 +197,7 @@ pub(crate) async fn validate_request(
 /// the configured lifetime from now.
 pub(crate) fn bind(ctx: &Context, request: &mut PendingAuthorization, agent: &str) {
     let now = ctx.now();
-    let lifetime = ctx.config().authorization_request_lifetime.as_secs();
+    let lifetime = ctx.config().authorization_request_idle_lifetime.as_secs();
     request.bind(agent, now, now.saturating_add(lifetime));
 }
 
@@ -326,14 +326,35 @@ pub(crate) async fn resume(
 }
 
 /// The request kept under `handle`, while it is pending and bound to `agent`; not taken (for
-/// re-rendering a login page after a wrong password).
+/// re-rendering a login page after a wrong password). The first look moves its end from the
+/// idle lifetime to the full one, counted from its start: somebody came back to it.
 pub(crate) async fn peek(
     ctx: &Context,
     handle: &str,
     agent: &str,
 ) -> Result<Option<PendingAuthorization>, StoreError> {
     let requests = Records::<PendingAuthorization>::new(&ctx.store);
-    peek_at(&requests, &TokenHash::of(handle), agent, ctx.now()).await
+    let hash = TokenHash::of(handle);
+    let now = ctx.now();
+    let Some(found) = peek_at(&requests, &hash, agent, now).await? else {
+        return Ok(None);
+    };
+    let full = found
+        .created_at
+        .saturating_add(ctx.config().authorization_request_lifetime.as_secs());
+    if found.expires_at >= full {
+        return Ok(Some(found));
+    }
+    // Taken and kept again: the store has no compare-and-set for a record, and a plain put
+    // could bring back a request that a concurrent completion has just taken.
+    match requests.take(&hash, now).await? {
+        Some(mut request) => {
+            request.expires_at = full;
+            requests.put(&hash, &request, full, now).await?;
+            Ok(Some(request))
+        }
+        None => Ok(None),
+    }
 }
 
 async fn peek_at(
