@@ -58,12 +58,24 @@ async fn cleanup(url: Option<&str>) {
         Some(u) if u.starts_with("redis") => {
             let client = redis::Client::open(u).unwrap();
             let mut conn = client.get_connection().unwrap();
-            let keys: Vec<String> = redis::cmd("KEYS")
-                .arg(format!("{PREFIX}*"))
-                .query(&mut conn)
-                .unwrap_or_default();
-            for chunk in keys.chunks(1000) {
-                let _: () = redis::cmd("DEL").arg(chunk).query(&mut conn).unwrap();
+            // SCAN, not KEYS: the server may hold much else, which KEYS would block on.
+            let mut cursor = 0u64;
+            loop {
+                let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(format!("{PREFIX}*"))
+                    .arg("COUNT")
+                    .arg(1000)
+                    .query(&mut conn)
+                    .unwrap();
+                if !keys.is_empty() {
+                    let _: () = redis::cmd("DEL").arg(&keys).query(&mut conn).unwrap();
+                }
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
             }
         }
         Some(u) => {
