@@ -41,7 +41,7 @@ mod revoke;
 pub use self::{
     authorize::{
         AGENT_COOKIE, AuthorizationContext, AuthorizationEndpoint, AuthorizationHandler, Decision,
-        Interaction, html_escape,
+        Interaction, SECURE_AGENT_COOKIE, html_escape,
     },
     future::ResponseFuture,
     jwks::{JWKS_MAX_AGE_SECS, JwksEndpoint},

@@ -12,7 +12,7 @@ use tower::ServiceExt;
 use tower_oauth2::{
     AuthServer, Client, GrantType, InMemoryClients, Metadata,
     clock::{Clock, ManualClock, SystemClock},
-    endpoint::{AGENT_COOKIE, AuthorizationContext, Decision, Interaction},
+    endpoint::{AGENT_COOKIE, AuthorizationContext, Decision, Interaction, SECURE_AGENT_COOKIE},
     store::{MemoryStore, TokenStore},
 };
 
@@ -379,7 +379,10 @@ async fn approved_at_once_the_code_exchanges_and_refreshes() {
         .header("set-cookie")
         .expect("the binding cookie")
         .to_owned();
-    assert!(cookie.starts_with(&format!("{AGENT_COOKIE}=")), "{cookie}");
+    assert!(
+        cookie.starts_with(&format!("{SECURE_AGENT_COOKIE}=")),
+        "{cookie}"
+    );
     for attr in ["HttpOnly", "SameSite=Lax", "Secure", "Path=/"] {
         assert!(cookie.contains(attr), "{cookie}");
     }
@@ -1199,4 +1202,51 @@ async fn an_untouched_request_lapses_sooner_than_one_whose_page_was_submitted() 
         param(&location(&r).1, "code").is_some(),
         "alive until 600 s"
     );
+}
+
+/// The binding cookie is `__Host-` wherever it is `Secure`, and binds a request only when this
+/// server issued its value: a planted or made-up value gets a new cookie, and the request is
+/// bound to that one.
+#[tokio::test]
+async fn the_binding_cookie_is_host_only_and_only_a_value_this_server_issued_binds() {
+    let a = auth();
+    let set_cookie = |r: &Reply| r.header("set-cookie").map(str::to_owned);
+    let value = |set: &str| set.split(';').next().unwrap().to_owned();
+    let first = a.get(&spa(""), &[]).await;
+    let set = set_cookie(&first).expect("a new binding");
+    assert!(set.starts_with(&format!("{SECURE_AGENT_COOKIE}=")), "{set}");
+    for attr in ["Path=/", "Secure", "HttpOnly", "SameSite=Lax"] {
+        assert!(set.contains(attr), "{set}");
+    }
+    assert!(!set.to_ascii_lowercase().contains("domain="), "{set}");
+    let issued = value(&set);
+    // The issued value is used again, and no new cookie is set.
+    let again = a.get(&spa(""), &[("cookie", &issued)]).await;
+    assert_eq!(again.status, StatusCode::OK);
+    assert_eq!(set_cookie(&again), None);
+    // A value this server never gave (43 well-formed characters), under either name: ignored,
+    // a new cookie instead, and the request is bound to the new one.
+    for planted in [
+        format!("{SECURE_AGENT_COOKIE}={}", "A".repeat(43)),
+        format!("{AGENT_COOKIE}={}", issued.split('=').nth(1).unwrap()),
+    ] {
+        let r = a.get(&spa(""), &[("cookie", &planted)]).await;
+        let fresh = value(&set_cookie(&r).expect("a new binding"));
+        assert_ne!(fresh, planted);
+        let body = String::from_utf8_lossy(&r.body).into_owned();
+        let at = body.find("value=\"").unwrap() + 7;
+        let handle = body[at..][..body[at..].find('"').unwrap()].to_owned();
+        let refused = a
+            .complete(&handle, Some(&planted), Decision::approve("mallory"))
+            .await;
+        assert_page(&refused, 400, "invalid_request");
+        let done = a
+            .complete(&handle, Some(&fresh), Decision::approve("alice"))
+            .await;
+        assert_eq!(
+            done.status,
+            StatusCode::SEE_OTHER,
+            "bound to the new cookie"
+        );
+    }
 }

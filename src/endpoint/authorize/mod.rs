@@ -28,8 +28,10 @@
 //! ```
 //!
 //! Every answer carries `Cache-Control: no-store`; pages also forbid framing (RFC 6749 §10.13)
-//! and referrers. The binding cookie is `HttpOnly`, `SameSite=Lax`, and `Secure` unless the
-//! issuer is plain `http` on a loopback host.
+//! and referrers. The binding cookie is `HttpOnly`, `SameSite=Lax`, and `Secure` with the
+//! `__Host-` prefix ([`SECURE_AGENT_COOKIE`]) unless the issuer is plain `http` on a loopback
+//! host ([`AGENT_COOKIE`]). It binds a request only when this server issued its value (a
+//! short-lived record of each binding a waiting request used); any other value gets a new one.
 //!
 #![doc = include_str!("../../../docs/authorization.md")]
 
@@ -49,7 +51,7 @@ use http_body_util::Full;
 
 use self::page::{page, with_page_headers};
 pub use self::{
-    cookie::AGENT_COOKIE,
+    cookie::{AGENT_COOKIE, SECURE_AGENT_COOKIE},
     handler::{AuthorizationContext, AuthorizationHandler, Interaction},
     page::html_escape,
 };
@@ -127,10 +129,11 @@ where
         Err(Refusal::Redirect(to, _)) => return redirect(&parts.method, &to),
     };
     // The user agent's binding: its cookie if it has one, or a new one set below.
-    let existing = cookie::agent(&parts.headers);
-    let agent = existing
-        .clone()
-        .unwrap_or_else(|| token::generate().expose().to_owned());
+    let presented = cookie::agent(&server, &parts.headers);
+    let (agent, new_cookie) = match authorize::user_agent(ctx, presented).await {
+        Ok(found) => found,
+        Err(e) => return page(&server, &e),
+    };
     authorize::bind(ctx, &mut request, &agent);
     let handle = token::generate();
     let app_ctx = AuthorizationContext {
@@ -152,7 +155,7 @@ where
             Err(e) => page(&server, &e),
         },
     };
-    if existing.is_none() {
+    if new_cookie {
         cookie::set_agent(&server, &mut res, &agent);
     }
     res
@@ -193,7 +196,7 @@ async fn complete(
     headers: &HeaderMap,
     decision: Decision,
 ) -> EndpointResponse {
-    let Some(agent) = cookie::agent(headers) else {
+    let Some(agent) = cookie::agent(server, headers) else {
         let e = OAuthError::invalid_request("this browser did not start the authorization request");
         return page(server, &e);
     };
@@ -213,7 +216,7 @@ async fn pending(
     handle: &str,
     headers: &HeaderMap,
 ) -> Result<Option<PendingAuthorization>, StoreError> {
-    match cookie::agent(headers) {
+    match cookie::agent(server, headers) {
         Some(agent) => authorize::peek(server.context(), handle, &agent).await,
         None => Ok(None),
     }

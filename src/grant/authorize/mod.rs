@@ -193,6 +193,43 @@ pub(crate) async fn validate_request(
     }
 }
 
+/// The user agents this server gave a binding cookie to and bound a waiting request to: a
+/// record each, under the hash of the cookie's value, so that a value nobody was given (planted,
+/// or made up) binds nothing.
+struct IssuedAgent;
+
+impl RecordType for IssuedAgent {
+    const KIND: RecordKind = RecordKind::new("authz_agent");
+
+    fn encode(&self) -> Vec<u8> {
+        Vec::new()
+    }
+
+    fn decode(_: &[u8]) -> Option<Self> {
+        Some(Self)
+    }
+}
+
+/// How long an issued binding is remembered (the cookie lives for the browser's session).
+const AGENT_REMEMBERED_FOR: u64 = 86_400;
+
+/// The user agent a new request is bound to: the binding cookie `presented` when this server
+/// issued it, else a new value from the CSPRNG. `true` when the cookie is to be set.
+pub(crate) async fn user_agent(
+    ctx: &Context,
+    presented: Option<String>,
+) -> Result<(String, bool), OAuthError> {
+    if let Some(agent) = presented {
+        let issued = Records::<IssuedAgent>::new(&ctx.store)
+            .get(&TokenHash::of(&agent), ctx.now())
+            .await?;
+        if issued.is_some() {
+            return Ok((agent, false));
+        }
+    }
+    Ok((token::generate().expose().to_owned(), true))
+}
+
 /// Bind a validated request to the user agent `agent` (the value of its binding cookie), for
 /// the configured lifetime from now.
 pub(crate) fn bind(ctx: &Context, request: &mut PendingAuthorization, agent: &str) {
@@ -224,6 +261,18 @@ pub(crate) async fn suspend(
         config.max_pending_authorizations,
     )
     .await?;
+    // The binding is the agent's hash already: remembered as issued, for its next requests.
+    if let Some(agent) = TokenHash::parse_hex(&request.binding) {
+        let now = ctx.now();
+        Records::<IssuedAgent>::new(&ctx.store)
+            .put(
+                &agent,
+                &IssuedAgent,
+                now.saturating_add(AGENT_REMEMBERED_FOR),
+                now,
+            )
+            .await?;
+    }
     Records::<PendingAuthorization>::new(&ctx.store)
         .put(&handle.hash(), request, request.expires_at(), ctx.now())
         .await
