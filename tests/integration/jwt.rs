@@ -1020,6 +1020,65 @@ mod validator {
         );
     }
 
+    /// The server's own layer checks `typ: at+jwt` too, not only the remote validator: a token
+    /// signed with the server's key and known to its store, but typed as a plain JWT (an ID
+    /// token, say), is refused before the store is asked.
+    #[tokio::test]
+    async fn the_servers_own_layer_refuses_a_jwt_not_typed_as_an_access_token() {
+        use tower_oauth2::{
+            GrantType, Scope,
+            bearer::{LocalValidator, Validation, Validator},
+            clock::{Clock, SystemClock},
+            store::{GrantRecord, GrantStore, MemoryStore, NewAccessToken},
+            token::{GrantId, TokenHash},
+        };
+        let key = SigningKey::from_pem(EC_PEM).unwrap();
+        let kid = key.public_key().kid().to_owned();
+        let keys = tower_oauth2::jose::KeySet::new(key);
+        let issuer = "https://auth.example";
+        let now = SystemClock.now();
+        let store = MemoryStore::new();
+        let validator = LocalValidator::new(Arc::new(store.clone()), Arc::new(SystemClock))
+            .with_signing_keys(&keys, issuer);
+        for (typ, expected_valid) in [
+            ("at+jwt", true),
+            ("JWT", false),
+            ("application/at+jwt", true),
+        ] {
+            let mut c = claims(issuer, now);
+            c["jti"] = format!("jti-{typ}").into();
+            let token = sign(&c, &kid, typ);
+            // Known to the store, whatever its type: only the signature check tells them apart.
+            store
+                .create_grant(
+                    GrantRecord {
+                        id: GrantId::generate(),
+                        client_id: Arc::from("app"),
+                        subject: Some(Arc::from("alice")),
+                        scope: Scope::parse("read").unwrap(),
+                        grant_type: GrantType::Password,
+                        created_at: now,
+                        expires_at: None,
+                    },
+                    NewAccessToken {
+                        hash: TokenHash::of(&token),
+                        scope: Scope::parse("read").unwrap(),
+                        issued_at: now,
+                        expires_at: now + 600,
+                    },
+                    None,
+                )
+                .await
+                .unwrap();
+            let verdict = validator.validate(&token).await.unwrap();
+            assert_eq!(
+                matches!(verdict, Validation::Valid(_)),
+                expected_valid,
+                "typ {typ}: {verdict:?}"
+            );
+        }
+    }
+
     impl Published {
         fn jwks_of(key: &SigningKey) -> Value {
             tower_oauth2::jose::KeySet::new(key.clone()).jwks()
