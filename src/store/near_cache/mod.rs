@@ -189,6 +189,14 @@ fn entry_bytes(record: &AccessTokenRecord) -> usize {
 /// back. An instance whose channel is down serves from the store. A store outage stays a 503,
 /// as without the cache.
 ///
+/// **Where the guarantee stops: a silent partition.** An instance whose channel dies without a
+/// reset or a close (a dead link before any timeout) does not confirm, and the revocation
+/// returns after the 100 ms bound; that instance notices by its heartbeat — a `PING` (Redis) or
+/// a query (PostgreSQL) each second, answered within a second — so for up to about 2 s it may
+/// still serve a token revoked elsewhere from its cache. Measured on loopback
+/// (`near_cache::*_a_silent_partition_is_noticed_within_the_heartbeat`): 0.9 s after the
+/// revocation was acknowledged on Redis, 1.4 s on PostgreSQL.
+///
 /// [`AuthServerBuilder`](crate::AuthServerBuilder) puts one in front of any store that
 /// [announces revocations](super::Announcements::announces_revocations) (the Redis and PostgreSQL stores
 /// opened from a URL), unless [`Config::near_cache`](crate::Config::near_cache) turns it off.

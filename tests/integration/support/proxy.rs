@@ -5,11 +5,12 @@ use std::{
     net::SocketAddr,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicU8, Ordering},
+        atomic::{AtomicBool, AtomicU8, Ordering},
     },
 };
 
 use tokio::{
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
     net::{TcpListener, TcpStream},
     task::JoinHandle,
 };
@@ -22,6 +23,9 @@ pub const BLACKHOLE: u8 = 2;
 pub struct Proxy {
     pub addr: SocketAddr,
     mode: Arc<AtomicU8>,
+    /// While set, the open connections stay open and forward nothing either way: a silent
+    /// partition (what a dead link looks like before any timeout), not a cut.
+    silent: Arc<AtomicBool>,
     conns: Arc<Mutex<Vec<JoinHandle<()>>>>,
     accept: JoinHandle<()>,
 }
@@ -31,21 +35,29 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let mode = Arc::new(AtomicU8::new(PASS));
+        let silent = Arc::new(AtomicBool::new(false));
         let conns: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
         let accept = {
-            let (mode, conns) = (Arc::clone(&mode), Arc::clone(&conns));
+            let (mode, conns, quiet) = (Arc::clone(&mode), Arc::clone(&conns), Arc::clone(&silent));
             tokio::spawn(async move {
                 loop {
                     let Ok((mut client, _)) = listener.accept().await else {
                         return;
                     };
                     let task = match mode.load(Ordering::SeqCst) {
-                        PASS => tokio::spawn(async move {
-                            if let Ok(mut server) = TcpStream::connect(upstream).await {
-                                let _ =
-                                    tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                            }
-                        }),
+                        PASS => {
+                            let quiet = Arc::clone(&quiet);
+                            tokio::spawn(async move {
+                                if let Ok(server) = TcpStream::connect(upstream).await {
+                                    let (cr, cw) = client.into_split();
+                                    let (sr, sw) = server.into_split();
+                                    tokio::join!(
+                                        pump(cr, sw, Arc::clone(&quiet)),
+                                        pump(sr, cw, quiet)
+                                    );
+                                }
+                            })
+                        }
                         REFUSE => {
                             drop(client);
                             continue;
@@ -63,9 +75,16 @@ impl Proxy {
         Self {
             addr,
             mode,
+            silent,
             conns,
             accept,
         }
+    }
+
+    /// Silence every connection, open or to come, without closing any (see `silent`); `false`
+    /// lets them speak again.
+    pub fn silence(&self, silent: bool) {
+        self.silent.store(silent, Ordering::SeqCst);
     }
 
     /// Switch mode and drop every open connection.
@@ -81,6 +100,27 @@ impl Drop for Proxy {
     fn drop(&mut self) {
         self.set(REFUSE);
         self.accept.abort();
+    }
+}
+
+/// Copy `from` to `to` until either side closes; while `quiet`, what is read is dropped.
+async fn pump(
+    mut from: impl AsyncRead + Unpin,
+    mut to: impl AsyncWrite + Unpin,
+    quiet: Arc<AtomicBool>,
+) {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if quiet.load(Ordering::SeqCst) {
+            continue;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
     }
 }
 
