@@ -41,7 +41,7 @@ impl Proxy {
             let (mode, conns, quiet) = (Arc::clone(&mode), Arc::clone(&conns), Arc::clone(&silent));
             tokio::spawn(async move {
                 loop {
-                    let Ok((mut client, _)) = listener.accept().await else {
+                    let Ok((client, _)) = listener.accept().await else {
                         return;
                     };
                     let task = match mode.load(Ordering::SeqCst) {
