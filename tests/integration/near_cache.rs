@@ -413,6 +413,95 @@ async fn postgres_a_cut_channel_bypasses_and_recovers() {
     a_cut_channel_bypasses_and_recovers(Backend::Postgres, "near_cache_cut_pg", url, 5432).await;
 }
 
+/// A revocation by subject as the channel carries it (`s:{user}`), sent by hand: on PostgreSQL
+/// and the Redis Cluster the stores announce a user's grants one by one, so without this the
+/// near-cache's rule for a subject would be exercised on one server only. B drops that user's
+/// tokens, and only theirs: the next check of bob's token asks the store, alice's stays a hit.
+async fn a_subject_announced_drops_that_users_tokens_only(backend: Backend, test: &str) {
+    let Some((a, b)) = pair(backend, test, None).await else {
+        return;
+    };
+    let (alice, _) = a.h.login_as(APP, "alice", "wonderland", "").await;
+    let (bob, _) = a.h.login_as(APP, "bob", "builder", "").await;
+    served_from_cache(&b, &alice).await;
+    served_from_cache(&b, &bob).await;
+    let prefix = format!("tower-oauth2-test:{test}:");
+    match backend {
+        Backend::Postgres => {
+            let (client, conn) = tokio_postgres::connect(
+                &crate::support::backends::database_url(),
+                tokio_postgres::NoTls,
+            )
+            .await
+            .unwrap();
+            tokio::spawn(conn);
+            let channel = format!("oauth:t_{test}");
+            client
+                .execute("SELECT pg_notify($1, 's:bob')", &[&channel])
+                .await
+                .unwrap();
+        }
+        Backend::RedisCluster => {
+            // On the channel of bob's token's route, as the cluster's scripts publish.
+            let client = redis::cluster::ClusterClient::new(vec![
+                crate::support::backends::redis_cluster_url()
+                    .replace("redis+cluster://", "redis://")
+                    .split(',')
+                    .next()
+                    .unwrap()
+                    .to_owned(),
+            ])
+            .unwrap();
+            let mut conn = client.get_async_connection().await.unwrap();
+            let channel = format!("{prefix}{{{}}}invalidations", &bob[..3]);
+            let _: i64 = redis::cmd("SPUBLISH")
+                .arg(&channel)
+                .arg("s:bob")
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+        }
+        _ => {
+            let client = redis::Client::open(crate::support::backends::redis_url()).unwrap();
+            let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+            let _: i64 = redis::cmd("PUBLISH")
+                .arg(format!("{prefix}invalidations"))
+                .arg("s:bob")
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+        }
+    }
+    let t = Instant::now();
+    loop {
+        let misses = b.cache.stats().misses;
+        assert!(b.h.accepted(&bob).await, "bob's token is live in the store");
+        if b.cache.stats().misses > misses {
+            break;
+        }
+        assert!(t.elapsed() < BOUND, "bob's entry was never dropped");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let misses = b.cache.stats().misses;
+    assert!(b.h.accepted(&alice).await);
+    assert_eq!(b.cache.stats().misses, misses, "alice's entry stays");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_subject_announced_drops_that_users_tokens_only() {
+    a_subject_announced_drops_that_users_tokens_only(Backend::Postgres, "near_cache_subject_pg")
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cluster_a_subject_announced_drops_that_users_tokens_only() {
+    a_subject_announced_drops_that_users_tokens_only(
+        Backend::RedisCluster,
+        "near_cache_subject_cluster",
+    )
+    .await;
+}
+
 /// A silent partition: B's connections stay open but carry nothing either way (no reset, no
 /// close — a dead link before any timeout). A revocation on A returns once A gave up waiting
 /// for B's confirmation (100 ms); B, not knowing yet, may serve the revoked token from its cache
