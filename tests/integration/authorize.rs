@@ -1065,27 +1065,24 @@ async fn a_loopback_port_must_be_a_port_and_a_redirect_uri_must_be_ascii() {
         .unwrap();
 }
 
+/// The handle a page from `decide` carries in its form.
+fn handle_in(r: &Reply) -> String {
+    let body = String::from_utf8_lossy(&r.body);
+    let at = body.find("value=\"").expect("a handle in the page") + 7;
+    body[at..][..body[at..].find('"').unwrap()].to_owned()
+}
+
 /// A `state` too long to keep is refused at the redirect URI without being sent back, and
 /// nothing is kept.
 #[tokio::test]
 async fn a_state_too_long_to_keep_is_refused_and_not_sent_back() {
     let memory = MemoryStore::new();
     let a = server_with(Arc::new(memory.clone()), 1_700_000_000, |_| {});
-    let limit = "s".repeat(2048);
-    let r = a
-        .get(
-            &spa(&format!("&state={limit}")).replace("state=xyz&", ""),
-            &[],
-        )
-        .await;
+    let with_state =
+        |bytes: usize| spa(&format!("&state={}", "s".repeat(bytes))).replace("state=xyz&", "");
+    let r = a.get(&with_state(2048), &[]).await;
     assert_eq!(r.status, StatusCode::OK, "2048 bytes are kept");
-    let long = "s".repeat(2049);
-    let r = a
-        .get(
-            &spa(&format!("&state={long}")).replace("state=xyz&", ""),
-            &[],
-        )
-        .await;
+    let r = a.get(&with_state(2049), &[]).await;
     let (base, params) = location(&r);
     assert_eq!(base, "https://spa.example/cb");
     assert_eq!(param(&params, "error"), Some("invalid_request"));
@@ -1157,9 +1154,7 @@ async fn requests_left_waiting_are_bounded_per_user_agent_and_in_all() {
 async fn an_untouched_request_lapses_sooner_than_one_whose_page_was_submitted() {
     let a = auth();
     let page = |r: &Reply| {
-        let body = String::from_utf8_lossy(&r.body).into_owned();
-        let at = body.find("value=\"").unwrap() + 7;
-        let handle = body[at..][..body[at..].find('"').unwrap()].to_owned();
+        let handle = handle_in(r);
         let cookie = r
             .header("set-cookie")
             .unwrap()
@@ -1233,9 +1228,7 @@ async fn the_binding_cookie_is_host_only_and_only_a_value_this_server_issued_bin
         let r = a.get(&spa(""), &[("cookie", &planted)]).await;
         let fresh = value(&set_cookie(&r).expect("a new binding"));
         assert_ne!(fresh, planted);
-        let body = String::from_utf8_lossy(&r.body).into_owned();
-        let at = body.find("value=\"").unwrap() + 7;
-        let handle = body[at..][..body[at..].find('"').unwrap()].to_owned();
+        let handle = handle_in(&r);
         let refused = a
             .complete(&handle, Some(&planted), Decision::approve("mallory"))
             .await;

@@ -51,6 +51,24 @@ async fn pair(backend: Backend, test: &str, b_url: Option<String>) -> Option<(In
     Some((instance(a).await, instance(b).await))
 }
 
+/// A and B on one shared store, B's connections all through a proxy the test controls.
+async fn pair_behind_proxy(
+    backend: Backend,
+    test: &str,
+    url: &str,
+    port: u16,
+) -> Option<(Proxy, Instance, Instance)> {
+    let proxy = Proxy::start(upstream(url, port)).await;
+    let target = upstream(url, port).to_string();
+    let proxied = url.replacen(&target, &proxy.addr.to_string(), 1).replacen(
+        &format!("localhost:{port}"),
+        &proxy.addr.to_string(),
+        1,
+    );
+    let (a, b) = pair(backend, test, Some(proxied)).await?;
+    Some((proxy, a, b))
+}
+
 /// B accepts `at` from its cache: the first check fills it, the next ones are hits.
 async fn served_from_cache(b: &Instance, at: &str) {
     assert!(b.h.accepted(at).await, "B accepts the token");
@@ -329,14 +347,7 @@ async fn a_cut_channel_bypasses_and_recovers(backend: Backend, test: &str, url: 
     if open(backend, &format!("{test}_probe")).await.is_none() {
         return;
     }
-    let proxy = Proxy::start(upstream(&url, port)).await;
-    let target = upstream(&url, port).to_string();
-    let proxied = url.replacen(&target, &proxy.addr.to_string(), 1).replacen(
-        &format!("localhost:{port}"),
-        &proxy.addr.to_string(),
-        1,
-    );
-    let Some((a, b)) = pair(backend, test, Some(proxied)).await else {
+    let Some((proxy, a, b)) = pair_behind_proxy(backend, test, &url, port).await else {
         return;
     };
     let (at, _) = a.h.login().await;
@@ -516,14 +527,7 @@ async fn a_silent_partition_is_noticed_within_the_heartbeat(
     if open(backend, &format!("{test}_probe")).await.is_none() {
         return;
     }
-    let proxy = Proxy::start(upstream(&url, port)).await;
-    let target = upstream(&url, port).to_string();
-    let proxied = url.replacen(&target, &proxy.addr.to_string(), 1).replacen(
-        &format!("localhost:{port}"),
-        &proxy.addr.to_string(),
-        1,
-    );
-    let Some((a, b)) = pair(backend, test, Some(proxied)).await else {
+    let Some((proxy, a, b)) = pair_behind_proxy(backend, test, &url, port).await else {
         return;
     };
     // A few seconds of the channel working, so that A knows B (B greets every second).

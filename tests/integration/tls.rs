@@ -66,17 +66,22 @@ impl axum::serve::Listener for TlsListener {
     }
 }
 
-/// The server's endpoints behind TLS; its issuer is the https URL.
-async fn serve_tls() -> (AuthServer, String, String) {
-    let (ca, cert, key) = authority();
-    let config = ServerConfig::builder_with_provider(Arc::new(
+/// A TLS server's settings for this certificate (AWS-LC, as the client side uses).
+fn server_config(cert: CertificateDer<'static>, key: PrivateKeyDer<'static>) -> ServerConfig {
+    ServerConfig::builder_with_provider(Arc::new(
         tokio_rustls::rustls::crypto::aws_lc_rs::default_provider(),
     ))
     .with_safe_default_protocol_versions()
     .unwrap()
     .with_no_client_auth()
     .with_single_cert(vec![cert], key)
-    .unwrap();
+    .unwrap()
+}
+
+/// The server's endpoints behind TLS; its issuer is the https URL.
+async fn serve_tls() -> (AuthServer, String, String) {
+    let (ca, cert, key) = authority();
+    let config = server_config(cert, key);
     let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let issuer = format!("https://127.0.0.1:{}", tcp.local_addr().unwrap().port());
     let server = AuthServer::builder()
@@ -200,14 +205,7 @@ async fn an_introspection_validator_calls_over_https() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_set_weaker_than_its_https_issuer_is_refused() {
     let (ca, cert, key) = authority();
-    let config = ServerConfig::builder_with_provider(Arc::new(
-        tokio_rustls::rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(vec![cert], key)
-    .unwrap();
+    let config = server_config(cert, key);
     let (server, _, _) = serve_tls().await;
     let at = token(&server).await;
     // Plain-http key set on loopback, counting its fetches.
