@@ -28,7 +28,25 @@ fn render(realm: &str, params: &[(&str, &str)]) -> HeaderValue {
 }
 
 impl Challenges {
-    pub(crate) fn new(realm: &str, required: &Scope) -> Self {
+    /// The challenges of a route requiring `required`. With `resource_metadata` (RFC 9728
+    /// §5.1), every challenge names it, and those of a 401 also name the scope the route needs,
+    /// so a client (an MCP client, say) knows where to learn about the resource and what to ask
+    /// for.
+    pub(crate) fn new(realm: &str, required: &Scope, resource_metadata: Option<&str>) -> Self {
+        let scope = (!required.is_empty()).then(|| ("scope", required.as_str()));
+        let discovery: Vec<(&str, &str)> = resource_metadata
+            .map(|url| ("resource_metadata", url))
+            .into_iter()
+            .collect();
+        // A 401's extras: the metadata and, with it, the scope to ask for.
+        let unauthorized = |base: &[(&str, &str)]| {
+            let mut params = base.to_vec();
+            params.extend(&discovery);
+            if !discovery.is_empty() {
+                params.extend(scope);
+            }
+            render(realm, &params)
+        };
         let mut insufficient = vec![
             ("error", "insufficient_scope"),
             (
@@ -36,11 +54,10 @@ impl Challenges {
                 "The access token does not grant the scope this resource requires",
             ),
         ];
-        if !required.is_empty() {
-            insufficient.push(("scope", required.as_str()));
-        }
+        insufficient.extend(scope);
+        insufficient.extend(&discovery);
         Self {
-            missing: render(realm, &[]),
+            missing: unauthorized(&[]),
             malformed: render(
                 realm,
                 &[
@@ -48,23 +65,17 @@ impl Challenges {
                     ("error_description", "Malformed bearer credentials"),
                 ],
             ),
-            invalid: render(
-                realm,
-                &[
-                    ("error", "invalid_token"),
-                    (
-                        "error_description",
-                        "The access token is invalid or revoked",
-                    ),
-                ],
-            ),
-            expired: render(
-                realm,
-                &[
-                    ("error", "invalid_token"),
-                    ("error_description", "The access token expired"),
-                ],
-            ),
+            invalid: unauthorized(&[
+                ("error", "invalid_token"),
+                (
+                    "error_description",
+                    "The access token is invalid or revoked",
+                ),
+            ]),
+            expired: unauthorized(&[
+                ("error", "invalid_token"),
+                ("error_description", "The access token expired"),
+            ]),
             insufficient: render(realm, &insufficient),
         }
     }

@@ -61,7 +61,11 @@ impl FormBodyTokenLayer {
     pub fn new(server: &AuthServer) -> Self {
         Self {
             limit: server.config().max_body_bytes,
-            challenges: Arc::new(Challenges::new(&server.config().realm, &Scope::empty())),
+            challenges: Arc::new(Challenges::new(
+                &server.config().realm,
+                &Scope::empty(),
+                None,
+            )),
         }
     }
 }

@@ -19,6 +19,8 @@ use crate::{scope::Scope, server::AuthServer};
 #[must_use]
 pub struct BearerLayer<R = DefaultRejection> {
     realm: Arc<str>,
+    /// The URL of the protected resource's metadata (RFC 9728), named by every challenge.
+    resource_metadata: Option<Arc<str>>,
     /// Built once here, not in `layer()`: frameworks may wrap a service per request (axum does
     /// for routes it converts lazily), and rendering the challenges costs microseconds.
     shared: Arc<Shared>,
@@ -65,11 +67,12 @@ impl BearerLayer {
         Self {
             shared: Arc::new(Shared {
                 validator: Arc::new(validator),
-                default: Arc::new(Requirement::new(&realm, Scope::empty())),
+                default: Arc::new(Requirement::new(&realm, Scope::empty(), None)),
                 per_path: Vec::new(),
                 allow_query: false,
             }),
             realm,
+            resource_metadata: None,
             render: DefaultRejection,
         }
     }
@@ -84,9 +87,37 @@ impl<R> BearerLayer<R> {
     pub fn render_rejection<R2>(self, render: R2) -> BearerLayer<R2> {
         BearerLayer {
             realm: self.realm,
+            resource_metadata: self.resource_metadata,
             shared: self.shared,
             render,
         }
+    }
+
+    /// Name the protected resource's metadata (RFC 9728 §5.1) in every challenge:
+    /// `resource_metadata="{url}"`, and on a 401 also the scope the route needs (`scope="…"`),
+    /// which is how an MCP client discovers where to get a token and what to ask for. `url` is
+    /// where [`ProtectedResourceMetadata`](super::ProtectedResourceMetadata) is served
+    /// ([`metadata_url`](super::ProtectedResourceMetadata::metadata_url)). Applies to the
+    /// scopes required before and after this call.
+    pub fn resource_metadata(mut self, url: impl Into<String>) -> Self {
+        self.resource_metadata = Some(Arc::from(url.into()));
+        let requirement = |r: &Requirement| Arc::new(self.requirement(r.scope.clone()));
+        let default = requirement(&self.shared.default);
+        let per_path: Vec<_> = self
+            .shared
+            .per_path
+            .iter()
+            .map(|(p, r)| (p.clone(), requirement(r)))
+            .collect();
+        self.rebuild(|s| {
+            s.default = default;
+            s.per_path = per_path;
+        })
+    }
+
+    /// A requirement of `scope` with this layer's challenge parameters.
+    fn requirement(&self, scope: Scope) -> Requirement {
+        Requirement::new(&self.realm, scope, self.resource_metadata.as_deref())
     }
 
     fn rebuild(self, f: impl FnOnce(&mut Shared)) -> Self {
@@ -101,6 +132,7 @@ impl<R> BearerLayer<R> {
         Self {
             shared: Arc::new(shared),
             realm: self.realm,
+            resource_metadata: self.resource_metadata,
             render: self.render,
         }
     }
@@ -108,7 +140,7 @@ impl<R> BearerLayer<R> {
     /// Require every token of `scope` (403 `insufficient_scope` otherwise; gRPC
     /// `PERMISSION_DENIED`).
     pub fn require_scope(self, scope: Scope) -> Self {
-        let requirement = Arc::new(Requirement::new(&self.realm, scope));
+        let requirement = Arc::new(self.requirement(scope));
         self.rebuild(|s| s.default = requirement)
     }
 
@@ -140,7 +172,7 @@ impl<R> BearerLayer<R> {
     /// # }
     /// ```
     pub fn require_scope_for(self, path: &str, scope: Scope) -> Self {
-        let requirement = Arc::new(Requirement::new(&self.realm, scope));
+        let requirement = Arc::new(self.requirement(scope));
         let path: Box<str> = Box::from(path);
         self.rebuild(|s| {
             s.per_path.retain(|(p, _)| *p != path);

@@ -12,6 +12,9 @@
 //! | token lacks a required scope | 403 | `Bearer realm="…", error="insufficient_scope", …, scope="…"` |
 //! | token store unavailable | 503 | — |
 //!
+//! A resource server describes itself with [`ProtectedResourceMetadata`] (RFC 9728), which
+//! [`BearerLayer::resource_metadata`] names in every challenge.
+//!
 //! The body of a refusal is the app's to word ([`BearerLayer::render_rejection`]: RFC 9457
 //! problem details, say); the status, the challenge and `no-store` stay the layer's.
 //!
@@ -62,6 +65,7 @@ mod layer;
 #[cfg(any(feature = "introspection", feature = "jwt"))]
 mod remote;
 mod requirement;
+mod resource_metadata;
 mod response;
 mod service;
 mod validator;
@@ -82,6 +86,7 @@ pub use self::{
     form_body::{FormBodyToken, FormBodyTokenLayer},
     future::ResponseFuture,
     layer::BearerLayer,
+    resource_metadata::{ProtectedResourceMetadata, ProtectedResourceMetadataEndpoint},
     response::{DefaultRejection, Rejection, RejectionContext, RenderRejection},
     service::Bearer,
     validator::{Both, LocalValidator, Validation, Validator},

@@ -21,9 +21,9 @@ pub(crate) struct Requirement {
 }
 
 impl Requirement {
-    pub(crate) fn new(realm: &str, scope: Scope) -> Self {
+    pub(crate) fn new(realm: &str, scope: Scope, resource_metadata: Option<&str>) -> Self {
         Self {
-            challenges: Challenges::new(realm, &scope),
+            challenges: Challenges::new(realm, &scope, resource_metadata),
             scope,
         }
     }
@@ -153,7 +153,7 @@ mod tests {
 
     #[test]
     fn a_path_with_its_own_requirement_uses_it_and_others_the_default() {
-        let req = |s: &str| Arc::new(Requirement::new("r", Scope::parse(s).unwrap()));
+        let req = |s: &str| Arc::new(Requirement::new("r", Scope::parse(s).unwrap(), None));
         let shared = Shared {
             validator: Arc::new(Never),
             default: req("read"),

@@ -788,3 +788,134 @@ async fn the_app_words_refusals_but_status_challenge_and_no_store_stay_the_layer
         "no rendering for gRPC"
     );
 }
+
+/// RFC 9728 over real HTTP: the resource's metadata at the well-known path (with the resource's
+/// path appended, and without for a resource at the root), and every challenge of the layer
+/// naming it — with the scope to ask for on a 401, and on a 403 — for HTTP and gRPC alike.
+#[tokio::test]
+async fn the_protected_resource_metadata_is_served_and_named_by_every_challenge() {
+    use axum::{Router, routing};
+    use tower_oauth2::bearer::ProtectedResourceMetadata;
+
+    let h = harness();
+    let (reader, _) = h.login_as(APP, "alice", "wonderland", "&scope=read").await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let resource = format!("http://{addr}/mcp");
+    let metadata = ProtectedResourceMetadata::new(&resource)
+        .authorization_server("http://127.0.0.1:3000")
+        .scopes_supported(["read", "write"])
+        .resource_name("Notes over MCP");
+    let root = ProtectedResourceMetadata::new(format!("http://{addr}"))
+        .authorization_server("http://127.0.0.1:3000")
+        .bearer_methods_supported(true, false);
+    let layer = h
+        .server
+        .bearer_layer()
+        .require_scope(Scope::parse("write").unwrap())
+        .resource_metadata(metadata.metadata_url());
+    let app = Router::new()
+        .route(
+            "/mcp",
+            routing::get(|| async { "tools" }).post(|| async { "tools" }),
+        )
+        .route_layer(layer)
+        .route_service(&metadata.well_known_path(), metadata.endpoint())
+        .route_service(&root.well_known_path(), root.endpoint());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let url = |path: &str| format!("http://{addr}{path}");
+
+    // The documents.
+    let r = http(fetch(
+        url("/.well-known/oauth-protected-resource/mcp"),
+        None,
+    ))
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(r.header("cache-control"), Some("public, max-age=300"));
+    assert_eq!(
+        r.json(),
+        serde_json::json!({
+            "resource": resource,
+            "authorization_servers": ["http://127.0.0.1:3000"],
+            "scopes_supported": ["read", "write"],
+            "bearer_methods_supported": ["header"],
+            "resource_name": "Notes over MCP",
+        })
+    );
+    let r = http(fetch(url("/.well-known/oauth-protected-resource"), None)).await;
+    assert_eq!(r.json()["resource"], format!("http://{addr}"));
+    assert_eq!(
+        r.json()["bearer_methods_supported"],
+        serde_json::json!(["header", "query"])
+    );
+    let r = http(form(
+        &url("/.well-known/oauth-protected-resource/mcp"),
+        None,
+        "",
+    ))
+    .await;
+    assert_eq!(
+        (r.status.as_u16(), r.header("allow")),
+        (405, Some("GET, HEAD"))
+    );
+
+    // The challenges.
+    let named = format!("resource_metadata=\"{}\"", metadata.metadata_url());
+    let r = http(fetch(url("/mcp"), None)).await;
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        r.header("www-authenticate").unwrap(),
+        format!("{REALM}, {named}, scope=\"write\"")
+    );
+    let r = http(fetch(url("/mcp"), Some("Bearer unknown-token"))).await;
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        r.header("www-authenticate").unwrap(),
+        format!(
+            "{REALM}, error=\"invalid_token\", error_description=\"The access token is invalid or revoked\", {named}, scope=\"write\""
+        )
+    );
+    let r = http(fetch(url("/mcp"), Some(&format!("Bearer {reader}")))).await;
+    assert_eq!(r.status, 403);
+    assert_eq!(
+        r.header("www-authenticate").unwrap(),
+        format!(
+            "{REALM}, error=\"insufficient_scope\", error_description=\"The access token does not grant the scope this resource requires\", scope=\"write\", {named}"
+        )
+    );
+    // A malformed request is a 400: no discovery there.
+    let r = http(fetch(url("/mcp"), Some("Bearer a$b"))).await;
+    assert_eq!(r.status, 400);
+    assert!(
+        !r.header("www-authenticate")
+            .unwrap()
+            .contains("resource_metadata")
+    );
+    // gRPC carries the same challenge.
+    let layer = h
+        .server
+        .bearer_layer()
+        .require_scope(Scope::parse("write").unwrap())
+        .resource_metadata(metadata.metadata_url());
+    let req = Request::post("/notes.Notes/Add")
+        .version(http::Version::HTTP_2)
+        .header("content-type", "application/grpc")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let r = call_protected(layer, req).await;
+    assert_eq!(r.header("grpc-status"), Some("16"));
+    assert_eq!(
+        r.header("www-authenticate").unwrap(),
+        format!("{REALM}, {named}, scope=\"write\"")
+    );
+}
+
+fn fetch(url: String, authorization: Option<&str>) -> Request<Full<Bytes>> {
+    let mut b = Request::get(url);
+    if let Some(a) = authorization {
+        b = b.header("authorization", a);
+    }
+    b.body(Full::new(Bytes::new())).unwrap()
+}
