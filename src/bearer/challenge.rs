@@ -15,6 +15,7 @@ pub(crate) struct Challenges {
     malformed: HeaderValue,
     invalid: HeaderValue,
     expired: HeaderValue,
+    wrong_audience: HeaderValue,
     insufficient: HeaderValue,
 }
 
@@ -76,6 +77,13 @@ impl Challenges {
                 ("error", "invalid_token"),
                 ("error_description", "The access token expired"),
             ]),
+            wrong_audience: unauthorized(&[
+                ("error", "invalid_token"),
+                (
+                    "error_description",
+                    "The access token is not meant for this resource",
+                ),
+            ]),
             insufficient: render(realm, &insufficient),
         }
     }
@@ -105,6 +113,7 @@ impl Challenges {
             Rejection::Malformed => Some(&self.malformed),
             Rejection::Invalid => Some(&self.invalid),
             Rejection::Expired => Some(&self.expired),
+            Rejection::WrongAudience => Some(&self.wrong_audience),
             Rejection::InsufficientScope => Some(&self.insufficient),
             Rejection::Unavailable => None,
         };
@@ -126,6 +135,11 @@ impl Challenges {
             Rejection::Malformed => ("16", "malformed bearer credentials", Some(&self.malformed)),
             Rejection::Invalid => ("16", "invalid or revoked access token", Some(&self.invalid)),
             Rejection::Expired => ("16", "access token expired", Some(&self.expired)),
+            Rejection::WrongAudience => (
+                "16",
+                "access token not meant for this resource",
+                Some(&self.wrong_audience),
+            ),
             Rejection::InsufficientScope => ("7", "insufficient scope", Some(&self.insufficient)),
             Rejection::Unavailable => ("14", "token validation unavailable", None),
         };

@@ -439,6 +439,7 @@ impl Inner {
         let c = match jose::verify(token, &ring, self.expected_issuer(), Some(&self.audience)) {
             Ok(claims) => claims,
             Err(Unverified::UnknownKey | Unverified::Invalid) => return Ok(Validation::Invalid),
+            Err(Unverified::WrongAudience) => return Ok(Validation::WrongAudience),
         };
         let now = self.clock.now();
         if c.nbf

@@ -82,6 +82,7 @@ pub(crate) fn decide(
         Ok(Validation::Valid(info)) if required.is_subset_of(&info.scope) => Ok(info),
         Ok(Validation::Valid(_)) => Err(Rejection::InsufficientScope),
         Ok(Validation::Expired) => Err(Rejection::Expired),
+        Ok(Validation::WrongAudience) => Err(Rejection::WrongAudience),
         Ok(_) => Err(Rejection::Invalid),
         Err(err) => {
             tracing::error!(error = %err, "bearer validation failed: store unavailable");

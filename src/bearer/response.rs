@@ -60,6 +60,8 @@ pub enum Rejection {
     Invalid,
     /// Expired. 401.
     Expired,
+    /// Valid, but meant for another resource (its audience does not name this one). 401.
+    WrongAudience,
     /// Valid, but without the required scope. 403.
     InsufficientScope,
     /// The token could not be checked (the store or the authorization server is down): never
@@ -71,7 +73,9 @@ impl Rejection {
     /// The HTTP status the layer answers with.
     pub fn status(self) -> StatusCode {
         match self {
-            Self::Missing | Self::Invalid | Self::Expired => StatusCode::UNAUTHORIZED,
+            Self::Missing | Self::Invalid | Self::Expired | Self::WrongAudience => {
+                StatusCode::UNAUTHORIZED
+            }
             Self::Malformed => StatusCode::BAD_REQUEST,
             Self::InsufficientScope => StatusCode::FORBIDDEN,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -83,7 +87,7 @@ impl Rejection {
         match self {
             Self::Missing | Self::Unavailable => None,
             Self::Malformed => Some("invalid_request"),
-            Self::Invalid | Self::Expired => Some("invalid_token"),
+            Self::Invalid | Self::Expired | Self::WrongAudience => Some("invalid_token"),
             Self::InsufficientScope => Some("insufficient_scope"),
         }
     }
@@ -95,6 +99,7 @@ impl Rejection {
             Self::Malformed => "Malformed bearer credentials",
             Self::Invalid => "The access token is invalid or revoked",
             Self::Expired => "The access token expired",
+            Self::WrongAudience => "The access token is not meant for this resource",
             Self::InsufficientScope => {
                 "The access token does not grant the scope this resource requires"
             }

@@ -23,6 +23,9 @@ pub enum Validation {
     Expired,
     /// Unknown or revoked.
     Invalid,
+    /// Good, but not for this resource: its audience does not name the one the validator
+    /// protects (RFC 8707 §2, RFC 9068 §4).
+    WrongAudience,
 }
 
 /// Validates bearer tokens for [`super::BearerLayer`].

@@ -119,6 +119,8 @@ pub(crate) struct VerifiedClaims {
     /// `client_credentials` when no user is behind the token (see the issuing side).
     #[serde(default)]
     pub(crate) gty: Option<String>,
+    #[serde(default)]
+    pub(crate) aud: Audience,
 }
 
 /// Why a token was not accepted.
@@ -126,8 +128,10 @@ pub(crate) struct VerifiedClaims {
 pub(crate) enum Unverified {
     /// Not an RFC 9068 access token, or its `kid` is not among the keys.
     UnknownKey,
-    /// Bad in itself: algorithm, signature, issuer or audience.
+    /// Bad in itself: algorithm, signature, issuer, or no audience where one is required.
     Invalid,
+    /// Good, but for other resources: its `aud` does not name the one asked for.
+    WrongAudience,
 }
 
 /// The `kid` of an RFC 9068 access token: `None` when `token` is not a JWT whose header says
@@ -158,19 +162,44 @@ pub(crate) fn verify(
     }
     let mut rules = jsonwebtoken::Validation::new(key.alg);
     rules.set_issuer(&[issuer]);
+    // The audience is judged here, below: compared as resource identifiers, and told apart
+    // from a bad token.
+    rules.validate_aud = false;
     match audience {
-        Some(aud) => {
-            rules.set_audience(&[aud]);
-            rules.set_required_spec_claims(&["exp", "iss", "aud"]);
-        }
-        None => {
-            rules.validate_aud = false;
-            rules.set_required_spec_claims(&["exp", "iss"]);
-        }
+        Some(_) => rules.set_required_spec_claims(&["exp", "iss", "aud"]),
+        None => rules.set_required_spec_claims(&["exp", "iss"]),
     }
     rules.validate_exp = false;
     rules.validate_nbf = false;
-    jsonwebtoken::decode::<VerifiedClaims>(token, &key.key, &rules)
+    let claims = jsonwebtoken::decode::<VerifiedClaims>(token, &key.key, &rules)
         .map(|data| data.claims)
-        .map_err(|_| Unverified::Invalid)
+        .map_err(|_| Unverified::Invalid)?;
+    match audience {
+        Some(wanted) if !claims.aud.names(wanted) => Err(Unverified::WrongAudience),
+        _ => Ok(claims),
+    }
+}
+
+/// A token's `aud`: one string or several (RFC 7519 §4.1.3).
+#[derive(Deserialize, Default)]
+#[serde(untagged)]
+pub(crate) enum Audience {
+    /// None given.
+    #[default]
+    None,
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Audience {
+    /// Whether it names `resource`, compared as resource identifiers
+    /// ([`same_resource`](crate::wire::uri::same_resource)).
+    fn names(&self, resource: &str) -> bool {
+        let same = |a: &String| crate::wire::uri::same_resource(a, resource);
+        match self {
+            Self::None => false,
+            Self::One(a) => same(a),
+            Self::Many(all) => all.iter().any(same),
+        }
+    }
 }

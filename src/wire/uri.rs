@@ -99,6 +99,31 @@ pub(crate) fn matches(registered: &str, presented: &str) -> bool {
         && !presented.contains('#')
 }
 
+/// Whether two resource identifiers (RFC 8707, RFC 9728) name the same resource: equal as
+/// strings once the scheme and host are lower-cased and a default port (`:443` for https,
+/// `:80` for http) dropped (RFC 3986 §6.2.2). Path and query compare exactly.
+#[cfg(feature = "jwt")]
+pub(crate) fn same_resource(a: &str, b: &str) -> bool {
+    a == b || normalized(a).is_some_and(|n| Some(&n) == normalized(b).as_ref())
+}
+
+#[cfg(feature = "jwt")]
+fn normalized(uri: &str) -> Option<String> {
+    let p = parts(uri)?;
+    let scheme = p.scheme.to_ascii_lowercase();
+    let default = matches!(
+        (scheme.as_str(), p.port),
+        ("https", Some("443")) | ("http", Some("80"))
+    );
+    let port = p.port.filter(|_| !default).map(|port| format!(":{port}"));
+    Some(format!(
+        "{scheme}://{}{}{}",
+        p.host.to_ascii_lowercase(),
+        port.unwrap_or_default(),
+        p.rest
+    ))
+}
+
 /// `base` with `params` added to its query (form-encoded, RFC 6749 §3.1.2: the query a
 /// registered URI already has is kept).
 pub(crate) fn with_query(base: &str, params: &[(&str, &str)]) -> String {
@@ -254,6 +279,32 @@ mod tests {
             "https://app.example/caf\u{e9}",
         ] {
             assert!(registration_problem(bad).is_some(), "{bad}");
+        }
+    }
+
+    #[cfg(feature = "jwt")]
+    #[test]
+    fn resource_identifiers_compare_after_scheme_host_and_port_normalisation() {
+        let same = [
+            ("https://api.example/mcp", "https://api.example/mcp"),
+            ("https://API.Example/mcp", "https://api.example/mcp"),
+            ("HTTPS://api.example:443/mcp", "https://api.example/mcp"),
+            ("http://127.0.0.1:80/mcp", "http://127.0.0.1/mcp"),
+        ];
+        for (a, b) in same {
+            assert!(same_resource(a, b), "{a} = {b}");
+        }
+        let different = [
+            ("https://api.example/MCP", "https://api.example/mcp"),
+            ("https://api.example/mcp/", "https://api.example/mcp"),
+            ("https://api.example:8443/mcp", "https://api.example/mcp"),
+            ("http://api.example/mcp", "https://api.example/mcp"),
+            ("https://api.example:80/mcp", "https://api.example/mcp"),
+            ("https://api.example/mcp?x=1", "https://api.example/mcp"),
+            ("not a uri", "https://api.example/mcp"),
+        ];
+        for (a, b) in different {
+            assert!(!same_resource(a, b), "{a} != {b}");
         }
     }
 

@@ -605,6 +605,54 @@ mod validator {
         assert_eq!(v.fetches(), 2, "none of these needed the keys again");
     }
 
+    /// The audience is compared as a resource identifier (scheme and host case, a default
+    /// port), and a token meant for another resource is told so: 401 `invalid_token` saying the
+    /// token is not meant for this resource, not that it is invalid.
+    #[tokio::test]
+    async fn a_token_for_another_resource_is_refused_as_such() {
+        let key = SigningKey::from_pem(EC_PEM).unwrap();
+        let kid = key.public_key().kid().to_owned();
+        let p = publish(Published::jwks_of(&key)).await;
+        let now = tower_oauth2::clock::Clock::now(&tower_oauth2::clock::SystemClock);
+        let v = JwtValidator::from_issuer(&p.issuer, "HTTPS://API.example:443/mcp")
+            .build()
+            .unwrap();
+        let with_aud = |aud: Value, jti: &str| {
+            let mut c = claims(&p.issuer, now);
+            c["aud"] = aud;
+            c["jti"] = jti.into();
+            sign(&c, &kid, "at+jwt")
+        };
+        for (aud, jti) in [
+            (json!("https://api.example/mcp"), "one"),
+            (
+                json!(["https://other.example", "https://api.example/mcp"]),
+                "many",
+            ),
+        ] {
+            assert_eq!(
+                status(&v, &with_aud(aud.clone(), jti)).await.0,
+                200,
+                "{aud}"
+            );
+        }
+        let (code, challenge) =
+            status(&v, &with_aud(json!(["https://api.example/other"]), "o")).await;
+        assert_eq!(code, 401);
+        assert_eq!(
+            challenge.as_deref(),
+            Some(
+                "Bearer realm=\"api\", error=\"invalid_token\", error_description=\"The access token is not meant for this resource\""
+            )
+        );
+        // No audience at all: not a token for this resource either, but a bad one here.
+        let mut c = claims(&p.issuer, now);
+        c.as_object_mut().unwrap().remove("aud");
+        let (code, challenge) = status(&v, &sign(&c, &kid, "at+jwt")).await;
+        assert_eq!(code, 401);
+        assert!(challenge.unwrap().contains("invalid or revoked"));
+    }
+
     #[tokio::test]
     async fn an_unknown_kid_refetches_once_and_rotation_is_followed() {
         let old = SigningKey::from_pem(EC_PEM).unwrap();
