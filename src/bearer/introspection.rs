@@ -63,7 +63,7 @@ use crate::{
     future::BoxFuture,
     scope::Scope,
     token::TokenHash,
-    wire::form::encode,
+    wire::{form::encode, uri::Audience},
 };
 
 /// Builds an [`IntrospectionValidator`].
@@ -76,6 +76,8 @@ pub struct IntrospectionValidatorBuilder {
     negative_ttl: Duration,
     max_calls: usize,
     options: RemoteOptions,
+    audience: Option<String>,
+    allow_no_audience: bool,
 }
 
 impl fmt::Debug for IntrospectionValidatorBuilder {
@@ -115,6 +117,22 @@ impl IntrospectionValidatorBuilder {
     // used.
     remote_options_setters!("introspection call");
 
+    /// The resource this validator protects (its identifier, RFC 8707): a token whose
+    /// introspected `aud` does not name it — compared as a resource identifier — is refused,
+    /// 401 `invalid_token` "not meant for this resource"; so is one with no `aud`, unless
+    /// [`allow_no_audience`](Self::allow_no_audience). Default: no audience check.
+    pub fn audience(mut self, resource: impl Into<String>) -> Self {
+        self.audience = Some(resource.into());
+        self
+    }
+
+    /// With [`audience`](Self::audience): accept a token whose introspection names no `aud`
+    /// at all (an authorization server that does not bind tokens to resources).
+    pub fn allow_no_audience(mut self, allow: bool) -> Self {
+        self.allow_no_audience = allow;
+        self
+    }
+
     /// Check the endpoint URL (`http://…`, or `https://…` with the `tls` feature) and build.
     pub fn build(self) -> Result<IntrospectionValidator, ConfigError> {
         let endpoint: Uri = super::remote::endpoint(
@@ -148,6 +166,8 @@ impl IntrospectionValidatorBuilder {
                 negative_ttl: self.negative_ttl.as_secs(),
                 max_entries: self.options.max_entries,
                 timeout: self.options.timeout,
+                audience: self.audience,
+                allow_no_audience: self.allow_no_audience,
                 calls: AtomicU64::new(0),
             }),
         })
@@ -158,6 +178,8 @@ impl IntrospectionValidatorBuilder {
 enum Cached {
     Active(TokenInfo),
     Inactive,
+    /// Active, but meant for other resources (until its expiry).
+    ElsewhereUntil(UnixTime),
 }
 
 struct Entry {
@@ -186,6 +208,9 @@ struct Inner {
     max_entries: usize,
     timeout: Duration,
     calls: AtomicU64,
+    /// The resource protected, when the audience is checked.
+    audience: Option<String>,
+    allow_no_audience: bool,
 }
 
 /// Validates bearer tokens by RFC 7662 introspection, with a cache and request coalescing.
@@ -223,6 +248,8 @@ struct Introspected {
     exp: Option<u64>,
     #[serde(default)]
     iat: Option<u64>,
+    #[serde(default)]
+    aud: Audience,
 }
 
 impl IntrospectionValidator {
@@ -240,6 +267,8 @@ impl IntrospectionValidator {
             negative_ttl: Duration::from_secs(5),
             max_calls: 64,
             options: RemoteOptions::default(),
+            audience: None,
+            allow_no_audience: false,
         }
     }
 
@@ -278,6 +307,7 @@ impl Inner {
             // Never past the token's own expiry.
             Cached::Active(info) => now.saturating_add(self.ttl).min(info.expires_at),
             Cached::Inactive => now.saturating_add(self.negative_ttl),
+            Cached::ElsewhereUntil(exp) => now.saturating_add(self.ttl).min(*exp),
         };
         if until <= now {
             return;
@@ -353,6 +383,14 @@ impl Inner {
         if let Some(subject) = r.sub.or(r.username) {
             info = info.with_subject(subject);
         }
+        // RFC 7662 §2.2 `aud`: a token for other resources is not for this one; with no audience
+        // it is refused too, unless the app allows such tokens.
+        if let Some(resource) = &self.audience {
+            let unnamed = matches!(r.aud, Audience::None) && self.allow_no_audience;
+            if !unnamed && !r.aud.names(resource) {
+                return Ok(Cached::ElsewhereUntil(info.expires_at));
+            }
+        }
         Ok(Cached::Active(info))
     }
 }
@@ -362,6 +400,7 @@ fn verdict(cached: &Cached, now: UnixTime) -> Validation {
         Cached::Active(info) if info.expires_at <= now => Validation::Expired,
         Cached::Active(info) => Validation::Valid(info.clone()),
         Cached::Inactive => Validation::Invalid,
+        Cached::ElsewhereUntil(_) => Validation::WrongAudience,
     }
 }
 

@@ -120,7 +120,7 @@ pub(crate) struct VerifiedClaims {
     #[serde(default)]
     pub(crate) gty: Option<String>,
     #[serde(default)]
-    pub(crate) aud: Audience,
+    pub(crate) aud: crate::wire::uri::Audience,
 }
 
 /// Why a token was not accepted.
@@ -177,29 +177,5 @@ pub(crate) fn verify(
     match audience {
         Some(wanted) if !claims.aud.names(wanted) => Err(Unverified::WrongAudience),
         _ => Ok(claims),
-    }
-}
-
-/// A token's `aud`: one string or several (RFC 7519 §4.1.3).
-#[derive(Deserialize, Default)]
-#[serde(untagged)]
-pub(crate) enum Audience {
-    /// None given.
-    #[default]
-    None,
-    One(String),
-    Many(Vec<String>),
-}
-
-impl Audience {
-    /// Whether it names `resource`, compared as resource identifiers
-    /// ([`same_resource`](crate::wire::uri::same_resource)).
-    fn names(&self, resource: &str) -> bool {
-        let same = |a: &String| crate::wire::uri::same_resource(a, resource);
-        match self {
-            Self::None => false,
-            Self::One(a) => same(a),
-            Self::Many(all) => all.iter().any(same),
-        }
     }
 }

@@ -102,12 +102,12 @@ pub(crate) fn matches(registered: &str, presented: &str) -> bool {
 /// Whether two resource identifiers (RFC 8707, RFC 9728) name the same resource: equal as
 /// strings once the scheme and host are lower-cased and a default port (`:443` for https,
 /// `:80` for http) dropped (RFC 3986 §6.2.2). Path and query compare exactly.
-#[cfg(feature = "jwt")]
+#[cfg(any(feature = "jwt", feature = "introspection"))]
 pub(crate) fn same_resource(a: &str, b: &str) -> bool {
     a == b || normalized(a).is_some_and(|n| Some(&n) == normalized(b).as_ref())
 }
 
-#[cfg(feature = "jwt")]
+#[cfg(any(feature = "jwt", feature = "introspection"))]
 fn normalized(uri: &str) -> Option<String> {
     let p = parts(uri)?;
     let scheme = p.scheme.to_ascii_lowercase();
@@ -122,6 +122,32 @@ fn normalized(uri: &str) -> Option<String> {
         port.unwrap_or_default(),
         p.rest
     ))
+}
+
+#[cfg(any(feature = "jwt", feature = "introspection"))]
+/// A token's `aud`: one string or several (RFC 7519 §4.1.3).
+#[derive(serde::Deserialize, Default)]
+#[serde(untagged)]
+pub(crate) enum Audience {
+    /// None given.
+    #[default]
+    None,
+    One(String),
+    Many(Vec<String>),
+}
+
+#[cfg(any(feature = "jwt", feature = "introspection"))]
+impl Audience {
+    /// Whether it names `resource`, compared as resource identifiers
+    /// ([`same_resource`]).
+    pub(crate) fn names(&self, resource: &str) -> bool {
+        let same = |a: &String| same_resource(a, resource);
+        match self {
+            Self::None => false,
+            Self::One(a) => same(a),
+            Self::Many(all) => all.iter().any(same),
+        }
+    }
 }
 
 /// `base` with `params` added to its query (form-encoded, RFC 6749 §3.1.2: the query a
@@ -282,7 +308,7 @@ mod tests {
         }
     }
 
-    #[cfg(feature = "jwt")]
+    #[cfg(any(feature = "jwt", feature = "introspection"))]
     #[test]
     fn resource_identifiers_compare_after_scheme_host_and_port_normalisation() {
         let same = [

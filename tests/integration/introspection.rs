@@ -470,3 +470,56 @@ async fn a_full_cache_keeps_the_tokens_in_use_against_a_flood_of_junk() {
         "a token in use was evicted for junk"
     );
 }
+
+/// With the resource it protects, the validator reads the introspected `aud` (one string or
+/// several) as resource identifiers: a token for another resource is refused as such, one with
+/// no audience too unless the app allows it; without `audience` nothing changes.
+#[tokio::test]
+async fn the_introspected_audience_must_name_the_protected_resource() {
+    let now = tower_oauth2::clock::Clock::now(&tower_oauth2::clock::SystemClock);
+    let answer = |aud: &str| {
+        format!(
+            r#"{{"active":true,"client_id":"app","scope":"read","exp":{}{aud}}}"#,
+            now + 600
+        )
+    };
+    let not_meant = "Bearer realm=\"api\", error=\"invalid_token\", error_description=\"The access token is not meant for this resource\"";
+    let cases: [(&str, bool, u16); 6] = [
+        (r#","aud":"https://API.example:443/mcp""#, false, 200),
+        (
+            r#","aud":["https://other.example","https://api.example/mcp"]"#,
+            false,
+            200,
+        ),
+        (r#","aud":["https://api.example/other"]"#, false, 401),
+        (r#","aud":"https://api.example/other""#, true, 401),
+        ("", false, 401),
+        ("", true, 200),
+    ];
+    for (aud, allow_none, status) in cases {
+        let addr = answering(answer(aud)).await;
+        let v = validator_at(addr)
+            .audience("https://api.example/mcp")
+            .allow_no_audience(allow_none)
+            .build()
+            .unwrap();
+        let r = get(&v, "some-token").await;
+        assert_eq!(
+            r.status.as_u16(),
+            status,
+            "{aud} (allow none: {allow_none})"
+        );
+        if status == 401 {
+            assert_eq!(r.header("www-authenticate"), Some(not_meant), "{aud}");
+        }
+        // The verdict is cached like any other: no second call.
+        let calls = v.introspection_calls();
+        assert_eq!(get(&v, "some-token").await.status.as_u16(), status);
+        assert_eq!(v.introspection_calls(), calls);
+    }
+    // Without `audience`, another resource's token passes as before.
+    let v = validator_at(answering(answer(r#","aud":"https://api.example/other""#)).await)
+        .build()
+        .unwrap();
+    assert_eq!(get(&v, "some-token").await.status, 200);
+}
