@@ -36,7 +36,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http::{HeaderValue, Request, Response};
 use http_body_util::Full;
 use serde::Serialize;
 
@@ -173,22 +173,8 @@ impl<B> tower_service::Service<Request<B>> for ProtectedResourceMetadataEndpoint
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let mut res = Response::new(Full::new(self.body.clone()));
-        let h = res.headers_mut();
-        if req.method() != Method::GET && req.method() != Method::HEAD {
-            *res.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
-            *res.body_mut() = Full::new(Bytes::new());
-            res.headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-            return std::future::ready(Ok(res));
-        }
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        if let Ok(v) = HeaderValue::from_str(&format!("public, max-age={MAX_AGE_SECS}")) {
-            h.insert(header::CACHE_CONTROL, v);
-        }
+        let cache = HeaderValue::from_str(&format!("public, max-age={MAX_AGE_SECS}")).ok();
+        let res = crate::wire::document::serve(req.method(), &self.body, cache.as_ref());
         std::future::ready(Ok(res))
     }
 }

@@ -9,7 +9,7 @@ use std::{
 use bytes::Bytes;
 use http::{HeaderValue, Request};
 
-use super::{metadata::document, response::EndpointResponse};
+use super::response::EndpointResponse;
 use crate::server::AuthServer;
 
 /// How long verifiers may cache the key set: shorter than any sane rotation step, so that a

@@ -6,8 +6,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use http::{HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body_util::Full;
+use http::{HeaderValue, Request};
 use serde::Serialize;
 
 use super::response::{self, EndpointResponse};
@@ -246,37 +245,16 @@ macro_rules! document_service {
             }
 
             fn call(&mut self, req: Request<B>) -> Self::Future {
-                let res = document(req.method(), &self.body, self.cache_control.as_ref());
+                let res = $crate::wire::document::serve(
+                    req.method(),
+                    &self.body,
+                    self.cache_control.as_ref(),
+                );
                 std::future::ready(Ok(res))
             }
         }
     };
 }
 pub(super) use document_service;
-
-/// A JSON document served as rendered: GET and HEAD, 405 otherwise; `cache_control` when given.
-pub(super) fn document(
-    method: &Method,
-    body: &Bytes,
-    cache_control: Option<&HeaderValue>,
-) -> EndpointResponse {
-    let mut res = Response::new(Full::new(body.clone()));
-    if method != Method::GET && method != Method::HEAD {
-        *res.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
-        *res.body_mut() = Full::new(Bytes::new());
-        res.headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-        return res;
-    }
-    let h = res.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    if let Some(c) = cache_control {
-        h.insert(header::CACHE_CONTROL, c.clone());
-    }
-    res
-}
 
 document_service!(MetadataEndpoint);

@@ -1,11 +1,13 @@
 //! The wire formats both sides of the crate speak, below both: the
 //! `application/x-www-form-urlencoded` codec ([`form`]) and the few pieces of HTTP header grammar
-//! the endpoints and the bearer layer share ([`header`]).
+//! the endpoints and the bearer layer share ([`header`]), and how a rendered JSON document is
+//! served ([`document`]).
 //!
 //! Nothing here knows about endpoints, grants or the bearer layer, and nothing here decides an
 //! OAuth answer: a failure is a [`WireError`], which the endpoints turn into `invalid_request`
 //! (RFC 6749 §5.2) and the bearer layer into its own `400` (RFC 6750 §3.1).
 
+pub(crate) mod document;
 pub(crate) mod form;
 pub(crate) mod header;
 pub(crate) mod uri;
