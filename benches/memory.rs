@@ -49,6 +49,7 @@ fn insert(
         client_id: Arc::clone(client),
         subject: Some(Arc::from(format!("user-{i}"))),
         scope: scope.clone(),
+        resources: Default::default(),
         grant_type: GrantType::Password,
         created_at: now,
         expires_at: Some(now + 90 * 86_400),
@@ -56,6 +57,7 @@ fn insert(
     let a = NewAccessToken {
         hash: at.hash(),
         scope: scope.clone(),
+        audience: Default::default(),
         issued_at: now,
         expires_at: now + lifetime,
     };

@@ -43,6 +43,7 @@ fn grant(
             client_id: Arc::clone(client),
             subject: Some(Arc::from(format!("user-{i}"))),
             scope: scope.clone(),
+            resources: Default::default(),
             grant_type: GrantType::Password,
             created_at: now,
             expires_at: Some(now + 90 * 86_400),
@@ -50,6 +51,7 @@ fn grant(
         NewAccessToken {
             hash: at.hash(),
             scope: scope.clone(),
+            audience: Default::default(),
             issued_at: now,
             expires_at: now + 3600,
         },

@@ -166,6 +166,8 @@ pub struct Client {
     /// A legacy confidential client allowed to skip PKCE.
     pkce_optional: bool,
     access_token_format: Option<crate::token::AccessTokenFormat>,
+    /// The resources (normalised) this client may ask tokens for; `None`: any the server knows.
+    resources: Option<Vec<String>>,
 }
 
 impl fmt::Debug for Client {
@@ -180,6 +182,7 @@ impl fmt::Debug for Client {
             .field("default_scope", &self.default_scope)
             .field("issue_refresh_token", &self.issue_refresh_token)
             .field("introspect", &self.introspect)
+            .field("resources", &self.resources)
             .finish()
     }
 }
@@ -274,6 +277,20 @@ impl Client {
         self.pkce_optional
     }
 
+    /// The resources (RFC 8707, normalised) this client may ask tokens for; `None` means any
+    /// the server knows.
+    pub fn allowed_resources(&self) -> Option<&[String]> {
+        self.resources.as_deref()
+    }
+
+    /// Whether this client may ask a token for `resource` (in normal form), as far as its own
+    /// registration says; the server must know the resource too.
+    pub fn may_ask_for_resource(&self, resource: &str) -> bool {
+        self.resources
+            .as_ref()
+            .is_none_or(|r| r.iter().any(|a| a == resource))
+    }
+
     /// Whether this client may call the introspection endpoint.
     pub fn may_introspect(&self) -> bool {
         self.introspect
@@ -321,6 +338,7 @@ impl ClientBuilder {
                 require_par: false,
                 pkce_optional: false,
                 access_token_format: None,
+                resources: None,
             },
             scope: None,
             default_scope: None,
@@ -389,6 +407,18 @@ impl ClientBuilder {
         self
     }
 
+    /// Let this client ask tokens for `resource` (RFC 8707), among those the server knows;
+    /// call once per resource. A client registered with none may ask for any the server
+    /// knows. Checked (an absolute URI without a fragment) and normalised by
+    /// [`build`](Self::build).
+    pub fn resource(mut self, resource: impl Into<String>) -> Self {
+        self.client
+            .resources
+            .get_or_insert_with(Vec::new)
+            .push(resource.into());
+        self
+    }
+
     /// Check secrets with a custom (e.g. slow-hash) verifier instead of SHA-256.
     pub fn secret_verifier(mut self, verifier: impl SecretVerifier) -> Self {
         self.client.secret = Some(ClientSecret::Custom(Arc::new(verifier)));
@@ -425,6 +455,11 @@ impl ClientBuilder {
             .find_map(|uri| crate::wire::uri::registration_problem(uri))
         {
             return Err(ConfigError::RedirectUri(problem));
+        }
+        if let Some(resources) = &mut self.client.resources {
+            for r in resources.iter_mut() {
+                *r = crate::resource::normalize(r).map_err(|e| ConfigError::Resource(e.0))?;
+            }
         }
         Ok(self.client)
     }

@@ -182,8 +182,23 @@ pub struct Config {
     /// What access tokens are, unless a client says otherwise
     /// (`ClientBuilder::access_token_format`). Default opaque.
     pub access_token_format: AccessTokenFormat,
-    /// The `aud` of JWT access tokens: the resource servers they are for. Default: the issuer.
+    /// The `aud` of JWT access tokens whose request named no resource (and got none by
+    /// default, [`default_resource`](Self::default_resource)). Default: the issuer. A token
+    /// for named resources has them as its `aud` instead (RFC 8707, RFC 9068 §3).
     pub access_token_audience: Vec<String>,
+    /// The protected resources (RFC 8707 resource indicators: absolute URIs without a
+    /// fragment) clients may ask tokens for with `resource`; anything else is
+    /// `invalid_target`. Normalised when the server is built (scheme and host lower-cased, a
+    /// default port dropped). `AuthServerBuilder::resource_policy` replaces the list with the
+    /// app's own rule; `ClientBuilder::resource` narrows it per client. Default: none, so a
+    /// request naming a resource is refused.
+    pub resources: Vec<String>,
+    /// The resource a request that names none is for: its grant and tokens get it as their
+    /// audience, as if the client had asked for it, when the client may have it (else they get
+    /// no audience). MCP deployments set it, so that every token names the MCP server. Must be
+    /// one of [`resources`](Self::resources) unless a policy decides. Default none: a token
+    /// asked without `resource` has no audience.
+    pub default_resource: Option<String>,
     /// How long a pushed authorization request's `request_uri` may be used (RFC 9126 §2.2
     /// `expires_in`). Default 60 s.
     pub pushed_authorization_request_lifetime: Duration,
@@ -233,6 +248,8 @@ impl Default for Config {
             max_pending_authorizations: 100_000,
             access_token_format: AccessTokenFormat::Opaque,
             access_token_audience: Vec::new(),
+            resources: Vec::new(),
+            default_resource: None,
             pushed_authorization_request_lifetime: Duration::from_secs(60),
             require_pushed_authorization_requests: false,
             near_cache: crate::store::NearCacheConfig::default(),

@@ -55,6 +55,9 @@ pub enum ErrorKind {
     UnsupportedGrantType,
     /// RFC 6749 §5.2: the requested scope is invalid, unknown or exceeds what was granted.
     InvalidScope,
+    /// RFC 8707 §2: a `resource` is malformed, unknown, or not one this client (or this grant)
+    /// may have a token for.
+    InvalidTarget,
     /// RFC 7009 §2.2.1: the server cannot revoke this kind of token.
     UnsupportedTokenType,
     /// RFC 6749 §4.1.2.1: the token store or another dependency is unavailable (answered as 503).
@@ -87,6 +90,7 @@ impl ErrorKind {
             Self::UnauthorizedClient | Self::Forbidden => "unauthorized_client",
             Self::UnsupportedGrantType => "unsupported_grant_type",
             Self::InvalidScope => "invalid_scope",
+            Self::InvalidTarget => "invalid_target",
             Self::UnsupportedTokenType => "unsupported_token_type",
             Self::TemporarilyUnavailable => "temporarily_unavailable",
             Self::ServerError => "server_error",
@@ -153,6 +157,8 @@ impl OAuthError {
         unsupported_grant_type => UnsupportedGrantType;
         /// `invalid_scope` (400).
         invalid_scope => InvalidScope;
+        /// `invalid_target` (400, RFC 8707).
+        invalid_target => InvalidTarget;
         /// `temporarily_unavailable` (503).
         temporarily_unavailable => TemporarilyUnavailable;
     }
@@ -297,6 +303,9 @@ pub enum ConfigError {
     Key(&'static str),
     /// A client's PKCE settings are unsafe (a public client without PKCE).
     Pkce(&'static str),
+    /// A configured resource indicator is not an absolute URI without a fragment (RFC 8707),
+    /// or the default resource is not among the configured ones.
+    Resource(&'static str),
 }
 
 impl fmt::Display for ConfigError {
@@ -317,6 +326,7 @@ impl fmt::Display for ConfigError {
             Self::Authorization(what) => write!(f, "invalid authorization endpoint: {what}"),
             Self::Key(what) => write!(f, "invalid signing configuration: {what}"),
             Self::Pkce(what) => write!(f, "invalid PKCE setting: {what}"),
+            Self::Resource(what) => write!(f, "invalid resource indicator: {what}"),
         }
     }
 }

@@ -179,6 +179,7 @@ pub struct AuthServerBuilder {
     clock: Option<Arc<dyn Clock>>,
     decoy_verifier: Option<Arc<dyn SecretVerifier>>,
     authorization: Option<Arc<dyn AuthorizationHandler>>,
+    resource_policy: Option<Arc<dyn crate::resource::ResourcePolicy>>,
     #[cfg(feature = "jwt")]
     keys: Option<crate::jose::KeySet>,
     #[cfg(feature = "jwt")]
@@ -278,6 +279,14 @@ impl AuthServerBuilder {
         self
     }
 
+    /// Decide which resources (RFC 8707) a client may ask tokens for with the app's own rule,
+    /// instead of the fixed list `Config::resources`. A client's own list
+    /// (`ClientBuilder::resource`) still narrows what the policy allows.
+    pub fn resource_policy(mut self, policy: impl crate::resource::ResourcePolicy) -> Self {
+        self.resource_policy = Some(Arc::new(policy));
+        self
+    }
+
     /// Subscribe to [`Event`]s.
     pub fn on_event(mut self, listener: impl EventListener) -> Self {
         self.listeners.push(Arc::new(listener));
@@ -292,6 +301,19 @@ impl AuthServerBuilder {
         if let Some(issuer) = &mut self.config.issuer {
             let kept = issuer.trim_end_matches('/').len();
             issuer.truncate(kept);
+        }
+        let resource = |r: &mut String| {
+            *r = crate::resource::normalize(r).map_err(|e| ConfigError::Resource(e.0))?;
+            Ok::<_, ConfigError>(())
+        };
+        self.config.resources.iter_mut().try_for_each(resource)?;
+        if let Some(default) = &mut self.config.default_resource {
+            resource(default)?;
+            if self.resource_policy.is_none() && !self.config.resources.contains(default) {
+                return Err(ConfigError::Resource(
+                    "Config::default_resource must be one of Config::resources",
+                ));
+            }
         }
         let clients = self.clients.ok_or(ConfigError::MissingClients)?;
         if self
@@ -350,6 +372,7 @@ impl AuthServerBuilder {
                     users: self.users,
                     store,
                     clock,
+                    resource_policy: self.resource_policy,
                     listeners: self.listeners,
                 },
                 decoy_verifier,

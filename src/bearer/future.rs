@@ -146,7 +146,7 @@ where
                             response: Some(Box::new(response)),
                         }
                     };
-                    match (decide(verdict, &requirement.scope), inner.take()) {
+                    match (decide(verdict, requirement), inner.take()) {
                         (Ok(info), Some(mut svc)) => match request.take() {
                             Some(mut req) => {
                                 req.extensions_mut().insert(info);

@@ -383,6 +383,7 @@ impl Inner {
         if let Some(subject) = r.sub.or(r.username) {
             info = info.with_subject(subject);
         }
+        info = info.with_audience(r.aud.resources());
         // RFC 7662 §2.2 `aud`: a token for other resources is not for this one; with no audience
         // it is refused too, unless the app allows such tokens.
         if let Some(resource) = &self.audience {

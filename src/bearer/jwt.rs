@@ -463,6 +463,7 @@ impl Inner {
         if let Some(sub) = c.sub.filter(|_| !for_client_itself) {
             info = info.with_subject(sub);
         }
+        info = info.with_audience(c.aud.resources());
         let until = c.exp.saturating_add(self.leeway);
         let value = (info.clone(), Arc::from(kid));
         self.verified

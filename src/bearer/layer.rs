@@ -5,7 +5,7 @@ use std::{fmt, sync::Arc};
 use tower_layer::Layer;
 
 use super::{
-    requirement::{Requirement, Shared},
+    requirement::{AudienceRule, Requirement, Shared},
     response::DefaultRejection,
     service::Bearer,
     validator::{LocalValidator, Validator},
@@ -21,6 +21,10 @@ pub struct BearerLayer<R = DefaultRejection> {
     realm: Arc<str>,
     /// The URL of the protected resource's metadata (RFC 9728), named by every challenge.
     resource_metadata: Option<Arc<str>>,
+    /// The resource protected (RFC 8707), when tokens' audience is checked.
+    audience: Option<AudienceRule>,
+    /// [`allow_no_audience`](Self::allow_no_audience), remembered for a later `audience`.
+    allow_no_audience: bool,
     /// Built once here, not in `layer()`: frameworks may wrap a service per request (axum does
     /// for routes it converts lazily), and rendering the challenges costs microseconds.
     shared: Arc<Shared>,
@@ -42,6 +46,7 @@ impl<R> fmt::Debug for BearerLayer<R> {
                     .collect::<Vec<_>>(),
             )
             .field("allow_query", &self.shared.allow_query)
+            .field("audience", &self.audience)
             .finish_non_exhaustive()
     }
 }
@@ -67,12 +72,14 @@ impl BearerLayer {
         Self {
             shared: Arc::new(Shared {
                 validator: Arc::new(validator),
-                default: Arc::new(Requirement::new(&realm, Scope::empty(), None)),
+                default: Arc::new(Requirement::new(&realm, Scope::empty(), None, None)),
                 per_path: Vec::new(),
                 allow_query: false,
             }),
             realm,
             resource_metadata: None,
+            audience: None,
+            allow_no_audience: false,
             render: DefaultRejection,
         }
     }
@@ -88,6 +95,8 @@ impl<R> BearerLayer<R> {
         BearerLayer {
             realm: self.realm,
             resource_metadata: self.resource_metadata,
+            audience: self.audience,
+            allow_no_audience: self.allow_no_audience,
             shared: self.shared,
             render,
         }
@@ -101,6 +110,43 @@ impl<R> BearerLayer<R> {
     /// scopes required before and after this call.
     pub fn resource_metadata(mut self, url: impl Into<String>) -> Self {
         self.resource_metadata = Some(Arc::from(url.into()));
+        self.with_requirements_rebuilt()
+    }
+
+    /// Accept only tokens for `resource`, this resource's identifier (RFC 8707; the
+    /// `resource` of its [metadata](super::ProtectedResourceMetadata)): a token whose audience
+    /// does not name it is refused with 401 `invalid_token`, "The access token is not meant
+    /// for this resource" — a token obtained for another server cannot be replayed here (the
+    /// confused deputy of the MCP authorization spec). A token with no audience is refused too,
+    /// unless [`allow_no_audience`](Self::allow_no_audience). Compared after normalising
+    /// scheme and host case and a default port (RFC 3986 §6.2.2).
+    ///
+    /// # Panics
+    /// When `resource` is not an absolute URI without a fragment: a resource identifier is
+    /// the app's own constant.
+    pub fn audience(mut self, resource: impl AsRef<str>) -> Self {
+        let resource = crate::resource::normalize(resource.as_ref())
+            .unwrap_or_else(|e| panic!("BearerLayer::audience: {e}"));
+        self.audience = Some(AudienceRule {
+            resource,
+            allow_none: self.allow_no_audience,
+        });
+        self.with_requirements_rebuilt()
+    }
+
+    /// With [`audience`](Self::audience): also accept tokens that name no resource at all
+    /// (issued to clients that sent no `resource`, on a server without a default resource).
+    /// Off by default.
+    pub fn allow_no_audience(mut self, allow: bool) -> Self {
+        self.allow_no_audience = allow;
+        if let Some(rule) = &mut self.audience {
+            rule.allow_none = allow;
+        }
+        self.with_requirements_rebuilt()
+    }
+
+    /// Every requirement again, with the layer's current challenge parameters and audience.
+    fn with_requirements_rebuilt(self) -> Self {
         let requirement = |r: &Requirement| Arc::new(self.requirement(r.scope.clone()));
         let default = requirement(&self.shared.default);
         let per_path: Vec<_> = self
@@ -117,7 +163,12 @@ impl<R> BearerLayer<R> {
 
     /// A requirement of `scope` with this layer's challenge parameters.
     fn requirement(&self, scope: Scope) -> Requirement {
-        Requirement::new(&self.realm, scope, self.resource_metadata.as_deref())
+        Requirement::new(
+            &self.realm,
+            scope,
+            self.resource_metadata.as_deref(),
+            self.audience.clone(),
+        )
     }
 
     fn rebuild(self, f: impl FnOnce(&mut Shared)) -> Self {
@@ -133,6 +184,8 @@ impl<R> BearerLayer<R> {
             shared: Arc::new(shared),
             realm: self.realm,
             resource_metadata: self.resource_metadata,
+            audience: self.audience,
+            allow_no_audience: self.allow_no_audience,
             render: self.render,
         }
     }

@@ -91,7 +91,9 @@ pub use self::{
     service::Bearer,
     validator::{Both, LocalValidator, Validation, Validator},
 };
-use crate::{clock::UnixTime, scope::Scope, store::AccessTokenRecord, token::GrantId};
+use crate::{
+    clock::UnixTime, resource::Resources, scope::Scope, store::AccessTokenRecord, token::GrantId,
+};
 
 /// What the layer learned about a valid token; inserted into the request's extensions.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,6 +111,9 @@ pub struct TokenInfo {
     pub expires_at: UnixTime,
     /// The grant (family) it belongs to, when validated locally.
     pub grant_id: Option<GrantId>,
+    /// The resources it is for (RFC 8707, its `aud`), as far as the validator knows; empty
+    /// for a token with no audience (or one whose audience is not made of URIs).
+    pub audience: Resources,
 }
 
 impl TokenInfo {
@@ -126,7 +131,15 @@ impl TokenInfo {
             issued_at,
             expires_at,
             grant_id: None,
+            audience: Resources::empty(),
         }
+    }
+
+    /// With the resources it is for.
+    #[must_use]
+    pub fn with_audience(mut self, audience: Resources) -> Self {
+        self.audience = audience;
+        self
     }
 
     /// With a resource owner.
@@ -146,6 +159,7 @@ impl From<AccessTokenRecord> for TokenInfo {
             issued_at: r.issued_at,
             expires_at: r.expires_at,
             grant_id: Some(r.grant.id),
+            audience: r.audience,
         }
     }
 }

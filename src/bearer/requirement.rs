@@ -12,19 +12,44 @@ use super::{
     response::{RejectionContext, RenderRejection},
     validator::{Validation, Validator},
 };
-use crate::{error::StoreError, scope::Scope};
+use crate::{error::StoreError, resource::Resources, scope::Scope};
 
-/// A required scope with its rendered challenges.
+/// A required scope with its rendered challenges, and the resource a token must be for.
 pub(crate) struct Requirement {
     pub(crate) scope: Scope,
     pub(crate) challenges: Challenges,
+    pub(crate) audience: Option<AudienceRule>,
+}
+
+/// The resource a layer protects (RFC 8707): a token's audience must name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct AudienceRule {
+    /// In normal form.
+    pub(crate) resource: String,
+    /// Accept a token with no audience at all.
+    pub(crate) allow_none: bool,
+}
+
+impl AudienceRule {
+    fn admits(&self, audience: &Resources) -> bool {
+        if audience.is_empty() {
+            return self.allow_none;
+        }
+        audience.iter().any(|a| a == self.resource)
+    }
 }
 
 impl Requirement {
-    pub(crate) fn new(realm: &str, scope: Scope, resource_metadata: Option<&str>) -> Self {
+    pub(crate) fn new(
+        realm: &str,
+        scope: Scope,
+        resource_metadata: Option<&str>,
+        audience: Option<AudienceRule>,
+    ) -> Self {
         Self {
             challenges: Challenges::new(realm, &scope, resource_metadata),
             scope,
+            audience,
         }
     }
 
@@ -73,12 +98,22 @@ impl Shared {
     }
 }
 
-/// The verdict on a request: the token's details to pass on, or why it is refused.
+/// The verdict on a request: the token's details to pass on, or why it is refused. A token
+/// for another resource is refused before its scope is looked at.
 pub(crate) fn decide(
     verdict: Result<Validation, StoreError>,
-    required: &Scope,
+    requirement: &Requirement,
 ) -> Result<TokenInfo, Rejection> {
+    let required = &requirement.scope;
     match verdict {
+        Ok(Validation::Valid(info))
+            if requirement
+                .audience
+                .as_ref()
+                .is_some_and(|rule| !rule.admits(&info.audience)) =>
+        {
+            Err(Rejection::WrongAudience)
+        }
         Ok(Validation::Valid(info)) if required.is_subset_of(&info.scope) => Ok(info),
         Ok(Validation::Valid(_)) => Err(Rejection::InsufficientScope),
         Ok(Validation::Expired) => Err(Rejection::Expired),
@@ -138,7 +173,7 @@ mod tests {
         for (verdict, required, expected) in cases {
             let shown = format!("{verdict:?} requiring {required:?}");
             assert_eq!(
-                decide(verdict, &scope(required)).map(drop),
+                decide(verdict, &Requirement::new("r", scope(required), None, None)).map(drop),
                 expected,
                 "{shown}"
             );
@@ -154,7 +189,7 @@ mod tests {
 
     #[test]
     fn a_path_with_its_own_requirement_uses_it_and_others_the_default() {
-        let req = |s: &str| Arc::new(Requirement::new("r", Scope::parse(s).unwrap(), None));
+        let req = |s: &str| Arc::new(Requirement::new("r", Scope::parse(s).unwrap(), None, None));
         let shared = Shared {
             validator: Arc::new(Never),
             default: req("read"),

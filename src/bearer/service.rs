@@ -89,7 +89,7 @@ where
                 // Fast path: decided without waiting, so the inner service (ready, as
                 // `poll_ready` was forwarded) is called right here — no clone, no boxed future.
                 Some(verdict) => {
-                    return match decide(verdict, &requirement.scope) {
+                    return match decide(verdict, requirement) {
                         Ok(info) => {
                             req.extensions_mut().insert(info);
                             ResponseFuture::inner(self.inner.call(req))

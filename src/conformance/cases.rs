@@ -18,6 +18,7 @@ use crate::{
     clock::{Clock, SystemClock},
     config::OnRefresh,
     grant::AuthorizationRequest,
+    resource::Resources,
     scope::Scope,
     store::{
         CodeStore, GrantFilter, GrantRecord, GrantStore, NewAccessToken, NewRefreshToken,
@@ -26,6 +27,10 @@ use crate::{
     },
     token::{self, GrantId, TokenHash},
 };
+
+/// The resources (RFC 8707) the cases' grants are for.
+const MCP: &str = "https://mcp.example/mcp";
+const OTHER_RESOURCE: &str = "https://mcp.example/other";
 
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
@@ -506,6 +511,7 @@ fn new_grant(
         client_id: Arc::from("app"),
         subject: Some(Arc::from("alice")),
         scope: scope.clone(),
+        resources: Resources::parse([MCP, OTHER_RESOURCE]).expect("valid resources"),
         grant_type: GrantType::Password,
         created_at: now,
         expires_at: Some(now + 90 * 86_400),
@@ -513,6 +519,7 @@ fn new_grant(
     let access = NewAccessToken {
         hash: at.hash(),
         scope,
+        audience: Resources::parse([MCP]).expect("a valid resource"),
         issued_at: now,
         expires_at: now + 3600,
     };
@@ -589,6 +596,11 @@ pub async fn records_round_trip(store: Arc<dyn TokenStore>) {
         .expect("the access token");
     assert_eq!(found.grant, g);
     assert_eq!(found.scope.as_str(), "read");
+    assert_eq!(
+        found.audience.as_str(),
+        MCP,
+        "the access token's own audience"
+    );
     assert_eq!((found.issued_at, found.expires_at), (now, now + 3600));
     let rec = store
         .find_refresh_token(&TokenHash::of(&rt))
@@ -838,4 +850,115 @@ pub async fn counters_count_every_hit_in_their_window(store: Arc<dyn TokenStore>
     );
     assert!(store.delete_record(&key).await.unwrap(), "reset");
     assert_eq!(store.increment(&key, now + 60, now).await.unwrap(), 1);
+}
+
+/// Resource indicators (RFC 8707) survive the store: a code keeps the resources its approval
+/// covers, the grant it starts keeps them all, and each access token its own audience — the
+/// subset its request named, at the code exchange and at a refresh (rotating or not), or the
+/// grant's whole set.
+pub async fn resources_and_audiences_are_kept(store: Arc<dyn TokenStore>) {
+    let h = Harness::new(Arc::clone(&store), |c| {
+        c.resources = vec![MCP.to_owned(), OTHER_RESOURCE.to_owned()];
+    });
+    let code = h
+        .server
+        .issue_authorization_code(
+            AuthorizationRequest::new("spa", "alice")
+                .redirect_uri("https://spa.example/cb")
+                .scope("read")
+                .resource(MCP)
+                .resource(OTHER_RESOURCE)
+                .code_challenge(CHALLENGE, Some("S256")),
+        )
+        .await
+        .unwrap();
+    let both = Resources::parse([MCP, OTHER_RESOURCE]).unwrap();
+    let found = store.find_code(&TokenHash::of(&code)).await.unwrap();
+    assert_eq!(found.expect("the code").resources, both);
+    let v = h
+        .token(
+            None,
+            &format!(
+                "grant_type=authorization_code&code={code}&client_id=spa\
+                 &redirect_uri=https%3A%2F%2Fspa.example%2Fcb&code_verifier={VERIFIER}\
+                 &resource=https%3A%2F%2Fmcp.example%2Fmcp"
+            ),
+        )
+        .await
+        .assert_token();
+    let audience_of = |token: String| {
+        let store = Arc::clone(&store);
+        async move {
+            let found = store.find_access_token(&TokenHash::of(&token)).await;
+            let record = found.unwrap().expect("the access token");
+            (record.audience, record.grant.resources)
+        }
+    };
+    let only_mcp = Resources::parse([MCP]).unwrap();
+    let (audience, granted) = audience_of(text(&v, "access_token")).await;
+    assert_eq!((&audience, &granted), (&only_mcp, &both));
+    let rt = text(&v, "refresh_token");
+    let rec = store.find_refresh_token(&TokenHash::of(&rt)).await.unwrap();
+    assert_eq!(rec.expect("the refresh token").grant.resources, both);
+    // A refresh without `resource`: the grant's whole set.
+    let v = h
+        .token(
+            None,
+            &format!("grant_type=refresh_token&refresh_token={rt}&client_id=spa"),
+        )
+        .await
+        .assert_token();
+    assert_eq!(
+        audience_of(text(&v, "access_token")).await,
+        (both.clone(), both.clone())
+    );
+    // For one of them: that one alone, and the grant keeps both.
+    let rt = text(&v, "refresh_token");
+    let v = h
+        .token(
+            None,
+            &format!(
+                "grant_type=refresh_token&refresh_token={rt}&client_id=spa\
+                 &resource=https%3A%2F%2Fmcp.example%2Fother"
+            ),
+        )
+        .await
+        .assert_token();
+    let only_other = Resources::parse([OTHER_RESOURCE]).unwrap();
+    assert_eq!(
+        audience_of(text(&v, "access_token")).await,
+        (only_other, both.clone())
+    );
+    // Rotation off: the same refresh token, the audience still per request.
+    let h = Harness::new(Arc::clone(&store), |c| {
+        c.resources = vec![MCP.to_owned(), OTHER_RESOURCE.to_owned()];
+        c.rotate_refresh_token = false;
+    });
+    let v = h
+        .token(
+            Some(APP),
+            "grant_type=password&username=alice&password=wonderland&scope=read\
+             &resource=https%3A%2F%2Fmcp.example%2Fmcp&resource=https%3A%2F%2Fmcp.example%2Fother",
+        )
+        .await
+        .assert_token();
+    assert_eq!(
+        audience_of(text(&v, "access_token")).await,
+        (both.clone(), both.clone())
+    );
+    let rt = text(&v, "refresh_token");
+    let v = h
+        .token(
+            Some(APP),
+            &format!(
+                "grant_type=refresh_token&refresh_token={rt}&resource=https%3A%2F%2Fmcp.example%2Fmcp"
+            ),
+        )
+        .await
+        .assert_token();
+    assert!(v.get("refresh_token").is_none());
+    assert_eq!(
+        audience_of(text(&v, "access_token")).await,
+        (only_mcp, both)
+    );
 }

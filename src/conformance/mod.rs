@@ -107,6 +107,7 @@ macro_rules! token_store_conformance {
             records_are_kept_by_kind_replaced_and_deleted,
             put_if_absent_has_exactly_one_winner,
             counters_count_every_hit_in_their_window,
+            resources_and_audiences_are_kept,
         );
     };
     (@cases $module:ident, $open:expr, $($case:ident),* $(,)?) => {

@@ -14,6 +14,7 @@ use crate::{
     config::IntrospectionAccess,
     error::ErrorKind,
     error::OAuthError,
+    resource::Resources,
     server::AuthServer,
     store::{GrantRecord, RefreshTokenState},
     token::TokenHash,
@@ -33,12 +34,40 @@ struct Active<'a> {
     token_type: &'static str,
     exp: u64,
     iat: u64,
+    /// RFC 7662 §2.2 `aud`: the resources (RFC 8707) the token is for; one as a string,
+    /// several as an array (RFC 7519 §4.1.3), none: absent.
+    #[serde(skip_serializing_if = "Aud::is_none")]
+    aud: Aud<'a>,
+}
+
+/// An `aud` claim.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Aud<'a> {
+    None,
+    One(&'a str),
+    Many(Vec<&'a str>),
+}
+
+impl<'a> Aud<'a> {
+    fn of(resources: &'a Resources) -> Self {
+        match resources.len() {
+            0 => Self::None,
+            1 => Self::One(resources.as_str()),
+            _ => Self::Many(resources.iter().collect()),
+        }
+    }
+
+    fn is_none(&self) -> bool {
+        matches!(self, Self::None)
+    }
 }
 
 impl<'a> Active<'a> {
     fn new(
         grant: &'a GrantRecord,
         scope: &'a str,
+        audience: &'a Resources,
         token_type: &'static str,
         iat: u64,
         exp: u64,
@@ -52,6 +81,7 @@ impl<'a> Active<'a> {
             token_type,
             exp,
             iat,
+            aud: Aud::of(audience),
         }
     }
 }
@@ -95,6 +125,7 @@ pub(super) async fn introspect(
                     response::to_json(&Active::new(
                         &r.grant,
                         r.scope.as_str(),
+                        &r.audience,
                         "Bearer",
                         r.issued_at,
                         r.expires_at,
@@ -113,6 +144,7 @@ pub(super) async fn introspect(
                     response::to_json(&Active::new(
                         &r.grant,
                         r.grant.scope.as_str(),
+                        &r.grant.resources,
                         "refresh_token",
                         r.issued_at,
                         r.expires_at,

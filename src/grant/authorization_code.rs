@@ -3,7 +3,10 @@
 
 use std::sync::Arc;
 
-use super::{NewGrant, TokenRequest, TokenResponse, context::Context, pkce, resolve_scope};
+use super::{
+    Approval, NewGrant, TokenRequest, TokenResponse, context::Context, narrow_resources, pkce,
+    resolve_scope,
+};
 use crate::{
     client::{Client, GrantType},
     error::{ErrorKind, OAuthError},
@@ -32,6 +35,7 @@ pub struct AuthorizationRequest {
     subject: String,
     redirect_uri: Option<String>,
     scope: Option<String>,
+    resources: Vec<String>,
     code_challenge: Option<(String, Option<String>)>,
 }
 
@@ -43,6 +47,7 @@ impl AuthorizationRequest {
             subject: subject.into(),
             redirect_uri: None,
             scope: None,
+            resources: Vec::new(),
             code_challenge: None,
         }
     }
@@ -56,6 +61,14 @@ impl AuthorizationRequest {
     /// The `scope` parameter (the scope approved).
     pub fn scope(mut self, scope: impl Into<String>) -> Self {
         self.scope = Some(scope.into());
+        self
+    }
+
+    /// A `resource` parameter (RFC 8707) the approval covers; call once per resource. Each
+    /// must be one the server knows and the client may ask for (else `invalid_target`); none:
+    /// the server's default resource, if any.
+    pub fn resource(mut self, resource: impl Into<String>) -> Self {
+        self.resources.push(resource.into());
         self
     }
 
@@ -94,6 +107,8 @@ pub(crate) async fn issue(
         _ => {}
     }
     let scope = resolve_scope(&ctx.config, &client, request.scope.as_deref())?;
+    let resources =
+        ctx.requested_resources(&client, request.resources.iter().map(String::as_str))?;
     let code_challenge = match request.code_challenge {
         Some((challenge, method)) => Some(checked_challenge(ctx, &challenge, method.as_deref())?),
         None => {
@@ -109,6 +124,7 @@ pub(crate) async fn issue(
         &request.subject,
         request.redirect_uri,
         scope,
+        resources,
         code_challenge,
     )
     .await
@@ -147,6 +163,7 @@ pub(crate) async fn mint_code(
     subject: &str,
     redirect_uri: Option<String>,
     scope: crate::scope::Scope,
+    resources: crate::resource::Resources,
     code_challenge: Option<(String, CodeChallengeMethod)>,
 ) -> Result<String, OAuthError> {
     let now = ctx.now();
@@ -159,6 +176,7 @@ pub(crate) async fn mint_code(
             subject: Arc::from(subject),
             redirect_uri,
             scope,
+            resources,
             code_challenge,
             issued_at: now,
             expires_at: now.saturating_add(lifetime),
@@ -199,13 +217,19 @@ pub(super) async fn exchange(
     };
     // The grant goes on the code's route, so the store redeems the one and creates the other in
     // one atomic step wherever it keeps them.
+    // RFC 8707 §2.2: a token for some of the resources approved (the grant keeps them all).
+    let audience = narrow_resources(&record.resources, request)?;
     let route = hash.route().unwrap_or_else(crate::token::Route::random);
     let new = NewGrant::prepare(
         ctx,
         client,
         route,
-        Some(Arc::clone(&record.subject)),
-        record.scope.clone(),
+        Approval {
+            subject: Some(Arc::clone(&record.subject)),
+            scope: record.scope.clone(),
+            resources: record.resources.clone(),
+        },
+        audience,
         GrantType::AuthorizationCode,
     )?;
     let response = new.response();

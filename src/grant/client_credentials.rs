@@ -1,7 +1,7 @@
 //! RFC 6749 §4.4: the client acts on its own behalf. Confidential clients only; never a refresh
 //! token (§4.4.3).
 
-use super::{NewGrant, TokenRequest, TokenResponse, context::Context, resolve_scope};
+use super::{Approval, NewGrant, TokenRequest, TokenResponse, context::Context, resolve_scope};
 use crate::{client::GrantType, error::OAuthError};
 
 pub(super) async fn exchange(
@@ -16,12 +16,17 @@ pub(super) async fn exchange(
         ));
     }
     let scope = resolve_scope(&ctx.config, client, form.get("scope"))?;
+    let resources = ctx.requested_resources(client, form.get_all("resource"))?;
     NewGrant::prepare(
         ctx,
         client,
         crate::token::Route::random(),
-        None,
-        scope,
+        Approval {
+            subject: None,
+            scope,
+            resources: resources.clone(),
+        },
+        resources,
         GrantType::ClientCredentials,
     )?
     .create(ctx)

@@ -9,8 +9,9 @@ use crate::{
     client::{Client, ClientStore, GrantType},
     clock::{Clock, UnixTime},
     config::Config,
-    error::StoreError,
+    error::{OAuthError, StoreError},
     events::{self, Event, EventListener},
+    resource::{ResourcePolicy, Resources},
     store::TokenStore,
     user::UserAuthenticator,
 };
@@ -28,6 +29,8 @@ pub(crate) struct Context {
     /// The app's own claims for JWT access tokens.
     #[cfg(feature = "jwt")]
     pub(crate) claims_hook: Option<Arc<dyn crate::jose::ClaimsHook>>,
+    /// The app's rule for which resources exist (else `Config::resources`).
+    pub(crate) resource_policy: Option<Arc<dyn ResourcePolicy>>,
     pub(crate) listeners: Vec<Arc<dyn EventListener>>,
 }
 
@@ -54,6 +57,39 @@ impl Context {
     pub(crate) fn grant_allowed(&self, client: &Client, grant: GrantType) -> bool {
         self.config.allowed_grant_types.contains(grant)
             && client.grant_types().is_none_or(|g| g.contains(grant))
+    }
+
+    /// Whether `client` may have a token for `resource` (normalised): the server knows it (its
+    /// policy, or the configured list) and the client's registration allows it.
+    pub(crate) fn resource_allowed(&self, client: &Client, resource: &str) -> bool {
+        let known = match &self.resource_policy {
+            Some(policy) => policy.allows(client, resource),
+            None => self.config.resources.iter().any(|r| r == resource),
+        };
+        known && client.may_ask_for_resource(resource)
+    }
+
+    /// The resources a new request (authorization, PAR, `client_credentials`, `password`)
+    /// names, each allowed for `client`; none named: the default resource when this client may
+    /// have it, else none (RFC 8707 §2).
+    pub(crate) fn requested_resources<'a>(
+        &self,
+        client: &Client,
+        named: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Resources, OAuthError> {
+        let named = Resources::parse(named).map_err(|e| OAuthError::invalid_target(e.0))?;
+        if named.is_empty() {
+            return Ok(match &self.config.default_resource {
+                Some(d) if self.resource_allowed(client, d) => Resources::from_stored(d.as_str()),
+                _ => Resources::empty(),
+            });
+        }
+        if named.iter().all(|r| self.resource_allowed(client, r)) {
+            return Ok(named);
+        }
+        Err(OAuthError::invalid_target(
+            "a requested resource is unknown, or not one this client may have a token for",
+        ))
     }
 
     /// A registered client.

@@ -21,6 +21,7 @@ use crate::{
     config::Config,
     error::OAuthError,
     events::Event,
+    resource::Resources,
     scope::Scope,
     store::{GrantRecord, NewAccessToken, NewRefreshToken},
     token::{self, GrantId, SecretToken},
@@ -122,6 +123,26 @@ pub(crate) fn resolve_scope(
     Ok(scope)
 }
 
+/// The audience of a token asked of an existing grant (the code exchange, a refresh): the
+/// resources the request names, each one the grant was approved for (RFC 8707 §2.2), or the
+/// grant's whole set when it names none.
+pub(crate) fn narrow_resources(
+    granted: &Resources,
+    request: &TokenRequest<'_>,
+) -> Result<Resources, OAuthError> {
+    let named = Resources::parse(request.form.get_all("resource"))
+        .map_err(|e| OAuthError::invalid_target(e.0))?;
+    if named.is_empty() {
+        return Ok(granted.clone());
+    }
+    if !named.is_subset_of(granted) {
+        return Err(OAuthError::invalid_target(
+            "a requested resource is not one this grant was approved for",
+        ));
+    }
+    Ok(named)
+}
+
 /// A requested scope: well-formed, and within the configured bounds.
 pub(crate) fn parse_scope(config: &Config, requested: &str) -> Result<Scope, OAuthError> {
     let scope =
@@ -132,6 +153,24 @@ pub(crate) fn parse_scope(config: &Config, requested: &str) -> Result<Scope, OAu
     Ok(scope)
 }
 
+/// What an access token is for: its user (none when the client acts for itself), its scope and
+/// its audience (RFC 8707).
+pub(crate) struct AccessFor<'a> {
+    /// Read by the JWT format only (an opaque token's record has its grant's user).
+    #[cfg_attr(not(feature = "jwt"), allow(dead_code))]
+    pub(crate) subject: Option<&'a str>,
+    pub(crate) scope: Scope,
+    pub(crate) audience: Resources,
+}
+
+/// What a new grant was approved for: the user, the scope and the resources, each the ceiling
+/// for its tokens.
+pub(crate) struct Approval {
+    pub(crate) subject: Option<Arc<str>>,
+    pub(crate) scope: Scope,
+    pub(crate) resources: Resources,
+}
+
 /// A new access token for `client`, issued `now`, living the configured lifetime but never past
 /// the family's end: opaque, or a JWT (RFC 9068) carrying what it is for, as the client's or the
 /// server's format says, on the grant's `route`. Either way the store keeps only its hash.
@@ -139,8 +178,7 @@ pub(crate) fn mint_access_token(
     ctx: &Context,
     client: &Client,
     route: token::Route,
-    subject: Option<&str>,
-    scope: Scope,
+    what: AccessFor<'_>,
     now: UnixTime,
     family_end: Option<UnixTime>,
 ) -> Result<(token::SecretToken, NewAccessToken), OAuthError> {
@@ -153,11 +191,11 @@ pub(crate) fn mint_access_token(
         crate::config::AccessTokenFormat::Opaque => token::generate_for(route),
         #[cfg(feature = "jwt")]
         crate::config::AccessTokenFormat::Jwt => {
-            jwt_access_token(ctx, client, route, subject, &scope, now, expires_at)?
+            jwt_access_token(ctx, client, route, &what, now, expires_at)?
         }
         #[cfg(not(feature = "jwt"))]
         crate::config::AccessTokenFormat::Jwt => {
-            let _ = (subject, route);
+            let _ = route;
             tracing::error!(
                 client_id = client.id(),
                 "JWT access tokens need the crate's `jwt` feature"
@@ -167,7 +205,8 @@ pub(crate) fn mint_access_token(
     };
     let access = NewAccessToken {
         hash: token.hash(),
-        scope,
+        scope: what.scope,
+        audience: what.audience,
         issued_at: now,
         expires_at,
     };
@@ -179,11 +218,11 @@ fn jwt_access_token(
     ctx: &Context,
     client: &Client,
     route: token::Route,
-    subject: Option<&str>,
-    scope: &Scope,
+    what: &AccessFor<'_>,
     issued_at: UnixTime,
     expires_at: UnixTime,
 ) -> Result<token::SecretToken, OAuthError> {
+    let (subject, scope, audience) = (what.subject, &what.scope, &what.audience);
     let config = ctx.config();
     let misconfigured = |what: &'static str| {
         tracing::error!(client_id = client.id(), "{what}");
@@ -195,11 +234,18 @@ fn jwt_access_token(
     let iss = config.issuer.as_deref().ok_or_else(|| {
         misconfigured("a JWT access token was asked for, but Config::issuer is unset")
     })?;
-    let default_audience = [iss.to_owned()];
-    let aud = if config.access_token_audience.is_empty() {
-        &default_audience[..]
+    // RFC 9068 §3: the resources the request named (RFC 8707); else the configured audience,
+    // else the issuer.
+    let aud: Vec<&str> = if !audience.is_empty() {
+        audience.iter().collect()
+    } else if config.access_token_audience.is_empty() {
+        vec![iss]
     } else {
-        &config.access_token_audience[..]
+        config
+            .access_token_audience
+            .iter()
+            .map(String::as_str)
+            .collect()
     };
     // The jti is the token's randomness: 256 bits, so no two tokens (and hashes) are alike. It
     // carries the grant's route, so a store finds the JWT's record as an opaque token's.
@@ -211,13 +257,14 @@ fn jwt_access_token(
             client_id: client.id(),
             subject,
             scope,
+            audience,
         },
     );
     let claims = crate::jose::AccessClaims {
         iss,
         // RFC 9068 §2.2: the user, or the client itself when no user is involved.
         sub,
-        aud,
+        aud: &aud,
         exp: expires_at,
         iat: issued_at,
         jti: jti.expose(),
@@ -248,10 +295,15 @@ impl NewGrant {
         ctx: &Context,
         client: &Client,
         route: token::Route,
-        subject: Option<Arc<str>>,
-        scope: Scope,
+        approval: Approval,
+        audience: Resources,
         grant_type: GrantType,
     ) -> Result<Self, OAuthError> {
+        let Approval {
+            subject,
+            scope,
+            resources,
+        } = approval;
         let config = ctx.config();
         let now = ctx.now();
         let issue_refresh = grant_type != GrantType::ClientCredentials // RFC 6749 §4.4.3
@@ -272,6 +324,7 @@ impl NewGrant {
             client_id: Arc::clone(client.id_arc()),
             subject,
             scope: scope.clone(),
+            resources,
             grant_type,
             created_at: now,
             expires_at: family_end,
@@ -280,8 +333,11 @@ impl NewGrant {
             ctx,
             client,
             route,
-            record.subject.as_deref(),
-            scope,
+            AccessFor {
+                subject: record.subject.as_deref(),
+                scope,
+                audience,
+            },
             now,
             family_end,
         )?;

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::{NewGrant, TokenRequest, TokenResponse, context::Context, resolve_scope};
+use super::{Approval, NewGrant, TokenRequest, TokenResponse, context::Context, resolve_scope};
 use crate::{client::GrantType, error::OAuthError};
 
 pub(super) async fn exchange(
@@ -18,6 +18,7 @@ pub(super) async fn exchange(
         .ok_or_else(|| OAuthError::invalid_request("missing password"))?;
     // Checked before the user store is asked, so a bad scope costs no password hash.
     let scope = resolve_scope(&ctx.config, client, form.get("scope"))?;
+    let resources = ctx.requested_resources(client, form.get_all("resource"))?;
     let Some(users) = &ctx.users else {
         // `build` refuses a server that allows the password grant without users.
         return Err(OAuthError::unsupported_grant_type(
@@ -32,8 +33,12 @@ pub(super) async fn exchange(
         ctx,
         client,
         crate::token::Route::random(),
-        Some(Arc::from(subject)),
-        scope,
+        Approval {
+            subject: Some(Arc::from(subject)),
+            scope,
+            resources: resources.clone(),
+        },
+        resources,
         GrantType::Password,
     )?
     .create(ctx)

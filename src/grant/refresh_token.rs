@@ -16,16 +16,17 @@
 use std::sync::Arc;
 
 use super::{
-    TokenRequest, TokenResponse, cap,
+    AccessFor, TokenRequest, TokenResponse, cap,
     context::Context,
     grace::{self, Kept},
-    mint_access_token, parse_scope,
+    mint_access_token, narrow_resources, parse_scope,
 };
 use crate::{
     client::Client,
     config::OnRefresh,
     error::OAuthError,
     events::{Event, ReusedCredential},
+    resource::Resources,
     scope::Scope,
     store::{
         NewRefreshToken, RefreshTokenRecord, RefreshTokenState, Rotation, RotationOutcome, Sealed,
@@ -85,7 +86,9 @@ pub(super) async fn exchange(
             Some(s) => s.clone(),
             None => record.grant.scope.clone(),
         };
-        let (rotation, response) = prepare(ctx, client, presented, &record, scope, now)?;
+        // RFC 8707 §2.2, likewise: some of the grant's resources, or all of them.
+        let audience = narrow_resources(&record.grant.resources, request)?;
+        let (rotation, response) = prepare(ctx, client, presented, &record, scope, audience, now)?;
         let rotated = rotation.refresh.is_some();
         match store.rotate_refresh_token(rotation).await? {
             RotationOutcome::Rotated => {
@@ -115,6 +118,7 @@ fn prepare(
     presented: &str,
     record: &RefreshTokenRecord,
     scope: Scope,
+    audience: Resources,
     now: u64,
 ) -> Result<(Rotation, TokenResponse), OAuthError> {
     let config = ctx.config();
@@ -126,8 +130,11 @@ fn prepare(
         ctx,
         client,
         route,
-        record.grant.subject.as_deref(),
-        scope.clone(),
+        AccessFor {
+            subject: record.grant.subject.as_deref(),
+            scope: scope.clone(),
+            audience,
+        },
         now,
         family_end,
     )?;

@@ -11,7 +11,7 @@ pub(crate) struct AccessClaims<'a> {
     pub(crate) jti: &'a str,
     pub(crate) iss: &'a str,
     pub(crate) sub: &'a str,
-    pub(crate) aud: &'a [String],
+    pub(crate) aud: &'a [&'a str],
     pub(crate) exp: u64,
     pub(crate) iat: u64,
     pub(crate) client_id: &'a str,
@@ -54,6 +54,8 @@ pub struct ClaimsContext<'a> {
     pub subject: Option<&'a str>,
     /// The scope it carries.
     pub scope: &'a crate::scope::Scope,
+    /// The resources it is for (RFC 8707; its `aud`), empty when the request named none.
+    pub audience: &'a crate::resource::Resources,
 }
 
 /// Adds an app's claims to JWT access tokens (say `roles`, `groups`, `tenant`, RFC 9068 §2.2.3).

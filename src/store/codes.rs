@@ -9,6 +9,7 @@ use super::{GrantRecord, NewAccessToken, NewRefreshToken};
 use crate::{
     clock::UnixTime,
     error::StoreError,
+    resource::Resources,
     scope::Scope,
     token::{GrantId, TokenHash},
 };
@@ -55,6 +56,8 @@ pub struct AuthorizationCodeRecord {
     pub redirect_uri: Option<String>,
     /// The approved scope.
     pub scope: Scope,
+    /// The resources (RFC 8707) the approval covers.
+    pub resources: Resources,
     /// PKCE challenge and method.
     pub code_challenge: Option<(String, CodeChallengeMethod)>,
     /// When it was issued.

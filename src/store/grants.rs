@@ -13,6 +13,7 @@ use crate::{
     client::GrantType,
     clock::UnixTime,
     error::StoreError,
+    resource::Resources,
     scope::Scope,
     token::{GrantId, TokenHash},
 };
@@ -28,6 +29,9 @@ pub struct GrantRecord {
     pub subject: Option<Arc<str>>,
     /// The scope authorized: the ceiling for every refresh in this family.
     pub scope: Scope,
+    /// The resources (RFC 8707) authorized: the ceiling for every token's audience in this
+    /// family. Empty when the request named none.
+    pub resources: Resources,
     /// How the grant was obtained.
     pub grant_type: GrantType,
     /// When it was created.
@@ -43,6 +47,9 @@ pub struct AccessTokenRecord {
     pub grant: GrantRecord,
     /// Its scope (equal to or narrower than the grant's).
     pub scope: Scope,
+    /// The resources it may be presented to (its `aud`): the grant's, or fewer. Empty: no
+    /// audience.
+    pub audience: Resources,
     /// When it was issued.
     pub issued_at: UnixTime,
     /// When it expires.
@@ -114,6 +121,8 @@ pub struct NewAccessToken {
     pub hash: TokenHash,
     /// Its scope.
     pub scope: Scope,
+    /// Its audience (RFC 8707): the resources it may be presented to.
+    pub audience: Resources,
     /// When it was issued.
     pub issued_at: UnixTime,
     /// When it expires.

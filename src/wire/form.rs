@@ -9,7 +9,10 @@ use super::WireError;
 /// body holds, before the client is even authenticated.
 pub(crate) const MAX_PARAMETERS: usize = 100;
 
-/// Decoded form parameters. Each name appears once.
+/// The parameters a request may repeat: `resource` (RFC 8707 §2, one per target).
+pub(crate) const REPEATABLE: [&str; 1] = ["resource"];
+
+/// Decoded form parameters. Each name appears once, except the [`REPEATABLE`] ones.
 #[derive(Default, PartialEq, Eq)]
 pub(crate) struct Form {
     pairs: Vec<(String, String)>,
@@ -36,7 +39,8 @@ fn segments(input: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
 }
 
 impl Form {
-    /// Parse a body. Invalid percent-encoding, non-UTF-8 text, repeated names and more than
+    /// Parse a body. Invalid percent-encoding, non-UTF-8 text, repeated names (other than
+    /// the [`REPEATABLE`] ones) and more than
     /// [`MAX_PARAMETERS`] parameters are errors. Linear in the body: the repeat check runs over
     /// at most [`MAX_PARAMETERS`] names.
     pub(crate) fn parse(body: &[u8]) -> Result<Self, WireError> {
@@ -68,7 +72,7 @@ impl Form {
         names.sort_unstable();
         let mut repeated: Vec<String> = names
             .windows(2)
-            .filter(|w| w[0] == w[1])
+            .filter(|w| w[0] == w[1] && !REPEATABLE.contains(&w[0]))
             .map(|w| w[0].to_owned())
             .collect();
         repeated.dedup();
@@ -81,6 +85,14 @@ impl Form {
         self.pairs
             .iter()
             .find(|(n, v)| n == name && !v.is_empty())
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every non-empty value of a (repeatable) parameter, in the order sent.
+    pub(crate) fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.pairs
+            .iter()
+            .filter(move |(n, v)| n == name && !v.is_empty())
             .map(|(_, v)| v.as_str())
     }
 
@@ -99,12 +111,17 @@ fn first_repeated(pairs: &[(String, String)]) -> Option<&str> {
         return pairs
             .iter()
             .enumerate()
-            .find(|(i, (name, _))| pairs[..*i].iter().any(|(n, _)| n == name))
+            .find(|(i, (name, _))| {
+                !REPEATABLE.contains(&name.as_str()) && pairs[..*i].iter().any(|(n, _)| n == name)
+            })
             .map(|(_, (name, _))| name.as_str());
     }
     let mut names: Vec<&str> = pairs.iter().map(|(n, _)| n.as_str()).collect();
     names.sort_unstable();
-    names.windows(2).find(|w| w[0] == w[1]).map(|w| w[0])
+    names
+        .windows(2)
+        .find(|w| w[0] == w[1] && !REPEATABLE.contains(&w[0]))
+        .map(|w| w[0])
 }
 
 /// A repeated name is echoed in the error only when short and plain.
@@ -234,6 +251,27 @@ mod tests {
     }
 
     #[test]
+    fn resource_may_repeat() {
+        let f = Form::parse(b"resource=https%3A%2F%2Fa.example%2F&x=1&resource=urn%3Ab&resource=")
+            .unwrap();
+        assert_eq!(
+            f.get_all("resource").collect::<Vec<_>>(),
+            ["https://a.example/", "urn:b"]
+        );
+        let (_, repeated) =
+            Form::parse_with_repeats(b"resource=a&resource=b&state=1&state=2").unwrap();
+        assert_eq!(repeated, ["state"]);
+        let large: String = (0..40).map(|i| format!("p{i}=1&resource=r{i}&")).collect();
+        assert_eq!(
+            Form::parse(large.as_bytes())
+                .unwrap()
+                .get_all("resource")
+                .count(),
+            40
+        );
+    }
+
+    #[test]
     fn a_repeat_is_found_in_a_large_form_too() {
         let mut body = (0..60).map(|i| format!("p{i}=v")).collect::<Vec<_>>();
         body.push("p7=again".into());
@@ -349,6 +387,7 @@ mod properties {
 
         #[test]
         fn a_repeated_name_is_always_refused(name in "[a-z]{1,8}", a in "[a-z0-9]{0,8}", b in "[a-z0-9]{0,8}") {
+            prop_assume!(!REPEATABLE.contains(&name.as_str()));
             let body = format!("{name}={a}&{name}={b}");
             prop_assert_eq!(Form::parse(body.as_bytes()), Err(WireError::Repeated(Some(name.into()))));
         }

@@ -107,9 +107,20 @@ pub(crate) fn same_resource(a: &str, b: &str) -> bool {
     a == b || normalized(a).is_some_and(|n| Some(&n) == normalized(b).as_ref())
 }
 
-#[cfg(any(feature = "jwt", feature = "introspection"))]
-fn normalized(uri: &str) -> Option<String> {
-    let p = parts(uri)?;
+/// A resource identifier in normal form (RFC 3986 §6.2.2): scheme and host lower-cased, a
+/// default port dropped; an absolute URI without an authority (`urn:…`) has only its scheme
+/// lower-cased. `None` for what is not an absolute URI.
+pub(crate) fn normalized(uri: &str) -> Option<String> {
+    let Some(p) = parts(uri) else {
+        let (scheme, rest) = uri.split_once(':')?;
+        let valid = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+            && !rest.is_empty()
+            && !rest.starts_with("//");
+        return valid.then(|| format!("{}:{rest}", scheme.to_ascii_lowercase()));
+    };
     let scheme = p.scheme.to_ascii_lowercase();
     let default = matches!(
         (scheme.as_str(), p.port),
@@ -122,6 +133,21 @@ fn normalized(uri: &str) -> Option<String> {
         port.unwrap_or_default(),
         p.rest
     ))
+}
+
+/// Why a string cannot be a resource indicator (RFC 8707 §2: an absolute URI without a
+/// fragment), if it cannot.
+pub(crate) fn resource_problem(uri: &str) -> Option<&'static str> {
+    if uri.contains('#') {
+        return Some("a resource indicator must not have a fragment (RFC 8707 §2)");
+    }
+    if !uri.is_ascii() || uri.bytes().any(|b| b <= b' ' || b == 0x7f) {
+        return Some("a resource indicator must be an ASCII URI without spaces");
+    }
+    if normalized(uri).is_none() {
+        return Some("a resource indicator must be an absolute URI (RFC 8707 §2)");
+    }
+    None
 }
 
 #[cfg(any(feature = "jwt", feature = "introspection"))]
@@ -147,6 +173,21 @@ impl Audience {
             Self::One(a) => same(a),
             Self::Many(all) => all.iter().any(same),
         }
+    }
+
+    /// The resource identifiers among it, normalised (an `aud` that is not a URI, say a
+    /// client id, is left out).
+    pub(crate) fn resources(&self) -> crate::resource::Resources {
+        let all: &[String] = match self {
+            Self::None => &[],
+            Self::One(a) => std::slice::from_ref(a),
+            Self::Many(all) => all,
+        };
+        let uris = all
+            .iter()
+            .filter(|a| crate::resource::normalize(a).is_ok())
+            .take(crate::resource::MAX_RESOURCES);
+        crate::resource::Resources::parse(uris).unwrap_or_default()
     }
 }
 

@@ -1104,6 +1104,7 @@ mod validator {
                         client_id: Arc::from("app"),
                         subject: Some(Arc::from("alice")),
                         scope: Scope::parse("read").unwrap(),
+                        resources: Default::default(),
                         grant_type: GrantType::Password,
                         created_at: now,
                         expires_at: None,
@@ -1111,6 +1112,7 @@ mod validator {
                     NewAccessToken {
                         hash: TokenHash::of(&token),
                         scope: Scope::parse("read").unwrap(),
+                        audience: Default::default(),
                         issued_at: now,
                         expires_at: now + 600,
                     },

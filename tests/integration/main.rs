@@ -25,6 +25,7 @@ mod loopback;
 mod near_cache;
 mod oauth2_client;
 mod refresh_token;
+mod resources;
 mod stores;
 mod tls;
 mod token_endpoint;

@@ -140,6 +140,7 @@ async fn approve(
             .redirect_uri_sent
             .then(|| request.redirect_uri.clone()),
         granted,
+        request.resources(),
         challenge,
     )
     .await?;

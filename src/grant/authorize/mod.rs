@@ -33,6 +33,7 @@ use crate::{
     client::Client,
     error::{ErrorKind, OAuthError, StoreError},
     events::Event,
+    resource::Resources,
     scope::Scope,
     store::records::{Counter, RecordKind, RecordType, Records},
     token::{self, SecretToken, TokenHash},
@@ -51,6 +52,9 @@ pub struct PendingAuthorization {
     /// Whether the request named `redirect_uri` (the token request must then repeat it).
     redirect_uri_sent: bool,
     scope: String,
+    /// The resources (RFC 8707) asked for, or the default one: normalised, space-separated.
+    #[serde(default)]
+    resources: String,
     state: Option<String>,
     code_challenge: Option<(String, String)>,
     /// The hash of the user agent's binding cookie.
@@ -69,6 +73,7 @@ impl std::fmt::Debug for PendingAuthorization {
             .field("client_id", &self.client_id)
             .field("redirect_uri", &self.redirect_uri)
             .field("scope", &self.scope)
+            .field("resources", &self.resources)
             .field("state", &self.state.as_ref().map(|_| "…"))
             .field(
                 "code_challenge_method",
@@ -93,6 +98,14 @@ impl PendingAuthorization {
     /// The scope asked for (or the client's default): the most an approval may grant.
     pub fn scope(&self) -> Scope {
         Scope::parse(&self.scope).unwrap_or_default()
+    }
+
+    /// The resources (RFC 8707) the token will be for: those the request named, each one the
+    /// server knows and this client may ask for, or the server's default resource. A consent
+    /// page names them; an approval covers them all. Empty: a token for no resource in
+    /// particular.
+    pub fn resources(&self) -> Resources {
+        Resources::from_stored(&self.resources)
     }
 
     /// The client's `state`, returned to it verbatim.

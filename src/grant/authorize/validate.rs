@@ -132,6 +132,9 @@ pub(super) fn validate_for(
         )));
     }
     let scope = resolve_scope(ctx.config(), &client, form.get("scope")).map_err(back)?;
+    let resources = ctx
+        .requested_resources(&client, form.get_all("resource"))
+        .map_err(back)?;
     let code_challenge = challenge(ctx, &client, form).map_err(back)?;
     Ok((
         Arc::clone(&client),
@@ -140,6 +143,7 @@ pub(super) fn validate_for(
             redirect_uri,
             redirect_uri_sent: presented.is_some(),
             scope: scope.as_str().to_owned(),
+            resources: resources.as_str().to_owned(),
             state,
             code_challenge: code_challenge.map(|(c, m)| (c, m.as_str().to_owned())),
             binding: String::new(),

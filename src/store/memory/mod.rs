@@ -25,6 +25,7 @@ use crate::{
     client::GrantType,
     clock::UnixTime,
     error::StoreError,
+    resource::Resources,
     scope::Scope,
     token::{GrantId, TokenHash},
 };
@@ -135,6 +136,7 @@ struct Grant {
     client_id: Arc<str>,
     subject: Option<Arc<str>>,
     scope: Scope,
+    resources: Resources,
     created_at: u32,
     expires_at: u32,
     grant_type: GrantType,
@@ -231,6 +233,7 @@ impl Grant {
             client_id: r.client_id,
             subject: r.subject,
             scope: r.scope,
+            resources: r.resources,
             created_at: t32(r.created_at),
             expires_at: r.expires_at.map_or(0, |e| t32(e).max(1)),
             grant_type: r.grant_type,
@@ -245,6 +248,7 @@ impl Grant {
             client_id: Arc::clone(&self.client_id),
             subject: self.subject.clone(),
             scope: self.scope.clone(),
+            resources: self.resources.clone(),
             grant_type: self.grant_type,
             created_at: UnixTime::from(self.created_at),
             expires_at: (self.expires_at != 0).then_some(UnixTime::from(self.expires_at)),
@@ -267,16 +271,24 @@ impl Grant {
 
 struct AccessEntry {
     grant: Arc<Grant>,
-    /// `None` when the token carries the grant's whole scope (the usual case); a narrower
-    /// scope (a refresh that asked for less) is kept out of line.
-    narrowed: Option<Box<Scope>>,
+    /// `None` when the token carries the grant's whole scope and resources (the usual case); a
+    /// narrower one (a refresh that asked for less) is kept out of line.
+    narrowed: Option<Box<(Scope, Resources)>>,
     issued_at: u32,
     expires_at: u32,
 }
 
 impl AccessEntry {
     fn scope(&self) -> &Scope {
-        self.narrowed.as_deref().unwrap_or(&self.grant.scope)
+        self.narrowed
+            .as_deref()
+            .map_or(&self.grant.scope, |(s, _)| s)
+    }
+
+    fn audience(&self) -> &Resources {
+        self.narrowed
+            .as_deref()
+            .map_or(&self.grant.resources, |(_, r)| r)
     }
 }
 
@@ -431,6 +443,7 @@ impl MemoryStore {
             (!e.grant.is_revoked()).then(|| AccessTokenRecord {
                 grant: e.grant.record(),
                 scope: e.scope().clone(),
+                audience: e.audience().clone(),
                 issued_at: UnixTime::from(e.issued_at),
                 expires_at: UnixTime::from(e.expires_at),
             })
@@ -438,7 +451,8 @@ impl MemoryStore {
     }
 
     fn insert_access(&self, grant: &Arc<Grant>, access: NewAccessToken) {
-        let narrowed = (access.scope != grant.scope).then(|| Box::new(access.scope));
+        let narrowed = (access.scope != grant.scope || access.audience != grant.resources)
+            .then(|| Box::new((access.scope, access.audience)));
         self.inner.access.insert(
             Key::from(&access.hash),
             AccessEntry {

@@ -155,6 +155,8 @@ fn entry_bytes(record: &AccessTokenRecord) -> usize {
         + record.grant.subject.as_deref().map_or(0, str::len)
         + record.grant.scope.as_str().len()
         + record.scope.as_str().len()
+        + record.grant.resources.as_str().len()
+        + record.audience.as_str().len()
         // Index entries: the hash under its grant, the grant under its client and subject.
         + 32
         + 2 * 16

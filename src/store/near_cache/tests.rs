@@ -172,6 +172,7 @@ fn grant_for(subject: &str, client: &str, scope: &Scope, at: UnixTime) -> GrantR
         client_id: Arc::from(client),
         subject: Some(Arc::from(subject)),
         scope: scope.clone(),
+        resources: Default::default(),
         grant_type: GrantType::Password,
         created_at: at,
         expires_at: None,
@@ -187,6 +188,7 @@ async fn issue(s: &Setup, subject: &str, client: &str, secs: u64) -> (SecretToke
     let access = NewAccessToken {
         hash: at.hash(),
         scope,
+        audience: Default::default(),
         issued_at: NOW,
         expires_at: NOW + secs,
     };
@@ -210,6 +212,7 @@ async fn issue_refresh(s: &Setup, at: UnixTime) -> TokenHash {
     let access = NewAccessToken {
         hash: token::generate().hash(),
         scope,
+        audience: Default::default(),
         issued_at: at,
         expires_at: at + 3600,
     };
@@ -308,6 +311,7 @@ async fn barriers_travel_on_the_route_of_what_was_revoked() {
         client_id: Arc::from("app"),
         subject: Some(Arc::from("alice")),
         scope: Scope::parse("read").unwrap(),
+        resources: Default::default(),
         grant_type: GrantType::Password,
         created_at: NOW,
         expires_at: None,
@@ -315,6 +319,7 @@ async fn barriers_travel_on_the_route_of_what_was_revoked() {
     let access = NewAccessToken {
         hash: at.hash(),
         scope: Scope::parse("read").unwrap(),
+        audience: Default::default(),
         issued_at: NOW,
         expires_at: NOW + 60,
     };
@@ -334,6 +339,7 @@ async fn barriers_travel_on_the_route_of_what_was_revoked() {
         let a = NewAccessToken {
             hash: t.hash(),
             scope: Scope::parse("read").unwrap(),
+            audience: Default::default(),
             issued_at: NOW,
             expires_at: NOW + 60,
         };
@@ -623,6 +629,7 @@ async fn a_code_issued_here_is_exchanged_without_a_read_and_then_read_again() {
         subject: Arc::from("alice"),
         redirect_uri: None,
         scope: Scope::parse("read").unwrap(),
+        resources: Default::default(),
         code_challenge: None,
         issued_at: NOW,
         expires_at: NOW + 60,
@@ -638,6 +645,7 @@ async fn a_code_issued_here_is_exchanged_without_a_read_and_then_read_again() {
         client_id: Arc::from("app"),
         subject: Some(Arc::from("alice")),
         scope: Scope::parse("read").unwrap(),
+        resources: Default::default(),
         grant_type: GrantType::AuthorizationCode,
         created_at: NOW,
         expires_at: None,
@@ -645,6 +653,7 @@ async fn a_code_issued_here_is_exchanged_without_a_read_and_then_read_again() {
     let access = NewAccessToken {
         hash: token::generate_for(route).hash(),
         scope: Scope::parse("read").unwrap(),
+        audience: Default::default(),
         issued_at: NOW,
         expires_at: NOW + 60,
     };
@@ -679,6 +688,7 @@ async fn a_refresh_token_issued_here_is_used_without_a_read_and_a_stale_one_is_r
     let new_access = || NewAccessToken {
         hash: token::generate().hash(),
         scope: scope.clone(),
+        audience: Default::default(),
         issued_at: NOW,
         expires_at: NOW + 3600,
     };

@@ -377,6 +377,7 @@ impl GrantStore for PostgresStore {
         let c = Columns(&row);
         Ok(Some(AccessTokenRecord {
             scope: c.scope("scope")?,
+            audience: c.resources("audience")?,
             issued_at: c.time("issued_at")?,
             expires_at: c.time("expires_at")?,
             grant: c.grant()?,
@@ -426,8 +427,8 @@ impl GrantStore for PostgresStore {
         let sealed = rotation.sealed.as_ref().map(|s| s.bytes.to_vec());
         let sealed_until = rotation.sealed.as_ref().map(|s| to_db(s.until));
         let successor_hash = r.map(|r| r.hash.as_bytes().to_vec());
-        // rotate.sql's $1…$16, in order.
-        let params: [&(dyn ToSql + Sync); 16] = [
+        // rotate.sql's $1…$17, in order.
+        let params: [&(dyn ToSql + Sync); 17] = [
             &rotation.presented.as_bytes().as_slice(),
             &to_db(rotation.now),
             &sealed,
@@ -444,6 +445,7 @@ impl GrantStore for PostgresStore {
             &r.map_or(0, |r| to_db(r.issued_at)),
             &r.map_or(0, |r| to_db(r.expires_at)),
             &r.is_some(),
+            &a.audience.as_str(),
         ];
         let applied = if r.is_none() && rotation.revoke_previous_access {
             self.count_locked(LOCK_REFRESH, &params[..1], ROTATE, &params)
@@ -489,7 +491,7 @@ impl CodeStore for PostgresStore {
             None => (None, None),
         };
         // create_code.sql's columns, in order.
-        let params: [&(dyn ToSql + Sync); 9] = [
+        let params: [&(dyn ToSql + Sync); 10] = [
             &code.hash.as_bytes().as_slice(),
             &&*code.client_id,
             &&*code.subject,
@@ -499,6 +501,7 @@ impl CodeStore for PostgresStore {
             &method,
             &to_db(code.issued_at),
             &to_db(code.expires_at),
+            &code.resources.as_str(),
         ];
         self.query(CREATE_CODE, &params).await.map(drop)
     }
@@ -532,6 +535,7 @@ impl CodeStore for PostgresStore {
             subject: Arc::from(c.get::<&str>("subject")?),
             redirect_uri: c.get("redirect_uri")?,
             scope: c.scope("scope")?,
+            resources: c.resources("resources")?,
             code_challenge,
             issued_at: c.time("issued_at")?,
             expires_at: c.time("expires_at")?,

@@ -12,6 +12,7 @@ use crate::{
     client::GrantType,
     clock::UnixTime,
     error::StoreError,
+    resource::Resources,
     scope::Scope,
     store::{GrantRecord, NewAccessToken, NewRefreshToken, grant_purge_at},
     token::{GrantId, TokenHash},
@@ -60,6 +61,10 @@ impl<'a> Columns<'a> {
         Scope::parse(self.get(column)?).map_err(|_| StoreError::corrupt("bad scope"))
     }
 
+    pub(super) fn resources(&self, column: &str) -> Result<Resources, StoreError> {
+        Ok(Resources::from_stored(self.get(column)?))
+    }
+
     pub(super) fn grant_id(&self, column: &str) -> Result<GrantId, StoreError> {
         grant_id(self.get(column)?)
     }
@@ -86,6 +91,7 @@ impl<'a> Columns<'a> {
             client_id: Arc::from(self.get::<&str>("grant_client_id")?),
             subject: self.get::<Option<&str>>("grant_subject")?.map(Arc::from),
             scope: self.scope("grant_scope")?,
+            resources: self.resources("grant_resources")?,
             grant_type: GrantType::parse(self.get("grant_type")?)
                 .ok_or_else(|| StoreError::corrupt("bad grant type"))?,
             created_at: self.time("grant_created_at")?,
@@ -101,7 +107,7 @@ fn grant_id(bytes: &[u8]) -> Result<GrantId, StoreError> {
     Ok(GrantId::from_u128(u128::from_be_bytes(b)))
 }
 
-/// The values of `insert_grant.sql`'s 16 parameters, each field named for its column.
+/// The values of `insert_grant.sql`'s 18 parameters, each field named for its column.
 pub(super) struct GrantParams {
     id: Vec<u8>,
     client_id: String,
@@ -119,6 +125,8 @@ pub(super) struct GrantParams {
     refresh_issued_at: i64,
     refresh_expires_at: i64,
     refresh_generation: i32,
+    resources: String,
+    access_audience: String,
 }
 
 impl GrantParams {
@@ -144,10 +152,12 @@ impl GrantParams {
             refresh_issued_at: refresh.map_or(0, |r| to_db(r.issued_at)),
             refresh_expires_at: refresh.map_or(0, |r| to_db(r.expires_at)),
             refresh_generation: refresh.map_or(0, |r| generation_to_db(r.generation)),
+            resources: grant.resources.as_str().to_owned(),
+            access_audience: access.audience.as_str().to_owned(),
         }
     }
 
-    /// `$1…$16`, then `extra` (`$17…`).
+    /// `$1…$18`, then `extra` (`$19…`).
     pub(super) fn with<'a>(
         &'a self,
         extra: &[&'a (dyn ToSql + Sync)],
@@ -169,6 +179,8 @@ impl GrantParams {
             &self.refresh_issued_at,
             &self.refresh_expires_at,
             &self.refresh_generation,
+            &self.resources,
+            &self.access_audience,
         ];
         params.extend_from_slice(extra);
         params

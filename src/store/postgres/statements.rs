@@ -9,6 +9,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_pending.sql"),
     include_str!("migrations/0004_announce.sql"),
     include_str!("migrations/0005_records.sql"),
+    include_str!("migrations/0006_resources.sql"),
 ];
 
 /// The schema version whose triggers announce revocations.

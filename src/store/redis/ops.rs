@@ -40,7 +40,7 @@ fn refresh_args(inv: &mut Call<'_>, refresh: Option<&NewRefreshToken>) {
     };
 }
 
-/// The 18 arguments of the Lua `create_grant` (see `lua/prelude.lua`); `keep` is the grant's
+/// The 20 arguments of the Lua `create_grant` (see `lua/prelude.lua`); `keep` is the grant's
 /// [`keep_until`] time.
 fn grant_args(
     inv: &mut Call<'_>,
@@ -63,10 +63,12 @@ fn grant_args(
         .arg(access.issued_at)
         .arg(access.expires_at);
     refresh_args(inv, refresh);
+    inv.arg(grant.resources.as_str())
+        .arg(access.audience.as_str());
 }
 
 /// The fields of a code's hash, in the order [`RedisStore::find_code`] reads them.
-const CODE_FIELDS: [&str; 10] = [
+const CODE_FIELDS: [&str; 11] = [
     "client",
     "sub",
     "has_redirect",
@@ -76,6 +78,7 @@ const CODE_FIELDS: [&str; 10] = [
     "method",
     "iat",
     "exp",
+    "res",
     "redeemed_by",
 ];
 
@@ -115,16 +118,18 @@ impl GrantStore for RedisStore {
         let Some(fields) = self.invoke::<Option<_>>(inv).await? else {
             return Ok(None);
         };
-        // lua/find_access.lua: gid scope iat exp, then the grant.
+        // lua/find_access.lua: gid scope iat exp aud, then the grant.
         let mut r = Reply::new(fields);
         let id = r.grant_id()?;
         let scope = r.scope("access scope")?;
         let issued_at = r.time("access issue time")?;
         let expires_at = r.time("access expiry")?;
+        let audience = r.resources();
         let (grant, _) = r.grant(id)?;
         Ok(Some(AccessTokenRecord {
             grant,
             scope,
+            audience,
             issued_at,
             expires_at,
         }))
@@ -214,7 +219,8 @@ impl GrantStore for RedisStore {
         let purge_at = grant_purge_at(a, rotation.refresh.as_ref());
         let extend = self.extension(rotation.grant, purge_at, rotation.now);
         inv.arg(flag(rotation.revoke_previous_access))
-            .arg(extend.unwrap_or(0));
+            .arg(extend.unwrap_or(0))
+            .arg(a.audience.as_str());
         let index = async {
             match extend {
                 Some(keep) => {
@@ -289,7 +295,7 @@ impl CodeStore for RedisStore {
             None => (String::new(), String::new()),
         };
         // The same fields as `CODE_FIELDS`, with their values.
-        let fields: [String; 9] = [
+        let fields: [String; 10] = [
             code.client_id.to_string(),
             code.subject.to_string(),
             flag(code.redirect_uri.is_some()).to_owned(),
@@ -299,6 +305,7 @@ impl CodeStore for RedisStore {
             method,
             code.issued_at.to_string(),
             code.expires_at.to_string(),
+            code.resources.as_str().to_owned(),
         ];
         let pairs: Vec<(&str, String)> = CODE_FIELDS.into_iter().zip(fields).collect();
         let mut cmd = redis::pipe();
@@ -352,6 +359,7 @@ impl CodeStore for RedisStore {
         };
         let issued_at = r.time("code issue time")?;
         let expires_at = r.time("code expiry")?;
+        let resources = r.resources();
         let redeemed_by = r.opt_text().map(|g| grant_id(&g)).transpose()?;
         Ok(Some(AuthorizationCodeRecord {
             hash: *hash,
@@ -359,6 +367,7 @@ impl CodeStore for RedisStore {
             subject,
             redirect_uri: has_redirect.then_some(redirect),
             scope,
+            resources,
             code_challenge,
             issued_at,
             expires_at,

@@ -7,6 +7,7 @@ use crate::{
     client::GrantType,
     clock::UnixTime,
     error::StoreError,
+    resource::Resources,
     scope::Scope,
     store::GrantRecord,
     token::{GrantId, TokenHash},
@@ -63,6 +64,12 @@ impl Reply {
         Scope::parse(&self.text(what)?).map_err(|_| StoreError::corrupt(what))
     }
 
+    /// Resources (RFC 8707) as stored; nil (a record an earlier version wrote) is none.
+    pub(super) fn resources(&mut self) -> Resources {
+        self.opt_text()
+            .map_or_else(Resources::empty, |s| Resources::from_stored(&s))
+    }
+
     pub(super) fn grant_id(&mut self) -> Result<GrantId, StoreError> {
         grant_id(&self.text("grant id")?)
     }
@@ -82,11 +89,13 @@ impl Reply {
         let created_at = self.time("grant creation")?;
         let expires_at = self.opt_num("grant end")?;
         let generation = self.generation("family generation")?;
+        let resources = self.resources();
         let grant = GrantRecord {
             id,
             client_id,
             subject,
             scope,
+            resources,
             grant_type,
             created_at,
             expires_at,

@@ -7,7 +7,7 @@
 -- $1 presented hash, $2 now, $3 sealed, $4 sealed_until, $5 presented generation,
 -- $6 successor generation, $7 purge_at, $8 revoke the previous access token, $9 access hash,
 -- $10 access scope, $11 access issued_at, $12 access expires_at, $13 successor hash,
--- $14 successor issued_at, $15 successor expires_at, $16 rotating.
+-- $14 successor issued_at, $15 successor expires_at, $16 rotating, $17 access audience.
 WITH cur AS (
     UPDATE oauth_refresh_tokens r SET
         rotated_at = CASE WHEN $16 THEN $2 ELSE r.rotated_at END,
@@ -26,8 +26,8 @@ WITH cur AS (
 ), del AS (
     DELETE FROM oauth_access_tokens WHERE $8 AND hash = (SELECT prev FROM cur)
 ), a AS (
-    INSERT INTO oauth_access_tokens (hash, grant_id, scope, issued_at, expires_at)
-    SELECT $9, grant_id, $10, $11, $12 FROM cur
+    INSERT INTO oauth_access_tokens (hash, grant_id, scope, issued_at, expires_at, audience)
+    SELECT $9, grant_id, $10, $11, $12, $17 FROM cur
 ), nr AS (
     INSERT INTO oauth_refresh_tokens (hash, grant_id, issued_at, expires_at, generation, access_hash)
     SELECT $13, grant_id, $14, $15, $6, $9 FROM cur WHERE $16

@@ -8,16 +8,17 @@ local IP = ARGV[1]
 local CLUSTER = IP == ''
 
 -- A live grant's fields, in the order the Rust side reads them:
--- client, sub, scope, gtype, created, exp, revoked, gen. nil when unknown or revoked.
+-- client, sub, scope, gtype, created, exp, revoked, gen, res. nil when unknown or revoked.
 local function grant(gid)
-  local g = redis.call('HMGET', P..'g:'..gid, 'client','sub','scope','gtype','created','exp','revoked','gen')
+  local g = redis.call('HMGET', P..'g:'..gid, 'client','sub','scope','gtype','created','exp','revoked','gen','res')
   if not g[1] or g[7] ~= '0' then return nil end
   return g
 end
 
--- The grant fields a reply carries after the token's own: client sub scope gtype created exp gen.
+-- The grant fields a reply carries after the token's own: client sub scope gtype created exp gen
+-- res (the resources, RFC 8707; nil for a grant an earlier version wrote).
 local function grant_reply(g)
-  return g[1], g[2], g[3], g[4], g[5], g[6], g[8]
+  return g[1], g[2], g[3], g[4], g[5], g[6], g[8], g[9]
 end
 
 -- Announce a revocation to every instance's near-cache, in the script's atomic step (the
@@ -57,15 +58,15 @@ local function index(key, gid, keep, now)
   expire_at_least(key, keep)
 end
 
--- A grant with its first tokens, from the 18 arguments starting at ARGV[i]:
+-- A grant with its first tokens, from the 20 arguments starting at ARGV[i]:
 --   gid client has_sub sub scope gtype created gexp keep
---   ahash ascope aiat aexp has_r rhash riat rexp rgen
+--   ahash ascope aiat aexp has_r rhash riat rexp rgen res aaud
 local function create_grant(i)
   local gid = ARGV[i]
   local gk = P..'g:'..gid
   local existed = redis.call('EXISTS', gk) == 1
   redis.call('HSET', gk, 'client', ARGV[i+1], 'scope', ARGV[i+4], 'gtype', ARGV[i+5],
-    'created', ARGV[i+6], 'exp', ARGV[i+7], 'gen', '0')
+    'created', ARGV[i+6], 'exp', ARGV[i+7], 'gen', '0', 'res', ARGV[i+18])
   if ARGV[i+2] == '1' then
     redis.call('HSET', gk, 'sub', ARGV[i+3])
     if not CLUSTER then index(IP..'s:'..ARGV[i+3], gid, ARGV[i+8], ARGV[i+6]) end
@@ -75,7 +76,8 @@ local function create_grant(i)
   expire_at_least(gk, ARGV[i+8])
   if not CLUSTER then index(IP..'k:'..ARGV[i+1], gid, ARGV[i+8], ARGV[i+6]) end
   local ak = P..'a:'..ARGV[i+9]
-  redis.call('HSET', ak, 'g', gid, 'scope', ARGV[i+10], 'iat', ARGV[i+11], 'exp', ARGV[i+12])
+  redis.call('HSET', ak, 'g', gid, 'scope', ARGV[i+10], 'iat', ARGV[i+11], 'exp', ARGV[i+12],
+    'aud', ARGV[i+19])
   redis.call('EXPIREAT', ak, ARGV[i+12])
   if ARGV[i+13] == '1' then
     local rk = P..'r:'..ARGV[i+14]

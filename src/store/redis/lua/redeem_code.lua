@@ -1,4 +1,4 @@
--- ARGV: IP code_hash, then create_grant's 18 arguments. Redeems the code once and creates the
+-- ARGV: IP code_hash, then create_grant's 20 arguments. Redeems the code once and creates the
 -- grant in the same step. Reply: {'ok'}, {'missing'} or {'used', first_grant_id}.
 local ck = P..'c:'..ARGV[2]
 if redis.call('EXISTS', ck) == 0 then return {'missing'} end

@@ -1,6 +1,6 @@
 -- One use of a refresh token, a compare-and-set on its state and generation.
 -- ARGV: IP presented gen now ahash ascope aiat aexp has_r rhash riat rexp rgen sealed
---       sealed_until revoke_prev keep
+--       sealed_until revoke_prev keep aaud
 -- keep: 0, or the family's new keep-until time (`keep_until` in mod.rs), when the one its grant
 -- key and index entries were last given here no longer covers its tokens: then they are extended
 -- (on one server; in a cluster the caller extends the index entries).
@@ -34,7 +34,7 @@ if ARGV[16] == '1' and r[5] then
   announce('a:'..r[5])
 end
 local ak = P..'a:'..ARGV[5]
-redis.call('HSET', ak, 'g', r[1], 'scope', ARGV[6], 'iat', ARGV[7], 'exp', ARGV[8])
+redis.call('HSET', ak, 'g', r[1], 'scope', ARGV[6], 'iat', ARGV[7], 'exp', ARGV[8], 'aud', ARGV[18])
 redis.call('EXPIREAT', ak, ARGV[8])
 if ARGV[17] ~= '0' then
   expire_at_least(gk, ARGV[17])
