@@ -17,7 +17,7 @@
 
 use std::sync::Arc;
 
-use crate::{client::GrantType, scope::Scope, token::GrantId};
+use crate::{client::GrantType, resource::Resources, scope::Scope, token::GrantId};
 
 /// Which kind of token an event concerns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -60,6 +60,8 @@ pub enum Event {
         subject: Option<Arc<str>>,
         /// With what scope.
         scope: Scope,
+        /// For which resources (RFC 8707): the access token's audience, empty for none.
+        audience: Resources,
         /// Whether a refresh token was issued.
         refresh_token: bool,
     },
@@ -73,6 +75,9 @@ pub enum Event {
         subject: Option<Arc<str>>,
         /// The scope of the new access token.
         scope: Scope,
+        /// The new access token's audience (RFC 8707), empty for none — and on a grace retry,
+        /// which hands out the pair issued before (reported then).
+        audience: Resources,
         /// Whether the refresh token was rotated.
         rotated: bool,
         /// Whether this was a retry answered from the grace window.
@@ -182,19 +187,21 @@ pub(crate) fn trace(event: &Event) {
             client_id,
             subject,
             scope,
+            audience,
             refresh_token,
         } => {
-            tracing::info!(target: "tower_oauth2::events", event = "token_issued", %grant_id, %grant_type, client_id = &**client_id, subject = subject.as_deref(), scope = scope.as_str(), refresh_token)
+            tracing::info!(target: "tower_oauth2::events", event = "token_issued", %grant_id, %grant_type, client_id = &**client_id, subject = subject.as_deref(), scope = scope.as_str(), audience = audience.as_str(), refresh_token)
         }
         Event::TokenRefreshed {
             grant_id,
             client_id,
             subject,
             scope,
+            audience,
             rotated,
             grace_retry,
         } => {
-            tracing::info!(target: "tower_oauth2::events", event = "token_refreshed", %grant_id, client_id = &**client_id, subject = subject.as_deref(), scope = scope.as_str(), rotated, grace_retry)
+            tracing::info!(target: "tower_oauth2::events", event = "token_refreshed", %grant_id, client_id = &**client_id, subject = subject.as_deref(), scope = scope.as_str(), audience = audience.as_str(), rotated, grace_retry)
         }
         Event::ReuseDetected {
             grant_id,

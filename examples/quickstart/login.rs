@@ -77,6 +77,17 @@ impl DemoLogin {
             .iter()
             .map(|s| format!("<li><code>{}</code></li>", html_escape(s)))
             .collect();
+        // RFC 8707: the resources the token will be for, when the request named some.
+        let resources = request.resources();
+        let resources = if resources.is_empty() {
+            String::new()
+        } else {
+            let items: String = resources
+                .iter()
+                .map(|r| format!("<li><code>{}</code></li>", html_escape(r)))
+                .collect();
+            format!("<p>at these resources:</p>\n<ul id=resources>{items}</ul>")
+        };
         let error = error
             .map(|e| format!("<p class=error role=alert>{}</p>", html_escape(e)))
             .unwrap_or_default();
@@ -90,6 +101,7 @@ label{{display:block;margin:.6rem 0}}input[type=text],input[type=password]{{widt
 <h1>Sign in</h1>
 <p><strong>{client}</strong> asks to access your account with these scopes:</p>
 <ul id=scopes>{scopes}</ul>
+{resources}
 {error}
 <form method="post" action="{action}">
 <input type="hidden" name="handle" value="{handle}">

@@ -22,7 +22,10 @@
 //! - `POST /oauth/revoke` (RFC 7009), `POST /oauth/introspect` (RFC 7662);
 //! - `GET /.well-known/oauth-authorization-server` (RFC 8414), `GET /.well-known/jwks.json`
 //!   (the signing keys; access tokens are JWTs with `--access-token-format jwt`);
-//! - `GET /api/me` — protected: echoes the token's client, user and scope.
+//! - `GET /api/me` — protected: echoes the token's client, user and scope. The API is the
+//!   resource `http://localhost:3000/api` (RFC 8707): a token asked for with that `resource`, or
+//!   for none, is accepted; its metadata (RFC 9728) is at
+//!   `/.well-known/oauth-protected-resource/api`.
 //!
 //! Demo clients and users (those of the refresh-token guides users paste from): client `testclient`/`secret` with user
 //! `test`/`test`, and client `TestClient`/`TestSecret` with user `bshaffer`/`brent123`; and the
@@ -55,6 +58,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tower_oauth2::{
     AccessTokenFormat, AuthServer, Client, GrantType, InMemoryClients, Metadata, TokenInfo,
+    bearer::ProtectedResourceMetadata,
     endpoint::html_escape,
     events::Event,
     jose::{KeySet, SigningKey},
@@ -263,6 +267,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     let login = login::DemoLogin::new(users(), clients.clone());
+    // The protected API's resource identifier and metadata (RFC 9728).
+    let api = ProtectedResourceMetadata::new(format!("{issuer}/api"))
+        .authorization_server(&issuer)
+        .scopes_supported(["read", "write"])
+        .resource_name("tower-oauth2 quickstart API");
     let server = AuthServer::builder()
         .clients(clients)
         .users(users())
@@ -270,6 +279,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .configure(|c| {
             c.issuer = Some(issuer.clone());
             c.access_token_format = args.access_token_format;
+            // The protected API as a resource (RFC 8707) clients may name with `resource`.
+            c.resources = vec![api.resource().to_owned()];
         })
         .signing_keys(KeySet::new(key))
         .authorization_handler(login.handler())
@@ -286,8 +297,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let app = Router::new()
         .route("/api/me", get(me))
-        // route_layer: only matched routes are guarded, so unknown paths stay 404.
-        .route_layer(server.bearer_layer())
+        // route_layer: only matched routes are guarded, so unknown paths stay 404. A token for
+        // another resource is refused; one that names none (the curl examples) is accepted.
+        .route_layer(
+            server
+                .bearer_layer()
+                .allow_no_audience(true)
+                .audience(api.resource())
+                .resource_metadata(api.metadata_url()),
+        )
+        .route_service(&api.well_known_path(), api.endpoint())
         .route("/callback", get(callback).with_state(printed.clone()))
         .route_service("/oauth/authorize", server.authorization_endpoint())
         .route_service("/oauth/par", server.pushed_authorization_endpoint())

@@ -381,6 +381,7 @@ impl NewGrant {
             client_id: Arc::clone(&self.record.client_id),
             subject: self.record.subject.clone(),
             scope: self.record.scope.clone(),
+            audience: self.access.audience.clone(),
             refresh_token: self.refresh.is_some(),
         }
     }

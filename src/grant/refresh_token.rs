@@ -88,7 +88,15 @@ pub(super) async fn exchange(
         };
         // RFC 8707 §2.2, likewise: some of the grant's resources, or all of them.
         let audience = narrow_resources(&record.grant.resources, request)?;
-        let (rotation, response) = prepare(ctx, client, presented, &record, scope, audience, now)?;
+        let (rotation, response) = prepare(
+            ctx,
+            client,
+            presented,
+            &record,
+            scope,
+            audience.clone(),
+            now,
+        )?;
         let rotated = rotation.refresh.is_some();
         match store.rotate_refresh_token(rotation).await? {
             RotationOutcome::Rotated => {
@@ -100,6 +108,7 @@ pub(super) async fn exchange(
                     client_id: Arc::clone(&record.grant.client_id),
                     subject: record.grant.subject.clone(),
                     scope: response.scope.clone(),
+                    audience,
                     rotated,
                     grace_retry: false,
                 });
@@ -208,6 +217,7 @@ async fn retry_or_replay(
                 client_id: Arc::clone(&record.grant.client_id),
                 subject: record.grant.subject.clone(),
                 scope: response.scope.clone(),
+                audience: Resources::empty(),
                 rotated: true,
                 grace_retry: true,
             });

@@ -8,51 +8,11 @@
 //! Needs node and `npm ci` in that folder (`.ci/run` does it); otherwise skipped locally with
 //! one line, and a failure in CI.
 
-use std::process::Command;
-
-use crate::support::{backends::is_ci, form, http, quickstart};
-
-/// The folder of the node clients, when they are installed; `None` (after saying so) locally
-/// when they are not.
-fn clients() -> Option<std::path::PathBuf> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/node");
-    let installed = ["oauth4webapi", "jose"]
-        .iter()
-        .all(|p| dir.join("node_modules").join(p).is_dir());
-    let node = Command::new("node").arg("--version").output().is_ok();
-    if installed && node {
-        return Some(dir);
-    }
-    let ci = std::env::var("CI").ok();
-    assert!(
-        !is_ci(ci.as_deref()),
-        "node and `npm ci` in {} are required in CI",
-        dir.display()
-    );
-    use std::io::Write;
-    let _ = writeln!(
-        std::io::stderr(),
-        "SKIPPING the node interop tests: run `npm ci --prefix tests/interop/node`"
-    );
-    None
-}
-
-/// Run `node script args…` in `dir`; its standard output, after asserting it succeeded.
-fn node(dir: &std::path::Path, script: &str, args: &[&str]) -> String {
-    let out = Command::new("node")
-        .arg(script)
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("node runs");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{script} failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
+use crate::support::{
+    form, http,
+    node::{clients, node},
+    quickstart,
+};
 
 #[test]
 fn oauth4webapi_runs_the_code_flow_with_par_and_iss() {

@@ -22,6 +22,7 @@ mod jwt;
 mod lifecycle;
 mod logs;
 mod loopback;
+mod mcp;
 mod near_cache;
 mod oauth2_client;
 mod refresh_token;

@@ -4,6 +4,7 @@
 pub mod backends;
 pub mod cluster;
 mod net;
+pub mod node;
 pub mod proxy;
 pub mod quickstart;
 mod reply;

@@ -1,0 +1,148 @@
+//! An MCP server protected in a few lines (`examples/mcp_server.rs`), proven with what nobody
+//! here wrote: the official MCP TypeScript SDK's OAuth client (`tests/interop/node/mcp.mjs`)
+//! and the MCP conformance suite's authorization-server scenarios
+//! (`tests/interop/node/conformance.mjs`), against the MCP example and the quickstart. Both run
+//! the example binaries as separate processes, as a user would.
+
+use crate::support::{
+    node::{clients, node},
+    quickstart::{self, Instance},
+};
+
+/// The MCP example on a free port; it prints two lines once it serves.
+fn mcp_server(args: &[&str]) -> Instance {
+    quickstart::start_example("mcp_server", args, 2)
+}
+
+fn free_port() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port().to_string()
+}
+
+/// What `mcp.mjs` reports, step by step, against a server started with `args`.
+fn sdk_flow(args: &[&str]) -> Option<(String, Instance)> {
+    let dir = clients()?;
+    let server = mcp_server(args);
+    let origin = format!("http://{}", server.addr);
+    let out = node(&dir, "mcp.mjs", &[&origin]);
+    Some((out, server))
+}
+
+#[track_caller]
+fn assert_sdk_flow(out: &str, origin: &str) {
+    let resource = format!("{origin}/mcp");
+    for expected in [
+        format!("ok: bare request: 401 Bearer realm=\"tower-oauth2\", resource_metadata=\"{origin}/.well-known/oauth-protected-resource/mcp\", scope=\"mcp:tools\""),
+        format!("ok: SDK discovered the metadata and asked {origin}/oauth/authorize for resource={resource} scope=mcp:tools (PKCE S256)"),
+        "ok: SDK exchanged the code: token_type Bearer, scope mcp:tools".to_owned(),
+        "ok: tools add,whoami; whoami {\"client_id\":\"mcp-client\",\"scope\":\"mcp:tools\",\"sub\":\"test\"}; add(2, 40) = 42".to_owned(),
+        "ok: SDK refreshed after a 401 (new access and refresh tokens) and called whoami again: test".to_owned(),
+        format!("ok: a token for {origin}/other at /mcp: 401 Bearer realm=\"tower-oauth2\", error=\"invalid_token\", error_description=\"The access token is not meant for this resource\""),
+        "ok: the SDK, holding only that token, is refused and starts a new authorization".to_owned(),
+    ] {
+        assert!(out.contains(&expected), "missing {expected:?} in:\n{out}");
+    }
+}
+
+#[test]
+fn the_mcp_sdk_discovers_authorizes_calls_and_refreshes_with_a_token_bound_to_the_server() {
+    let Some((out, server)) = sdk_flow(&[]) else {
+        return;
+    };
+    let origin = format!("http://{}", server.addr);
+    assert_sdk_flow(&out, &origin);
+    // The code exchange and the refresh issued tokens for the MCP server, and the one asked for
+    // the other resource is for that one alone.
+    let events = server.stderr();
+    let mcp = format!("audience: [\"{origin}/mcp\"]");
+    let other = format!("audience: [\"{origin}/other\"]");
+    assert!(
+        events
+            .lines()
+            .any(|l| l.contains("TokenIssued") && l.contains("\"mcp-client\"") && l.contains(&mcp)),
+        "{events}"
+    );
+    assert!(
+        events
+            .lines()
+            .any(|l| l.contains("TokenRefreshed") && l.contains(&mcp)),
+        "{events}"
+    );
+    assert!(
+        events
+            .lines()
+            .any(|l| l.contains("TokenIssued") && l.contains(&other)),
+        "{events}"
+    );
+}
+
+#[test]
+fn the_mcp_sdk_runs_the_same_flow_with_jwt_access_tokens_whose_aud_is_the_server() {
+    let Some((out, server)) = sdk_flow(&["--access-token-format", "jwt"]) else {
+        return;
+    };
+    let origin = format!("http://{}", server.addr);
+    assert_sdk_flow(&out, &origin);
+    assert!(
+        out.contains(&format!(
+            "ok: the access token is a JWT for [\"{origin}/mcp\"]"
+        )),
+        "{out}"
+    );
+}
+
+/// The conformance suite's authorization-server scenarios against `issuer`, for `client_id`
+/// asking for `resource`: the checks it printed, after asserting that none failed.
+fn conformance(dir: &std::path::Path, issuer: &str, client_id: &str, resource: &str) -> String {
+    let out = node(
+        dir,
+        "conformance.mjs",
+        &[issuer, client_id, &free_port(), resource],
+    );
+    for expected in [
+        "check authorization-server-metadata-endpoint authorization-server-metadata SUCCESS",
+        "check authorization-code-grant authorization-code-grant SUCCESS",
+    ] {
+        assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
+    }
+    assert!(!out.contains(" FAILURE"), "{out}");
+    out
+}
+
+#[test]
+fn the_mcp_conformance_suite_passes_its_authorization_server_scenarios_on_the_mcp_example() {
+    let Some(dir) = clients() else { return };
+    let server = mcp_server(&[]);
+    let origin = format!("http://{}", server.addr);
+    let resource = format!("{origin}/mcp");
+    let out = conformance(&dir, &origin, "mcp-client", &resource);
+    // Client ID metadata documents are another issue's: a warning, not a failure, until then.
+    assert!(
+        out.contains("check authorization-server-metadata-endpoint authorization-server-metadata-cimd WARNING"),
+        "{out}"
+    );
+    // The code grant it ran with `--resource` yielded a token bound to that resource.
+    let events = server.stderr();
+    assert!(
+        events.lines().any(|l| l.contains("TokenIssued")
+            && l.contains("grant_type: AuthorizationCode")
+            && l.contains(&format!("audience: [\"{resource}\"]"))),
+        "{events}"
+    );
+}
+
+#[test]
+fn the_mcp_conformance_suite_passes_its_authorization_server_scenarios_on_the_quickstart() {
+    let Some(dir) = clients() else { return };
+    let qs = quickstart::start(&[]);
+    let issuer = format!("http://localhost:{}", qs.addr.port());
+    let resource = format!("{issuer}/api");
+    conformance(&dir, &issuer, "quickstart-spa", &resource);
+    let events = qs.stderr();
+    assert!(
+        events.lines().any(|l| l.contains("TokenIssued")
+            && l.contains("\"quickstart-spa\"")
+            && l.contains(&format!("audience: [\"{resource}\"]"))),
+        "{events}"
+    );
+}
