@@ -42,7 +42,6 @@ use tower_oauth2::{
     bearer::ProtectedResourceMetadata,
     events::Event,
     jose::{KeySet, SigningKey},
-    user::DemoUsers,
 };
 
 /// The scope the MCP endpoint requires.
@@ -126,7 +125,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .scope(SCOPE)
             .build()?,
     );
-    let login = login::DemoLogin::new(DemoUsers::new().with("test", "test"), clients.clone());
+    let login = login::DemoLogin::new(&[("test", "test")], clients.clone());
     let server = AuthServer::builder()
         .clients(clients)
         .configure(|c| {

@@ -465,6 +465,31 @@ impl ClientBuilder {
     }
 }
 
+/// Which resources a client may ask tokens for, when a fixed list
+/// ([`Config::resources`](crate::config::Config::resources)) is not enough: resources that
+/// come and go, or a rule per tenant. Set with
+/// [`AuthServerBuilder::resource_policy`](crate::AuthServerBuilder::resource_policy); it
+/// replaces the list. A client's own restriction
+/// ([`ClientBuilder::resource`](crate::client::ClientBuilder::resource)) still applies.
+///
+/// ```
+/// use tower_oauth2::client::{Client, ResourcePolicy};
+///
+/// /// Every MCP server of a tenant's subdomain.
+/// struct Tenants;
+///
+/// impl ResourcePolicy for Tenants {
+///     fn allows(&self, _client: &Client, resource: &str) -> bool {
+///         resource.starts_with("https://") && resource.ends_with(".mcp.example/mcp")
+///     }
+/// }
+/// ```
+pub trait ResourcePolicy: Send + Sync + 'static {
+    /// Whether `client` may have a token for `resource` (in normal form: scheme and host
+    /// lower-case, no default port).
+    fn allows(&self, client: &Client, resource: &str) -> bool;
+}
+
 /// Where clients are looked up.
 #[async_trait]
 pub trait ClientStore: Send + Sync + 'static {

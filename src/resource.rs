@@ -4,7 +4,7 @@
 //! A client names a resource with `resource=<absolute URI>` (repeatable) at the authorization
 //! endpoint, the pushed authorization request endpoint and the token endpoint. The server
 //! knows which resources exist ([`Config::resources`](crate::config::Config::resources), or a
-//! [`ResourcePolicy`] the app implements) and, per client, which of them it may ask for
+//! [`ResourcePolicy`](crate::client::ResourcePolicy) the app implements) and, per client, which of them it may ask for
 //! ([`ClientBuilder::resource`](crate::client::ClientBuilder::resource)); anything else is
 //! `invalid_target`. The grant remembers the set approved; a token request may narrow it to a
 //! subset, never widen it.
@@ -29,8 +29,6 @@
 //! ```
 
 use std::{fmt, sync::Arc};
-
-use crate::client::Client;
 
 /// The most `resource` parameters one request may carry: what a grant stores is bounded.
 pub const MAX_RESOURCES: usize = 16;
@@ -146,6 +144,20 @@ impl Resources {
     }
 }
 
+#[cfg(any(feature = "jwt", feature = "introspection"))]
+impl Resources {
+    /// The resource identifiers among a token's `aud`, normalised (an `aud` that is not a URI,
+    /// say a client id, is left out).
+    pub(crate) fn of_aud(aud: &crate::wire::uri::Audience) -> Self {
+        let uris = aud
+            .values()
+            .iter()
+            .filter(|a| normalize(a).is_ok())
+            .take(MAX_RESOURCES);
+        Self::parse(uris).unwrap_or_default()
+    }
+}
+
 impl fmt::Display for Resources {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -156,31 +168,6 @@ impl fmt::Debug for Resources {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list().entries(self.iter()).finish()
     }
-}
-
-/// Which resources a client may ask tokens for, when a fixed list
-/// ([`Config::resources`](crate::config::Config::resources)) is not enough: resources that
-/// come and go, or a rule per tenant. Set with
-/// [`AuthServerBuilder::resource_policy`](crate::AuthServerBuilder::resource_policy); it
-/// replaces the list. A client's own restriction
-/// ([`ClientBuilder::resource`](crate::client::ClientBuilder::resource)) still applies.
-///
-/// ```
-/// use tower_oauth2::{client::Client, resource::ResourcePolicy};
-///
-/// /// Every MCP server of a tenant's subdomain.
-/// struct Tenants;
-///
-/// impl ResourcePolicy for Tenants {
-///     fn allows(&self, _client: &Client, resource: &str) -> bool {
-///         resource.starts_with("https://") && resource.ends_with(".mcp.example/mcp")
-///     }
-/// }
-/// ```
-pub trait ResourcePolicy: Send + Sync + 'static {
-    /// Whether `client` may have a token for `resource` (in normal form: scheme and host
-    /// lower-case, no default port).
-    fn allows(&self, client: &Client, resource: &str) -> bool;
 }
 
 #[cfg(test)]

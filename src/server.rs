@@ -179,7 +179,7 @@ pub struct AuthServerBuilder {
     clock: Option<Arc<dyn Clock>>,
     decoy_verifier: Option<Arc<dyn SecretVerifier>>,
     authorization: Option<Arc<dyn AuthorizationHandler>>,
-    resource_policy: Option<Arc<dyn crate::resource::ResourcePolicy>>,
+    resource_policy: Option<Arc<dyn crate::client::ResourcePolicy>>,
     #[cfg(feature = "jwt")]
     keys: Option<crate::jose::KeySet>,
     #[cfg(feature = "jwt")]
@@ -282,7 +282,7 @@ impl AuthServerBuilder {
     /// Decide which resources (RFC 8707) a client may ask tokens for with the app's own rule,
     /// instead of the fixed list `Config::resources`. A client's own list
     /// (`ClientBuilder::resource`) still narrows what the policy allows.
-    pub fn resource_policy(mut self, policy: impl crate::resource::ResourcePolicy) -> Self {
+    pub fn resource_policy(mut self, policy: impl crate::client::ResourcePolicy) -> Self {
         self.resource_policy = Some(Arc::new(policy));
         self
     }

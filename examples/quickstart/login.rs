@@ -22,20 +22,41 @@ use tower_oauth2::{
 /// Where the page's form is posted.
 pub const LOGIN_PATH: &str = "/oauth/authorize/login";
 
-/// The demo login: users to check, clients to name, and a secret for the form's CSRF token.
+/// The demo login: users to check (and to name on the page), clients to name, and a secret for
+/// the form's CSRF token.
 pub struct DemoLogin {
     users: DemoUsers,
+    accounts: String,
     clients: InMemoryClients,
     csrf_key: String,
 }
 
 impl DemoLogin {
-    pub fn new(users: DemoUsers, clients: InMemoryClients) -> Arc<Self> {
+    /// A login for these demo accounts (user, password), which the page lists.
+    pub fn new(accounts: &[(&str, &str)], clients: InMemoryClients) -> Arc<Self> {
         Arc::new(Self {
-            users,
+            users: Self::users_of(accounts),
+            accounts: accounts
+                .iter()
+                .map(|(u, p)| {
+                    format!(
+                        "<code>{}</code> / <code>{}</code>",
+                        html_escape(u),
+                        html_escape(p)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
             clients,
             csrf_key: token::generate().expose().to_owned(),
         })
+    }
+
+    /// The accounts as users an `AuthServer` checks (for the password grant).
+    pub fn users_of(accounts: &[(&str, &str)]) -> DemoUsers {
+        accounts
+            .iter()
+            .fold(DemoUsers::new(), |users, (u, p)| users.with(*u, *p))
     }
 
     /// The authorization handler: always the login page (the demo keeps no session).
@@ -111,13 +132,14 @@ label{{display:block;margin:.6rem 0}}input[type=text],input[type=password]{{widt
 <button type="submit" name="action" value="approve" id="approve">Sign in and approve</button>
 <button type="submit" name="action" value="deny" id="deny">Deny</button>
 </form>
-<p><small>Demo users: <code>test</code> / <code>test</code>, <code>bshaffer</code> / <code>brent123</code>.</small></p>
+<p><small>Demo users: {accounts}.</small></p>
 </body></html>
 "#,
             client = html_escape(request.client_id()),
             action = LOGIN_PATH,
             handle = html_escape(handle),
             csrf = self.csrf(handle),
+            accounts = self.accounts,
         );
         let mut res = http::Response::new(Full::new(Bytes::from(body)));
         res.headers_mut().insert(

@@ -63,7 +63,6 @@ use tower_oauth2::{
     events::Event,
     jose::{KeySet, SigningKey},
     store::{MemoryStore, PostgresStore, RedisStore, TokenStore},
-    user::DemoUsers,
 };
 
 /// The command line: `--store URL` (env `STORE_URL`; memory when absent),
@@ -251,11 +250,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with(demo_client("testclient", "secret")?)
         .with(demo_client("TestClient", "TestSecret")?)
         .with(spa_client()?);
-    let users = || {
-        DemoUsers::new()
-            .with("test", "test")
-            .with("bshaffer", "brent123")
-    };
+    // The demo users of the refresh-token guides.
+    let accounts = [("test", "test"), ("bshaffer", "brent123")];
     let issuer = format!("http://localhost:{port}");
     // A key generated at start is fine for a demo (its tokens die with the process); real
     // servers load theirs, so that every instance signs with the same key.
@@ -266,7 +262,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             SigningKey::from_pem(&pem).map_err(|e| format!("{file}: {e}"))?
         }
     };
-    let login = login::DemoLogin::new(users(), clients.clone());
+    let login = login::DemoLogin::new(&accounts, clients.clone());
     // The protected API's resource identifier and metadata (RFC 9728).
     let api = ProtectedResourceMetadata::new(format!("{issuer}/api"))
         .authorization_server(&issuer)
@@ -274,7 +270,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .resource_name("tower-oauth2 quickstart API");
     let server = AuthServer::builder()
         .clients(clients)
-        .users(users())
+        .users(login::DemoLogin::users_of(&accounts))
         .allow_grant_type(GrantType::Password)
         .configure(|c| {
             c.issuer = Some(issuer.clone());

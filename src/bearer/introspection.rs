@@ -383,11 +383,11 @@ impl Inner {
         if let Some(subject) = r.sub.or(r.username) {
             info = info.with_subject(subject);
         }
-        info = info.with_audience(r.aud.resources());
+        info = info.with_audience(crate::resource::Resources::of_aud(&r.aud));
         // RFC 7662 §2.2 `aud`: a token for other resources is not for this one; with no audience
         // it is refused too, unless the app allows such tokens.
         if let Some(resource) = &self.audience {
-            let unnamed = matches!(r.aud, Audience::None) && self.allow_no_audience;
+            let unnamed = r.aud.is_none() && self.allow_no_audience;
             if !unnamed && !r.aud.names(resource) {
                 return Ok(Cached::ElsewhereUntil(info.expires_at));
             }

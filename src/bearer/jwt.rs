@@ -79,6 +79,7 @@ pub struct JwtValidatorBuilder {
     source: Result<KeySource, ConfigError>,
     issuer: String,
     audience: String,
+    allow_no_audience: bool,
     leeway: Duration,
     refetch_interval: Duration,
     options: RemoteOptions,
@@ -104,6 +105,14 @@ impl JwtValidatorBuilder {
     /// How far `exp`, `nbf` and `iat` may be off, for clocks that disagree (default 30 s).
     pub fn leeway(mut self, leeway: Duration) -> Self {
         self.leeway = leeway;
+        self
+    }
+
+    /// Also accept a token with no `aud` at all (off by default: RFC 9068 access tokens always
+    /// have one, and a token for no resource in particular is not one for this resource). A
+    /// token whose `aud` names other resources is still refused.
+    pub fn allow_no_audience(mut self, allow: bool) -> Self {
+        self.allow_no_audience = allow;
         self
     }
 
@@ -136,6 +145,7 @@ impl JwtValidatorBuilder {
                 allow_insecure_http: self.options.allow_insecure_http,
                 issuer: self.issuer,
                 audience: self.audience,
+                allow_no_audience: self.allow_no_audience,
                 leeway: self.leeway.as_secs(),
                 refetch_interval: self.refetch_interval,
                 timeout: self.options.timeout,
@@ -192,6 +202,7 @@ struct Inner {
     allow_insecure_http: bool,
     issuer: String,
     audience: String,
+    allow_no_audience: bool,
     leeway: u64,
     refetch_interval: Duration,
     timeout: Duration,
@@ -233,6 +244,7 @@ impl JwtValidator {
             source,
             issuer,
             audience,
+            allow_no_audience: false,
             leeway: Duration::from_secs(30),
             refetch_interval: Duration::from_secs(60),
             options: RemoteOptions::default(),
@@ -436,11 +448,17 @@ impl Inner {
             return Ok(Validation::Invalid);
         };
         let ring = self.ring_with(&kid).await?;
-        let c = match jose::verify(token, &ring, self.expected_issuer(), Some(&self.audience)) {
+        // With tokens of no audience allowed, `aud` is not required; one that is there must
+        // still name this resource.
+        let wanted = (!self.allow_no_audience).then_some(self.audience.as_str());
+        let c = match jose::verify(token, &ring, self.expected_issuer(), wanted) {
             Ok(claims) => claims,
             Err(Unverified::UnknownKey | Unverified::Invalid) => return Ok(Validation::Invalid),
             Err(Unverified::WrongAudience) => return Ok(Validation::WrongAudience),
         };
+        if self.allow_no_audience && !c.aud.is_none() && !c.aud.names(&self.audience) {
+            return Ok(Validation::WrongAudience);
+        }
         let now = self.clock.now();
         if c.nbf
             .is_some_and(|nbf| nbf > now.saturating_add(self.leeway))
@@ -463,7 +481,7 @@ impl Inner {
         if let Some(sub) = c.sub.filter(|_| !for_client_itself) {
             info = info.with_subject(sub);
         }
-        info = info.with_audience(c.aud.resources());
+        info = info.with_audience(crate::resource::Resources::of_aud(&c.aud));
         let until = c.exp.saturating_add(self.leeway);
         let value = (info.clone(), Arc::from(kid));
         self.verified

@@ -6,12 +6,12 @@
 use std::sync::Arc;
 
 use crate::{
-    client::{Client, ClientStore, GrantType},
+    client::{Client, ClientStore, GrantType, ResourcePolicy},
     clock::{Clock, UnixTime},
     config::Config,
     error::{OAuthError, StoreError},
     events::{self, Event, EventListener},
-    resource::{ResourcePolicy, Resources},
+    resource::Resources,
     store::TokenStore,
     user::UserAuthenticator,
 };

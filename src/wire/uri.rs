@@ -175,19 +175,18 @@ impl Audience {
         }
     }
 
-    /// The resource identifiers among it, normalised (an `aud` that is not a URI, say a
-    /// client id, is left out).
-    pub(crate) fn resources(&self) -> crate::resource::Resources {
-        let all: &[String] = match self {
+    /// Whether there is none.
+    pub(crate) fn is_none(&self) -> bool {
+        matches!(self, Self::None)
+    }
+
+    /// Its values.
+    pub(crate) fn values(&self) -> &[String] {
+        match self {
             Self::None => &[],
             Self::One(a) => std::slice::from_ref(a),
             Self::Many(all) => all,
-        };
-        let uris = all
-            .iter()
-            .filter(|a| crate::resource::normalize(a).is_ok())
-            .take(crate::resource::MAX_RESOURCES);
-        crate::resource::Resources::parse(uris).unwrap_or_default()
+        }
     }
 }
 

@@ -648,9 +648,29 @@ mod validator {
         // No audience at all: not a token for this resource either, but a bad one here.
         let mut c = claims(&p.issuer, now);
         c.as_object_mut().unwrap().remove("aud");
-        let (code, challenge) = status(&v, &sign(&c, &kid, "at+jwt")).await;
+        let no_aud = sign(&c, &kid, "at+jwt");
+        let (code, challenge) = status(&v, &no_aud).await;
         assert_eq!(code, 401);
         assert!(challenge.unwrap().contains("invalid or revoked"));
+        // Unless the app opts in; another resource's token is still refused.
+        let lenient = JwtValidator::from_issuer(&p.issuer, "https://api.example/mcp")
+            .allow_no_audience(true)
+            .build()
+            .unwrap();
+        assert_eq!(status(&lenient, &no_aud).await.0, 200);
+        assert_eq!(
+            status(&lenient, &with_aud(json!("https://api.example/mcp"), "l1"))
+                .await
+                .0,
+            200
+        );
+        let (code, challenge) = status(
+            &lenient,
+            &with_aud(json!("https://api.example/other"), "l2"),
+        )
+        .await;
+        assert_eq!(code, 401);
+        assert!(challenge.unwrap().contains("not meant for this resource"));
     }
 
     #[tokio::test]

@@ -13,9 +13,9 @@ use tower::ServiceExt;
 use tower_oauth2::{
     AccessTokenFormat, AuthServer, BearerLayer, Client, GrantType, InMemoryClients, Metadata,
     bearer::{IntrospectionValidator, JwtValidator},
+    client::ResourcePolicy,
     endpoint::{AuthorizationContext, Decision, Interaction},
     jose::{KeySet, SigningKey},
-    resource::ResourcePolicy,
     user::DemoUsers,
 };
 
