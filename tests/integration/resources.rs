@@ -188,6 +188,12 @@ async fn code(server: &AuthServer, extra: &str) -> String {
     param(&params, "code").expect("a code").to_owned()
 }
 
+/// The `aud` introspection reports for the access token `body` gets.
+async fn aud_of(server: &AuthServer, auth: Option<(&str, &str)>, body: &str) -> Value {
+    let v = token(server, auth, body).await.assert_token();
+    introspect(server, &text(&v, "access_token")).await["aud"].clone()
+}
+
 fn exchange_body(code: &str, extra: &str) -> String {
     format!(
         "grant_type=authorization_code&client_id=mcp-client&code={code}\
@@ -357,13 +363,7 @@ async fn the_code_exchange_may_narrow_to_some_of_the_approved_resources_never_mo
     )
     .await
     .assert_error(400, "invalid_target");
-    let v = token(&server, None, &exchange_body(&c, ""))
-        .await
-        .assert_token();
-    assert_eq!(
-        introspect(&server, &text(&v, "access_token")).await["aud"],
-        MCP
-    );
+    assert_eq!(aud_of(&server, None, &exchange_body(&c, "")).await, MCP);
     // Some of them: a token for those alone.
     let c = code(&server, &both).await;
     let v = token(
@@ -462,40 +462,31 @@ async fn a_refresh_narrows_to_one_resource_and_the_grant_keeps_them_all() {
 #[tokio::test]
 async fn client_credentials_and_password_take_resources_each_checked_for_the_client() {
     let server = server();
-    let v = token(
-        &server,
-        Some(("app", "app-secret")),
-        &format!("grant_type=client_credentials&resource={OTHER_ENC}"),
-    )
-    .await
-    .assert_token();
-    assert_eq!(
-        introspect(&server, &text(&v, "access_token")).await["aud"],
-        OTHER
-    );
-    let v = token(
-        &server,
-        Some(("app", "app-secret")),
-        &format!("grant_type=password&username=alice&password=wonderland&resource={MCP_ENC}"),
-    )
-    .await
-    .assert_token();
-    assert_eq!(
-        introspect(&server, &text(&v, "access_token")).await["aud"],
-        MCP
-    );
-    // `narrow` may have the MCP server only (registered in another spelling of it).
-    let v = token(
-        &server,
-        Some(("narrow", "narrow-secret")),
-        &format!("grant_type=client_credentials&resource={MCP_ENC}"),
-    )
-    .await
-    .assert_token();
-    assert_eq!(
-        introspect(&server, &text(&v, "access_token")).await["aud"],
-        MCP
-    );
+    let cases = [
+        (
+            ("app", "app-secret"),
+            format!("grant_type=client_credentials&resource={OTHER_ENC}"),
+            OTHER,
+        ),
+        (
+            ("app", "app-secret"),
+            format!("grant_type=password&username=alice&password=wonderland&resource={MCP_ENC}"),
+            MCP,
+        ),
+        // `narrow` may have the MCP server only (registered in another spelling of it).
+        (
+            ("narrow", "narrow-secret"),
+            format!("grant_type=client_credentials&resource={MCP_ENC}"),
+            MCP,
+        ),
+    ];
+    for (client, body, expected) in cases {
+        assert_eq!(
+            aud_of(&server, Some(client), &body).await,
+            expected,
+            "{body}"
+        );
+    }
     for body in [
         format!("grant_type=client_credentials&resource={OTHER_ENC}"),
         format!("grant_type=client_credentials&resource={MCP_ENC}&resource={OTHER_ENC}"),
@@ -535,27 +526,23 @@ async fn the_default_resource_is_what_a_request_naming_none_is_for() {
         introspect(&server, &text(&v, "access_token")).await["aud"],
         MCP
     );
-    let v = token(
-        &server,
-        Some(("app", "app-secret")),
-        "grant_type=client_credentials",
-    )
-    .await
-    .assert_token();
     assert_eq!(
-        introspect(&server, &text(&v, "access_token")).await["aud"],
+        aud_of(
+            &server,
+            Some(("app", "app-secret")),
+            "grant_type=client_credentials"
+        )
+        .await,
         MCP
     );
     // A request naming another resource gets that one, not the default.
-    let v = token(
-        &server,
-        Some(("app", "app-secret")),
-        &format!("grant_type=client_credentials&resource={OTHER_ENC}"),
-    )
-    .await
-    .assert_token();
     assert_eq!(
-        introspect(&server, &text(&v, "access_token")).await["aud"],
+        aud_of(
+            &server,
+            Some(("app", "app-secret")),
+            &format!("grant_type=client_credentials&resource={OTHER_ENC}")
+        )
+        .await,
         OTHER
     );
     // The default must be a configured resource.
@@ -581,15 +568,13 @@ async fn a_resource_policy_decides_instead_of_the_list() {
         .resource_policy(Tenants)
         .build()
         .unwrap();
-    let v = token(
-        &server,
-        Some(("app", "app-secret")),
-        "grant_type=client_credentials&resource=https%3A%2F%2FACME.tenants.example%2Fmcp",
-    )
-    .await
-    .assert_token();
     assert_eq!(
-        introspect(&server, &text(&v, "access_token")).await["aud"],
+        aud_of(
+            &server,
+            Some(("app", "app-secret")),
+            "grant_type=client_credentials&resource=https%3A%2F%2FACME.tenants.example%2Fmcp"
+        )
+        .await,
         "https://acme.tenants.example/mcp"
     );
     token(

@@ -12,6 +12,7 @@ import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { signIn } from './login.mjs';
 
 const [issuer, clientId, port, resource] = process.argv.slice(2);
 const here = (p) => fileURLToPath(new URL(p, import.meta.url));
@@ -20,32 +21,6 @@ const cli = here('./node_modules/@modelcontextprotocol/conformance/dist/index.js
 const fail = (what) => {
   throw new Error(what);
 };
-
-/** The person at the browser: sign in and approve at `url`, then go where it redirects. */
-async function signIn(url) {
-  let res = await fetch(url, { redirect: 'manual' });
-  if (res.status !== 200) fail(`authorize answered ${res.status}: ${await res.text()}`);
-  const cookie = res.headers.get('set-cookie').split(';')[0];
-  const page = await res.text();
-  if (resource && !page.includes(`<li><code>${resource}</code></li>`)) {
-    fail(`the login page does not name ${resource}`);
-  }
-  const field = (name) => page.match(new RegExp(`name="${name}" value="([^"]+)"`))[1];
-  res = await fetch(new URL('/oauth/authorize/login', url), {
-    method: 'POST',
-    redirect: 'manual',
-    headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({
-      handle: field('handle'),
-      csrf: field('csrf'),
-      username: 'test',
-      password: 'test',
-      action: 'approve',
-    }),
-  });
-  if (res.status !== 303) fail(`login answered ${res.status}`);
-  await (await fetch(res.headers.get('location'))).text();
-}
 
 /** Run every authorization-server scenario in one go (the code grant reads the metadata the
  * first one fetched); their checks, by scenario. */
@@ -65,10 +40,12 @@ async function run() {
     for (const line of lines) {
       const url = line.trim();
       if (/^https?:\/\/\S+\?\S*response_type=code/.test(url)) {
-        signedIn = signIn(url).catch((e) => {
-          console.error(`sign-in failed: ${e.message}`);
-          child.kill();
-        });
+        signedIn = signIn(url, { resource })
+          .then(async (back) => (await fetch(back)).text())
+          .catch((e) => {
+            console.error(`sign-in failed: ${e.message}`);
+            child.kill();
+          });
       }
     }
   });

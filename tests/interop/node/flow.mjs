@@ -5,6 +5,7 @@
 //
 //   node flow.mjs http://localhost:3000
 import * as oauth from 'oauth4webapi';
+import { signIn } from './login.mjs';
 
 const issuer = new URL(process.argv[2]);
 const port = issuer.port;
@@ -47,25 +48,7 @@ step(`pushed authorization request (RFC 9126): expires_in ${par.expires_in}`);
 const authorize = new URL(as.authorization_endpoint);
 authorize.searchParams.set('client_id', client.client_id);
 authorize.searchParams.set('request_uri', par.request_uri);
-let res = await fetch(authorize, { redirect: 'manual' });
-if (res.status !== 200) throw new Error(`authorize answered ${res.status}`);
-const cookie = res.headers.get('set-cookie').split(';')[0];
-const page = await res.text();
-const field = (name) => page.match(new RegExp(`name="${name}" value="([^"]+)"`))[1];
-res = await fetch(new URL('/oauth/authorize/login', as.authorization_endpoint), {
-  method: 'POST',
-  redirect: 'manual',
-  headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' },
-  body: new URLSearchParams({
-    handle: field('handle'),
-    csrf: field('csrf'),
-    username: 'test',
-    password: 'test',
-    action: 'approve',
-  }),
-});
-if (res.status !== 303) throw new Error(`login answered ${res.status}`);
-const callback = new URL(res.headers.get('location'));
+const callback = await signIn(authorize);
 step('signed in and approved');
 
 // A response claiming another issuer is refused (RFC 9207 mix-up defence)...
@@ -92,7 +75,7 @@ const tokens = await oauth.processAuthorizationCodeResponse(
 if (!tokens.access_token || !tokens.refresh_token) throw new Error('no tokens');
 step(`code exchanged with PKCE: scope ${tokens.scope}`);
 
-res = await fetch(new URL('/api/me', issuer), {
+let res = await fetch(new URL('/api/me', issuer), {
   headers: { authorization: `Bearer ${tokens.access_token}` },
 });
 const me = await res.json();

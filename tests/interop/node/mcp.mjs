@@ -10,6 +10,7 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
+import { signIn } from './login.mjs';
 
 const origin = process.argv[2];
 const mcpUrl = new URL('/mcp', origin);
@@ -60,31 +61,9 @@ class Provider {
   }
 }
 
-/** The browser: the login page at `url`, which must name `forResource`, signed in as test/test
- * and approved; the code. */
-async function signIn(url, forResource) {
-  let res = await fetch(url, { redirect: 'manual' });
-  if (res.status !== 200) fail(`authorize answered ${res.status}: ${await res.text()}`);
-  const cookie = res.headers.get('set-cookie').split(';')[0];
-  const page = await res.text();
-  const field = (name) => page.match(new RegExp(`name="${name}" value="([^"]+)"`))[1];
-  if (!page.includes(`<li><code>${forResource}</code></li>`)) {
-    fail(`the consent page does not name the resource: ${page}`);
-  }
-  res = await fetch(new URL('/oauth/authorize/login', url), {
-    method: 'POST',
-    redirect: 'manual',
-    headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({
-      handle: field('handle'),
-      csrf: field('csrf'),
-      username: 'test',
-      password: 'test',
-      action: 'approve',
-    }),
-  });
-  if (res.status !== 303) fail(`login answered ${res.status}`);
-  const back = new URL(res.headers.get('location'));
+/** The browser: signed in at `url`, whose page must name `forResource`; the code. */
+async function signInFor(url, forResource) {
+  const back = await signIn(url, { resource: forResource });
   if (!back.href.startsWith(redirectUrl)) fail(`redirected to ${back}`);
   if (back.searchParams.get('iss') !== origin) fail(`iss ${back.searchParams.get('iss')}`);
   return back.searchParams.get('code');
@@ -132,7 +111,7 @@ step(
 );
 
 // 3. The person signs in; the SDK exchanges the code (with `resource`) and connects.
-const code = await signIn(opened, resource);
+const code = await signInFor(opened, resource);
 const retry = new StreamableHTTPClientTransport(mcpUrl, { authProvider: provider });
 await retry.finishAuth(code);
 const first = provider.saved ?? fail('no tokens saved');
@@ -187,7 +166,7 @@ for (const [k, v] of Object.entries({
 })) {
   authorize.searchParams.set(k, v);
 }
-const otherCode = await signIn(authorize, other);
+const otherCode = await signInFor(authorize, other);
 res = await fetch(new URL('/oauth/token', origin), {
   method: 'POST',
   headers: { 'content-type': 'application/x-www-form-urlencoded' },
