@@ -316,5 +316,29 @@ async fn a_browser_signs_in_approves_and_the_code_exchanges_then_a_denial() {
     assert!(landed.contains("error=access_denied"), "{landed}");
     assert!(driver.text("#error").await.contains("access_denied"));
     driver.screenshot("authorize-denied").await;
+
+    // The API as a resource (RFC 8707): the page names it; an unknown resource is refused at
+    // the callback, with the request's state and iss.
+    driver
+        .goto(&format!(
+            "{authorize}&resource=http%3A%2F%2Flocalhost%3A{port}%2Fapi"
+        ))
+        .await;
+    assert_eq!(
+        driver.text("#resources").await,
+        format!("http://localhost:{port}/api")
+    );
+    driver.screenshot("authorize-resource").await;
+    driver
+        .goto(&format!(
+            "{authorize}&resource=https%3A%2F%2Felsewhere.example%2Fapi"
+        ))
+        .await;
+    let landed = driver
+        .wait_for_url(&format!("http://127.0.0.1:{port}/callback?"))
+        .await;
+    assert!(landed.contains("error=invalid_target"), "{landed}");
+    assert!(landed.contains("&state="), "{landed}");
+    assert!(driver.text("#error").await.contains("invalid_target"));
     driver.cmd(Method::DELETE, "", None).await;
 }
