@@ -169,6 +169,7 @@ impl IntrospectionValidatorBuilder {
                 audience: self.audience,
                 allow_no_audience: self.allow_no_audience,
                 calls: AtomicU64::new(0),
+                joined: AtomicU64::new(0),
             }),
         })
     }
@@ -208,6 +209,8 @@ struct Inner {
     max_entries: usize,
     timeout: Duration,
     calls: AtomicU64,
+    /// Requests that joined a call already in flight instead of making one.
+    joined: AtomicU64,
     /// The resource protected, when the audience is checked.
     audience: Option<String>,
     allow_no_audience: bool,
@@ -275,6 +278,12 @@ impl IntrospectionValidator {
     /// How many introspection calls this validator has made (for metrics and tests).
     pub fn introspection_calls(&self) -> u64 {
         self.inner.calls.load(Ordering::Relaxed)
+    }
+
+    /// How many requests joined an introspection call already in flight for their token
+    /// instead of making their own (request coalescing; for metrics and tests).
+    pub fn joined_calls(&self) -> u64 {
+        self.inner.joined.load(Ordering::Relaxed)
     }
 
     /// How many verdicts are cached.
@@ -445,7 +454,10 @@ impl Inner {
         token: String,
     ) -> Result<Call, StoreError> {
         let (permit, tx, rx) = match inner.inflight.entry(hash) {
-            dashmap::Entry::Occupied(e) => return Ok(e.get().clone()),
+            dashmap::Entry::Occupied(e) => {
+                inner.joined.fetch_add(1, Ordering::Relaxed);
+                return Ok(e.get().clone());
+            }
             dashmap::Entry::Vacant(e) => {
                 let permit = Arc::clone(&inner.permits)
                     .try_acquire_owned()

@@ -105,23 +105,34 @@ async fn concurrent_requests_with_one_unseen_token_make_one_call() {
     let h = harness();
     let gate = Arc::new(Notify::new());
     let (addr, calls) = authorization_server(&h, Some(Arc::clone(&gate))).await;
-    // No cache: only coalescing can keep this at one call.
-    let v = validator(&h, addr, 0);
+    // No cache: only coalescing can keep this at one call. (A timeout long enough that the one
+    // call outlives the wait below on a loaded machine.)
+    let v = IntrospectionValidator::builder(
+        format!("http://{addr}/oauth/introspect"),
+        "rs",
+        "rs-secret",
+    )
+    .cache_ttl(Duration::ZERO)
+    .timeout(Duration::from_secs(20))
+    .clock(Arc::clone(&h.clock))
+    .build()
+    .unwrap();
     let (at, _) = h.login().await;
-    let started = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for _ in 0..32 {
-        let (v, at, started) = (v.clone(), at.clone(), Arc::clone(&started));
-        tasks.push(tokio::spawn(async move {
-            started.fetch_add(1, Ordering::SeqCst);
-            get(&v, &at).await.status
-        }));
+        let (v, at) = (v.clone(), at.clone());
+        tasks.push(tokio::spawn(async move { get(&v, &at).await.status }));
     }
-    // Every request has joined before the server answers the one call.
-    while started.load(Ordering::SeqCst) < 32 || calls.load(Ordering::SeqCst) < 1 {
-        tokio::task::yield_now().await;
-    }
-    for _ in 0..1000 {
+    // Every request has joined the one call before the server answers it. (Waiting on the
+    // validator's own count: a request that had merely started could, on a loaded machine,
+    // reach the validator only after the answer, and make a call of its own.)
+    let t = std::time::Instant::now();
+    while v.joined_calls() < 31 || calls.load(Ordering::SeqCst) < 1 {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "{} of 31 requests joined the call in flight",
+            v.joined_calls()
+        );
         tokio::task::yield_now().await;
     }
     gate.notify_waiters();
@@ -131,6 +142,7 @@ async fn concurrent_requests_with_one_unseen_token_make_one_call() {
     }
     assert_eq!(calls.load(Ordering::SeqCst), 1);
     assert_eq!(v.introspection_calls(), 1);
+    assert_eq!(v.joined_calls(), 31);
 }
 
 #[tokio::test]
