@@ -962,3 +962,105 @@ pub async fn resources_and_audiences_are_kept(store: Arc<dyn TokenStore>) {
         (only_mcp, both)
     );
 }
+
+/// A put-if-present replaces a live record and never creates one: not where none was, not where
+/// one lapsed, not after a delete. An extension moves a live record's expiry later (never
+/// sooner), keeps its data, and never brings back a lapsed or deleted record. Of concurrent
+/// updates and a delete, the record ends deleted or updated, never resurrected after the delete.
+pub async fn put_if_present_and_extend_never_bring_a_record_back(store: Arc<dyn TokenStore>) {
+    let now = SystemClock.now();
+    let key = RecordKey::new(NONCE, token::generate().hash());
+    assert!(
+        !put(&store, &key, bytes("new", now + 600), Put::IfPresent, now).await,
+        "nothing to replace"
+    );
+    assert_eq!(
+        store.get_record(&key, now).await.unwrap(),
+        None,
+        "not created"
+    );
+    assert!(!store.extend_record(&key, now + 600, now).await.unwrap());
+    assert_eq!(
+        store.get_record(&key, now).await.unwrap(),
+        None,
+        "not created"
+    );
+    assert!(put(&store, &key, bytes("one", now + 600), Put::Always, now).await);
+    assert!(put(&store, &key, bytes("two", now + 300), Put::IfPresent, now).await);
+    assert_eq!(
+        store.get_record(&key, now).await.unwrap(),
+        Some(bytes("two", now + 300)),
+        "replaced, with its new expiry"
+    );
+    assert!(store.extend_record(&key, now + 900, now).await.unwrap());
+    assert_eq!(
+        store.get_record(&key, now + 600).await.unwrap(),
+        Some(bytes("two", now + 900)),
+        "extended, the data kept"
+    );
+    assert!(store.extend_record(&key, now + 100, now).await.unwrap());
+    assert_eq!(
+        store.get_record(&key, now + 800).await.unwrap(),
+        Some(bytes("two", now + 900)),
+        "never shortened"
+    );
+    // Lapsed: neither replaced nor extended.
+    let later = now + 900;
+    assert!(
+        !put(
+            &store,
+            &key,
+            bytes("three", later + 600),
+            Put::IfPresent,
+            later
+        )
+        .await
+    );
+    assert!(!store.extend_record(&key, later + 600, later).await.unwrap());
+    assert_eq!(store.get_record(&key, later).await.unwrap(), None);
+    // Deleted: likewise.
+    assert!(put(&store, &key, bytes("four", now + 600), Put::Always, now).await);
+    assert!(store.delete_record(&key).await.unwrap());
+    assert!(!put(&store, &key, bytes("five", now + 600), Put::IfPresent, now).await);
+    assert!(!store.extend_record(&key, now + 900, now).await.unwrap());
+    assert_eq!(store.get_record(&key, now).await.unwrap(), None);
+    // 16 concurrent updates and one delete: once the delete has answered, the record is gone
+    // for good.
+    assert!(put(&store, &key, bytes("base", now + 600), Put::Always, now).await);
+    let updates: Vec<_> = (0..16)
+        .map(|i| {
+            let (store, key) = (Arc::clone(&store), key);
+            tokio::spawn(async move {
+                let r = bytes(&format!("update {i}"), now + 600);
+                store
+                    .put_record(&key, r, Put::IfPresent, now)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let deleted = store.delete_record(&key).await.unwrap();
+    let mut after_delete = 0;
+    for u in updates {
+        u.await.unwrap();
+    }
+    for i in 0..16 {
+        let r = bytes(&format!("late {i}"), now + 600);
+        if store
+            .put_record(&key, r, Put::IfPresent, now)
+            .await
+            .unwrap()
+        {
+            after_delete += 1;
+        }
+    }
+    assert_eq!(after_delete, 0, "an update after the delete wrote");
+    // Updates before the delete replaced a live record, the delete removed it, updates after
+    // it found none: whatever the interleaving, nothing is there now.
+    assert!(deleted, "the delete found the record");
+    assert_eq!(
+        store.get_record(&key, now).await.unwrap(),
+        None,
+        "resurrected"
+    );
+}

@@ -108,6 +108,7 @@ macro_rules! token_store_conformance {
             put_if_absent_has_exactly_one_winner,
             counters_count_every_hit_in_their_window,
             resources_and_audiences_are_kept,
+            put_if_present_and_extend_never_bring_a_record_back,
         );
     };
     (@cases $module:ident, $open:expr, $($case:ident),* $(,)?) => {

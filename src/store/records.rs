@@ -144,6 +144,9 @@ pub enum Put {
     /// Write only when no live record is under the key (a lapsed one counts as none): of
     /// concurrent puts, exactly one writes.
     IfAbsent,
+    /// Write only when a live record is under the key, replacing it: what an update needs, so
+    /// that an update racing a deletion never brings the record back.
+    IfPresent,
 }
 
 /// The primitive behind every short-lived, single-use record: put with an expiry (optionally
@@ -181,6 +184,16 @@ pub trait RecordStore: Send + Sync + 'static {
 
     /// Remove whatever is under `key` (record or counter). Returns whether anything was there.
     async fn delete_record(&self, key: &RecordKey) -> Result<bool, StoreError>;
+
+    /// Move the live record under `key` to lapse at `expires_at` (never sooner than it would
+    /// have), keeping its data, atomically. Returns whether a live record was there: a record
+    /// deleted or lapsed is not brought back.
+    async fn extend_record(
+        &self,
+        key: &RecordKey,
+        expires_at: UnixTime,
+        now: UnixTime,
+    ) -> Result<bool, StoreError>;
 
     /// Add one to the counter under `key` and return its new value. A counter that is absent or
     /// lapsed as of `now` starts again at 1 and lapses at `expires_at`; later increments keep
@@ -264,6 +277,34 @@ impl<'s, T: RecordType> Records<'s, T> {
         let record = Self::record(value, expires_at);
         self.store
             .put_record(&Self::key(id), record, Put::IfAbsent, now)
+            .await
+    }
+
+    /// Replace the live record under `id` with `value`, lapsing at `expires_at`. Returns whether
+    /// one was there (a deleted or lapsed record stays gone).
+    pub async fn put_if_present(
+        &self,
+        id: &TokenHash,
+        value: &T,
+        expires_at: UnixTime,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let record = Self::record(value, expires_at);
+        self.store
+            .put_record(&Self::key(id), record, Put::IfPresent, now)
+            .await
+    }
+
+    /// Let the live record under `id` last until `expires_at` (never shorter). Returns whether
+    /// one was there.
+    pub async fn extend(
+        &self,
+        id: &TokenHash,
+        expires_at: UnixTime,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        self.store
+            .extend_record(&Self::key(id), expires_at, now)
             .await
     }
 

@@ -312,6 +312,15 @@ pub trait WrapsRecords: Wraps<Inner: RecordStore> {
     fn delete_record<'a>(&'a self, key: &'a RecordKey) -> BoxFuture<'a, Result<bool, StoreError>> {
         self.wrapped().delete_record(key)
     }
+    /// See [`RecordStore::extend_record`].
+    fn extend_record<'a>(
+        &'a self,
+        key: &'a RecordKey,
+        expires_at: UnixTime,
+        now: UnixTime,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        self.wrapped().extend_record(key, expires_at, now)
+    }
     /// See [`RecordStore::increment`].
     fn increment<'a>(
         &'a self,
@@ -350,6 +359,14 @@ impl<W: WrapsRecords> RecordStore for W {
     }
     async fn delete_record(&self, key: &RecordKey) -> Result<bool, StoreError> {
         WrapsRecords::delete_record(self, key).await
+    }
+    async fn extend_record(
+        &self,
+        key: &RecordKey,
+        expires_at: UnixTime,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        WrapsRecords::extend_record(self, key, expires_at, now).await
     }
     async fn increment(
         &self,

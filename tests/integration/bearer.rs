@@ -287,6 +287,9 @@ impl RecordStore for DownStore {
     async fn delete_record(&self, _: &RecordKey) -> Result<bool, StoreError> {
         Err(StoreError::Timeout)
     }
+    async fn extend_record(&self, _: &RecordKey, _: u64, _: u64) -> Result<bool, StoreError> {
+        Err(StoreError::Timeout)
+    }
     async fn increment(&self, _: &RecordKey, _: u64, _: u64) -> Result<u64, StoreError> {
         Err(StoreError::Timeout)
     }

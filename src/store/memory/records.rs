@@ -35,15 +35,15 @@ impl RecordStore for MemoryStore {
         mode: Put,
         now: UnixTime,
     ) -> Result<bool, StoreError> {
-        let written = match self.inner.records.entry(*key) {
-            Entry::Occupied(live) if mode == Put::IfAbsent && live.get().expires_at() > now => {
-                false
-            }
-            Entry::Occupied(mut lapsed) => {
-                lapsed.insert(Stored::Record(record));
+        let written = match (self.inner.records.entry(*key), mode) {
+            (Entry::Occupied(held), Put::IfAbsent) if held.get().expires_at() > now => false,
+            (Entry::Occupied(held), Put::IfPresent) if held.get().expires_at() <= now => false,
+            (Entry::Occupied(mut held), _) => {
+                held.insert(Stored::Record(record));
                 true
             }
-            Entry::Vacant(vacant) => {
+            (Entry::Vacant(_), Put::IfPresent) => false,
+            (Entry::Vacant(vacant), _) => {
                 vacant.insert(Stored::Record(record));
                 true
             }
@@ -77,6 +77,23 @@ impl RecordStore for MemoryStore {
 
     async fn delete_record(&self, key: &RecordKey) -> Result<bool, StoreError> {
         Ok(self.inner.records.remove(key).is_some())
+    }
+
+    async fn extend_record(
+        &self,
+        key: &RecordKey,
+        expires_at: UnixTime,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        // Under the entry's lock: a concurrent delete either came first (nothing to extend) or
+        // comes after.
+        Ok(match self.inner.records.get_mut(key).as_deref_mut() {
+            Some(Stored::Record(r)) if r.expires_at > now => {
+                r.expires_at = r.expires_at.max(expires_at);
+                true
+            }
+            _ => false,
+        })
     }
 
     async fn increment(

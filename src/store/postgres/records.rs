@@ -7,7 +7,10 @@ use tokio_postgres::types::ToSql;
 use super::{
     PostgresStore,
     rows::{Columns, from_db, to_db},
-    statements::{RECORD_COUNT, RECORD_DELETE, RECORD_GET, RECORD_PUT, RECORD_TAKE},
+    statements::{
+        RECORD_COUNT, RECORD_DELETE, RECORD_EXTEND, RECORD_GET, RECORD_PUT, RECORD_REPLACE,
+        RECORD_TAKE,
+    },
 };
 use crate::{
     clock::UnixTime,
@@ -40,13 +43,14 @@ impl RecordStore for PostgresStore {
         mode: Put,
         now: UnixTime,
     ) -> Result<bool, StoreError> {
-        let params: [&(dyn ToSql + Sync); 5] = [
-            &key.to_key_string(),
-            &&*record.data,
-            &to_db(record.expires_at),
-            &to_db(now),
-            &(mode == Put::IfAbsent),
-        ];
+        let key = key.to_key_string();
+        let (data, expires_at, now) = (&*record.data, to_db(record.expires_at), to_db(now));
+        if mode == Put::IfPresent {
+            let params: [&(dyn ToSql + Sync); 4] = [&key, &data, &expires_at, &now];
+            return Ok(self.count(RECORD_REPLACE, &params).await? == 1);
+        }
+        let if_absent = mode == Put::IfAbsent;
+        let params: [&(dyn ToSql + Sync); 5] = [&key, &data, &expires_at, &now, &if_absent];
         Ok(self.count(RECORD_PUT, &params).await? == 1)
     }
 
@@ -72,6 +76,17 @@ impl RecordStore for PostgresStore {
 
     async fn delete_record(&self, key: &RecordKey) -> Result<bool, StoreError> {
         Ok(self.count(RECORD_DELETE, &[&key.to_key_string()]).await? > 0)
+    }
+
+    async fn extend_record(
+        &self,
+        key: &RecordKey,
+        expires_at: UnixTime,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let params: [&(dyn ToSql + Sync); 3] =
+            [&key.to_key_string(), &to_db(expires_at), &to_db(now)];
+        Ok(self.count(RECORD_EXTEND, &params).await? == 1)
     }
 
     async fn increment(

@@ -46,7 +46,11 @@ impl RecordStore for RedisStore {
         inv.arg(&*record.data)
             .arg(record.expires_at)
             .arg(now)
-            .arg(if mode == Put::IfAbsent { "1" } else { "0" });
+            .arg(match mode {
+                Put::Always => "0",
+                Put::IfAbsent => "1",
+                Put::IfPresent => "2",
+            });
         Ok(self.invoke::<i64>(inv).await? == 1)
     }
 
@@ -97,6 +101,18 @@ impl RecordStore for RedisStore {
             .run(|mut c| async move { redis::cmd("DEL").arg(&key).query_async(&mut c).await })
             .await?;
         Ok(removed > 0)
+    }
+
+    async fn extend_record(
+        &self,
+        key: &RecordKey,
+        expires_at: UnixTime,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let key = self.record_key(key);
+        let mut inv = self.inner.scripts.record_extend.call(&[&key]);
+        inv.arg(expires_at).arg(now);
+        Ok(self.invoke::<i64>(inv).await? == 1)
     }
 
     async fn increment(

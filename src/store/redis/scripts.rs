@@ -81,6 +81,7 @@ pub(super) struct Scripts {
     /// Short-lived records: on their own key, without the prelude.
     pub(super) record_put: Script,
     pub(super) record_count: Script,
+    pub(super) record_extend: Script,
 }
 
 impl Scripts {
@@ -99,6 +100,7 @@ impl Scripts {
             index: with_prelude(include_str!("lua/index.lua")),
             record_put: Script::new(include_str!("lua/record_put.lua").to_owned()),
             record_count: Script::new(include_str!("lua/record_count.lua").to_owned()),
+            record_extend: Script::new(include_str!("lua/record_extend.lua").to_owned()),
         }
     }
 }
