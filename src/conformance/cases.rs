@@ -1064,3 +1064,122 @@ pub async fn put_if_present_and_extend_never_bring_a_record_back(store: Arc<dyn 
         "resurrected"
     );
 }
+
+/// Clients registered at run time ([`StoredClients`](crate::client::StoredClients)) are seen by
+/// every instance on the store with every setting intact; an id is registered once; an update
+/// and a touch apply to a live registration only; a registration lapses at its expiry; and
+/// deleting one revokes the tokens it holds and refuses it at the token endpoint, for good.
+pub async fn stored_clients_are_shared_updated_touched_and_deleted(store: Arc<dyn TokenStore>) {
+    use crate::client::{Client, ClientStore, InMemoryClients, StoredClients};
+    let clock = Arc::new(crate::clock::ManualClock::new(SystemClock.now()));
+    let now = clock.now();
+    let (a, b) = (
+        StoredClients::new(Arc::clone(&store)).with_clock(clock.clone()),
+        StoredClients::new(Arc::clone(&store)).with_clock(clock.clone()),
+    );
+    let id = format!("registered-{}", &token::generate().expose()[3..15]);
+    let client = Client::confidential(&id, "first-secret")
+        .grant_types([GrantType::ClientCredentials, GrantType::AuthorizationCode])
+        .redirect_uri("https://app.example/cb")
+        .scope("read write")
+        .default_scope("read")
+        .resource("https://mcp.example/mcp")
+        .introspect(true)
+        .build()
+        .unwrap();
+    assert!(a.register(&client, now + 600).await.unwrap());
+    assert!(
+        !b.register(&client, now + 600).await.unwrap(),
+        "an id is registered once"
+    );
+    let found = b
+        .find_client(&id)
+        .await
+        .unwrap()
+        .expect("seen by another instance");
+    assert_eq!(
+        format!("{found:?}"),
+        format!("{client:?}"),
+        "every setting kept"
+    );
+    assert!(found.verify_secret("first-secret").await);
+    assert!(!found.verify_secret("second-secret").await);
+    assert_eq!(
+        a.find_client("registered-nobody")
+            .await
+            .unwrap()
+            .map(|c| c.id().to_owned()),
+        None
+    );
+    // Update: the new settings, at once, everywhere.
+    let updated = Client::confidential(&id, "second-secret")
+        .grant_types([GrantType::ClientCredentials])
+        .scope("read")
+        .build()
+        .unwrap();
+    assert!(b.update(&updated, now + 600).await.unwrap());
+    let found = a.find_client(&id).await.unwrap().expect("still registered");
+    assert!(
+        found.verify_secret("second-secret").await && !found.verify_secret("first-secret").await
+    );
+    // Touched: it lives longer, never shorter.
+    assert_eq!(a.expires_at(&id).await.unwrap(), Some(now + 600));
+    assert!(a.touch(&id, now + 1200).await.unwrap());
+    assert!(a.touch(&id, now + 700).await.unwrap());
+    assert_eq!(b.expires_at(&id).await.unwrap(), Some(now + 1200));
+    // A server on this store: code clients first, then the registered ones.
+    let server = crate::AuthServer::builder()
+        .clients(InMemoryClients::new().then(a.clone()))
+        .shared_store(Arc::clone(&store))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let token_request = || {
+        let server = server.clone();
+        let id = id.clone();
+        async move {
+            call(
+                server.token_endpoint(),
+                form(
+                    "/oauth/token",
+                    Some((&id, "second-secret")),
+                    "grant_type=client_credentials",
+                ),
+            )
+            .await
+        }
+    };
+    let v = token_request().await.assert_token();
+    let at = text(&v, "access_token");
+    assert!(server.validate_access_token(&at).await.unwrap().is_some());
+    // Deleted: its tokens revoked, the client refused, and nothing brings it back.
+    assert!(a.delete(&id).await.unwrap());
+    assert!(!a.delete(&id).await.unwrap(), "deleted once");
+    let revoked = async {
+        for _ in 0..200 {
+            if server.validate_access_token(&at).await.unwrap().is_none() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        false
+    };
+    assert!(revoked.await, "the deleted client's token still works");
+    token_request().await.assert_error(401, "invalid_client");
+    assert!(
+        !b.update(&updated, now + 600).await.unwrap(),
+        "an update brought it back"
+    );
+    assert!(
+        !b.touch(&id, now + 600).await.unwrap(),
+        "a touch brought it back"
+    );
+    assert!(a.find_client(&id).await.unwrap().is_none());
+    // A registration lapses at its expiry, and the id may then be registered again.
+    assert!(a.register(&client, now + 60).await.unwrap());
+    clock.advance(Duration::from_secs(60));
+    assert!(b.find_client(&id).await.unwrap().is_none(), "lapsed");
+    assert!(!b.touch(&id, now + 600).await.unwrap());
+    assert!(b.register(&client, clock.now() + 60).await.unwrap());
+    assert!(a.delete(&id).await.unwrap());
+}

@@ -109,6 +109,7 @@ macro_rules! token_store_conformance {
             counters_count_every_hit_in_their_window,
             resources_and_audiences_are_kept,
             put_if_present_and_extend_never_bring_a_record_back,
+            stored_clients_are_shared_updated_touched_and_deleted,
         );
     };
     (@cases $module:ident, $open:expr, $($case:ident),* $(,)?) => {

@@ -22,11 +22,14 @@
 //! # }
 //! ```
 
+mod registry;
+
 use std::{collections::HashMap, fmt, sync::Arc};
 
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 
+pub use self::registry::{CodeFirst, StoredClients};
 use crate::{
     error::{ConfigError, StoreError},
     scope::Scope,
