@@ -243,11 +243,22 @@ impl<'s, T: RecordType> Records<'s, T> {
         RecordKey::new(T::KIND, *id)
     }
 
-    fn record(value: &T, expires_at: UnixTime) -> Record {
-        Record {
+    /// Write `value` under `id` until `expires_at`, as `mode` says.
+    async fn write(
+        &self,
+        id: &TokenHash,
+        value: &T,
+        expires_at: UnixTime,
+        now: UnixTime,
+        mode: Put,
+    ) -> Result<bool, StoreError> {
+        let record = Record {
             data: value.encode().into(),
             expires_at,
-        }
+        };
+        self.store
+            .put_record(&Self::key(id), record, mode, now)
+            .await
     }
 
     /// Keep `value` under `id` until `expires_at`, replacing what was there.
@@ -258,9 +269,7 @@ impl<'s, T: RecordType> Records<'s, T> {
         expires_at: UnixTime,
         now: UnixTime,
     ) -> Result<(), StoreError> {
-        let record = Self::record(value, expires_at);
-        self.store
-            .put_record(&Self::key(id), record, Put::Always, now)
+        self.write(id, value, expires_at, now, Put::Always)
             .await
             .map(drop)
     }
@@ -274,10 +283,7 @@ impl<'s, T: RecordType> Records<'s, T> {
         expires_at: UnixTime,
         now: UnixTime,
     ) -> Result<bool, StoreError> {
-        let record = Self::record(value, expires_at);
-        self.store
-            .put_record(&Self::key(id), record, Put::IfAbsent, now)
-            .await
+        self.write(id, value, expires_at, now, Put::IfAbsent).await
     }
 
     /// Replace the live record under `id` with `value`, lapsing at `expires_at`. Returns whether
@@ -289,10 +295,7 @@ impl<'s, T: RecordType> Records<'s, T> {
         expires_at: UnixTime,
         now: UnixTime,
     ) -> Result<bool, StoreError> {
-        let record = Self::record(value, expires_at);
-        self.store
-            .put_record(&Self::key(id), record, Put::IfPresent, now)
-            .await
+        self.write(id, value, expires_at, now, Put::IfPresent).await
     }
 
     /// Let the live record under `id` last until `expires_at` (never shorter). Returns whether
