@@ -21,9 +21,9 @@ pub struct BearerLayer<R = DefaultRejection> {
     realm: Arc<str>,
     /// The URL of the protected resource's metadata (RFC 9728), named by every challenge.
     resource_metadata: Option<Arc<str>>,
-    /// The resource protected (RFC 8707), when tokens' audience is checked.
-    audience: Option<AudienceRule>,
-    /// [`allow_no_audience`](Self::allow_no_audience), remembered for a later `audience`.
+    /// The resource protected (RFC 8707, normalised), when tokens' audience is checked.
+    audience: Option<String>,
+    /// [`allow_no_audience`](Self::allow_no_audience).
     allow_no_audience: bool,
     /// Built once here, not in `layer()`: frameworks may wrap a service per request (axum does
     /// for routes it converts lazily), and rendering the challenges costs microseconds.
@@ -127,10 +127,7 @@ impl<R> BearerLayer<R> {
     pub fn audience(mut self, resource: impl AsRef<str>) -> Self {
         let resource = crate::resource::normalize(resource.as_ref())
             .unwrap_or_else(|e| panic!("BearerLayer::audience: {e}"));
-        self.audience = Some(AudienceRule {
-            resource,
-            allow_none: self.allow_no_audience,
-        });
+        self.audience = Some(resource);
         self.with_requirements_rebuilt()
     }
 
@@ -139,9 +136,6 @@ impl<R> BearerLayer<R> {
     /// Off by default.
     pub fn allow_no_audience(mut self, allow: bool) -> Self {
         self.allow_no_audience = allow;
-        if let Some(rule) = &mut self.audience {
-            rule.allow_none = allow;
-        }
         self.with_requirements_rebuilt()
     }
 
@@ -167,7 +161,10 @@ impl<R> BearerLayer<R> {
             &self.realm,
             scope,
             self.resource_metadata.as_deref(),
-            self.audience.clone(),
+            self.audience.as_ref().map(|resource| AudienceRule {
+                resource: resource.clone(),
+                allow_none: self.allow_no_audience,
+            }),
         )
     }
 

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use super::{
-    Approval, NewGrant, TokenRequest, TokenResponse, context::Context, narrow_resources, pkce,
-    resolve_scope,
+    Approval, NewGrant, TokenRequest, TokenResponse, context::Context, invalid_target,
+    narrow_resources, pkce, resolve_scope,
 };
 use crate::{
     client::{Client, GrantType},
@@ -107,8 +107,9 @@ pub(crate) async fn issue(
         _ => {}
     }
     let scope = resolve_scope(&ctx.config, &client, request.scope.as_deref())?;
-    let resources =
-        ctx.requested_resources(&client, request.resources.iter().map(String::as_str))?;
+    let named =
+        crate::resource::Resources::parse(&request.resources).map_err(|e| invalid_target(&e))?;
+    let resources = ctx.requested_resources(&client, &named)?;
     let code_challenge = match request.code_challenge {
         Some((challenge, method)) => Some(checked_challenge(ctx, &challenge, method.as_deref())?),
         None => {

@@ -16,7 +16,7 @@ pub(super) async fn exchange(
         ));
     }
     let scope = resolve_scope(&ctx.config, client, form.get("scope"))?;
-    let resources = ctx.requested_resources(client, form.get_all("resource"))?;
+    let resources = ctx.requested_resources(client, request.resources()?)?;
     NewGrant::prepare(
         ctx,
         client,

@@ -72,12 +72,11 @@ impl Context {
     /// The resources a new request (authorization, PAR, `client_credentials`, `password`)
     /// names, each allowed for `client`; none named: the default resource when this client may
     /// have it, else none (RFC 8707 §2).
-    pub(crate) fn requested_resources<'a>(
+    pub(crate) fn requested_resources(
         &self,
         client: &Client,
-        named: impl IntoIterator<Item = &'a str>,
+        named: &Resources,
     ) -> Result<Resources, OAuthError> {
-        let named = Resources::parse(named).map_err(|e| OAuthError::invalid_target(e.0))?;
         if named.is_empty() {
             return Ok(match &self.config.default_resource {
                 Some(d) if self.resource_allowed(client, d) => Resources::from_stored(d.as_str()),
@@ -85,7 +84,7 @@ impl Context {
             });
         }
         if named.iter().all(|r| self.resource_allowed(client, r)) {
-            return Ok(named);
+            return Ok(named.clone());
         }
         Err(OAuthError::invalid_target(
             "a requested resource is unknown, or not one this client may have a token for",

@@ -21,7 +21,7 @@ use crate::{
     config::Config,
     error::OAuthError,
     events::Event,
-    resource::Resources,
+    resource::{InvalidResource, Resources},
     scope::Scope,
     store::{GrantRecord, NewAccessToken, NewRefreshToken},
     token::{self, GrantId, SecretToken},
@@ -69,12 +69,29 @@ pub(crate) struct TokenRequest<'a> {
     pub(crate) client: &'a Arc<Client>,
     /// The request's parameters.
     pub(crate) form: &'a Form,
+    /// The resources it names (RFC 8707 `resource`, repeatable), checked and normalised once;
+    /// a malformed one is reported where a grant reads them.
+    resources: Result<Resources, InvalidResource>,
 }
 
 impl<'a> TokenRequest<'a> {
     pub(crate) fn new(client: &'a Arc<Client>, form: &'a Form) -> Self {
-        Self { client, form }
+        Self {
+            client,
+            form,
+            resources: Resources::parse(form.get_all("resource")),
+        }
     }
+
+    /// The resources the request names (none: empty), or `invalid_target`.
+    pub(crate) fn resources(&self) -> Result<&Resources, OAuthError> {
+        self.resources.as_ref().map_err(invalid_target)
+    }
+}
+
+/// `invalid_target` for a resource indicator that is not one.
+pub(crate) fn invalid_target(e: &InvalidResource) -> OAuthError {
+    OAuthError::invalid_target(e.0)
 }
 
 /// Run the grant the form asks for, for an authenticated client.
@@ -130,8 +147,7 @@ pub(crate) fn narrow_resources(
     granted: &Resources,
     request: &TokenRequest<'_>,
 ) -> Result<Resources, OAuthError> {
-    let named = Resources::parse(request.form.get_all("resource"))
-        .map_err(|e| OAuthError::invalid_target(e.0))?;
+    let named = request.resources()?;
     if named.is_empty() {
         return Ok(granted.clone());
     }
@@ -140,7 +156,7 @@ pub(crate) fn narrow_resources(
             "a requested resource is not one this grant was approved for",
         ));
     }
-    Ok(named)
+    Ok(named.clone())
 }
 
 /// A requested scope: well-formed, and within the configured bounds.

@@ -18,7 +18,7 @@ pub(super) async fn exchange(
         .ok_or_else(|| OAuthError::invalid_request("missing password"))?;
     // Checked before the user store is asked, so a bad scope costs no password hash.
     let scope = resolve_scope(&ctx.config, client, form.get("scope"))?;
-    let resources = ctx.requested_resources(client, form.get_all("resource"))?;
+    let resources = ctx.requested_resources(client, request.resources()?)?;
     let Some(users) = &ctx.users else {
         // `build` refuses a server that allows the password grant without users.
         return Err(OAuthError::unsupported_grant_type(

@@ -8,7 +8,8 @@ use super::{PendingAuthorization, Refusal, answer::error_redirect};
 use crate::{
     client::{Client, GrantType},
     error::{ErrorKind, OAuthError},
-    grant::{context::Context, resolve_scope},
+    grant::{context::Context, invalid_target, resolve_scope},
+    resource::Resources,
     store::{CodeChallengeMethod, records::Records},
     token::TokenHash,
     wire::form::Form,
@@ -132,8 +133,9 @@ pub(super) fn validate_for(
         )));
     }
     let scope = resolve_scope(ctx.config(), &client, form.get("scope")).map_err(back)?;
-    let resources = ctx
-        .requested_resources(&client, form.get_all("resource"))
+    let resources = Resources::parse(form.get_all("resource"))
+        .map_err(|e| invalid_target(&e))
+        .and_then(|named| ctx.requested_resources(&client, &named))
         .map_err(back)?;
     let code_challenge = challenge(ctx, &client, form).map_err(back)?;
     Ok((
