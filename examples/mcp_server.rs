@@ -18,6 +18,9 @@
 //! - The authorization server: `/.well-known/oauth-authorization-server` (RFC 8414), the
 //!   authorization endpoint `/oauth/authorize` with the demo login (`test` / `test`), PAR, the
 //!   token endpoint `/oauth/token`, revocation, introspection and `/.well-known/jwks.json`.
+//! - Dynamic client registration at `/oauth/register` (RFC 7591; read, update and delete at
+//!   `/oauth/register/{client_id}`, RFC 7592): open to public clients with `https` or loopback
+//!   redirect URIs, scope `mcp:tools` at most; a registration unused for a day lapses.
 //! - The pre-registered public client `mcp-client` (PKCE, any-port loopback redirect URIs
 //!   `http://127.0.0.1/callback`, `http://localhost/callback`).
 //! - A second resource, `http://127.0.0.1:3200/other`, which this server knows but does not
@@ -42,6 +45,7 @@ use tower_oauth2::{
     bearer::ProtectedResourceMetadata,
     events::Event,
     jose::{KeySet, SigningKey},
+    registration::Registration,
 };
 
 /// The scope the MCP endpoint requires.
@@ -125,7 +129,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .scope(SCOPE)
             .build()?,
     );
-    let login = login::DemoLogin::new(&[("test", "test")], clients.clone());
+    let login = login::DemoLogin::new(&[("test", "test")]);
     let server = AuthServer::builder()
         .clients(clients)
         .configure(|c| {
@@ -137,6 +141,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
         .signing_keys(KeySet::new(SigningKey::generate_es256()))
         .authorization_handler(login.handler())
+        // MCP clients nobody registered register themselves (RFC 7591): public clients with
+        // https or loopback redirect URIs, asking for the MCP scope at most.
+        .registration(Registration::new().allowed_scope(Scope::parse(SCOPE)?))
         // What was issued, and for which resource, on standard error.
         .on_event(|event: &Event| eprintln!("event: {event:?}"))
         .build()?;
@@ -173,6 +180,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route_service("/oauth/token", server.token_endpoint())
         .route_service("/oauth/revoke", server.revocation_endpoint())
         .route_service("/oauth/introspect", server.introspection_endpoint())
+        .route_service("/oauth/register", server.registration_endpoint())
+        .route_service(
+            "/oauth/register/{client_id}",
+            server.registration_endpoint(),
+        )
         .merge(login.routes(server.clone()));
 
     let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;

@@ -78,6 +78,13 @@ pub enum ErrorKind {
     /// OpenID Connect Core §3.1.2.6 (used by OAuth servers alike): `request` objects are not
     /// supported.
     RequestNotSupported,
+    /// RFC 7591 §3.2.2: a redirect URI in a registration is not one this server accepts.
+    InvalidRedirectUri,
+    /// RFC 7591 §3.2.2: a registration's metadata is invalid or not allowed.
+    InvalidClientMetadata,
+    /// RFC 6750 §3.1 (as RFC 7592 uses it): the registration access token is missing, wrong,
+    /// or its client is gone (answered as 401 with a `Bearer` challenge).
+    InvalidToken,
 }
 
 impl ErrorKind {
@@ -97,13 +104,16 @@ impl ErrorKind {
             Self::AccessDenied => "access_denied",
             Self::UnsupportedResponseType => "unsupported_response_type",
             Self::RequestNotSupported => "request_not_supported",
+            Self::InvalidRedirectUri => "invalid_redirect_uri",
+            Self::InvalidClientMetadata => "invalid_client_metadata",
+            Self::InvalidToken => "invalid_token",
         }
     }
 
     /// The HTTP status this error is answered with.
     pub fn status(self) -> StatusCode {
         match self {
-            Self::InvalidClient => StatusCode::UNAUTHORIZED,
+            Self::InvalidClient | Self::InvalidToken => StatusCode::UNAUTHORIZED,
             Self::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -159,6 +169,10 @@ impl OAuthError {
         invalid_scope => InvalidScope;
         /// `invalid_target` (400, RFC 8707).
         invalid_target => InvalidTarget;
+        /// `invalid_client_metadata` (400, RFC 7591).
+        invalid_client_metadata => InvalidClientMetadata;
+        /// `invalid_redirect_uri` (400, RFC 7591).
+        invalid_redirect_uri => InvalidRedirectUri;
         /// `temporarily_unavailable` (503).
         temporarily_unavailable => TemporarilyUnavailable;
     }
@@ -306,6 +320,8 @@ pub enum ConfigError {
     /// A configured resource indicator is not an absolute URI without a fragment (RFC 8707),
     /// or the default resource is not among the configured ones.
     Resource(&'static str),
+    /// The registration endpoint's configuration ([`Registration`](crate::registration::Registration)).
+    Registration(&'static str),
 }
 
 impl fmt::Display for ConfigError {
@@ -327,6 +343,7 @@ impl fmt::Display for ConfigError {
             Self::Key(what) => write!(f, "invalid signing configuration: {what}"),
             Self::Pkce(what) => write!(f, "invalid PKCE setting: {what}"),
             Self::Resource(what) => write!(f, "invalid resource indicator: {what}"),
+            Self::Registration(what) => write!(f, "invalid registration setting: {what}"),
         }
     }
 }

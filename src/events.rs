@@ -138,6 +138,31 @@ pub enum Event {
         /// Why.
         reason: ClientAuthFailure,
     },
+    /// A client registered itself (RFC 7591).
+    ClientRegistered {
+        /// The `client_id` it was given.
+        client_id: Arc<str>,
+        /// Whether it authenticates with a secret.
+        confidential: bool,
+        /// Whether it presented an initial access token.
+        with_initial_access_token: bool,
+    },
+    /// A registered client changed its registration (RFC 7592).
+    ClientUpdated {
+        /// The client.
+        client_id: Arc<str>,
+    },
+    /// A registered client was deleted (RFC 7592, or the Rust API); its grants were revoked.
+    ClientDeleted {
+        /// The client.
+        client_id: Arc<str>,
+    },
+    /// A registration was refused by a bound: too many registrations in the window, or too
+    /// many live ones.
+    RegistrationLimited {
+        /// `"rate"` or `"live"`.
+        bound: &'static str,
+    },
 }
 
 /// What was presented twice.
@@ -162,6 +187,10 @@ impl Event {
             Self::AuthorizationDenied { .. } => "authorization_denied",
             Self::AuthorizationFailed { .. } => "authorization_failed",
             Self::ClientAuthenticationFailed { .. } => "client_authentication_failed",
+            Self::ClientRegistered { .. } => "client_registered",
+            Self::ClientUpdated { .. } => "client_updated",
+            Self::ClientDeleted { .. } => "client_deleted",
+            Self::RegistrationLimited { .. } => "registration_limited",
         }
     }
 }
@@ -240,6 +269,22 @@ pub(crate) fn trace(event: &Event) {
         }
         Event::ClientAuthenticationFailed { client_id, reason } => {
             tracing::warn!(target: "tower_oauth2::events", event = "client_authentication_failed", client_id = client_id.as_deref(), reason = ?reason)
+        }
+        Event::ClientRegistered {
+            client_id,
+            confidential,
+            with_initial_access_token,
+        } => {
+            tracing::info!(target: "tower_oauth2::events", event = "client_registered", client_id = &**client_id, confidential, with_initial_access_token)
+        }
+        Event::ClientUpdated { client_id } => {
+            tracing::info!(target: "tower_oauth2::events", event = "client_updated", client_id = &**client_id)
+        }
+        Event::ClientDeleted { client_id } => {
+            tracing::info!(target: "tower_oauth2::events", event = "client_deleted", client_id = &**client_id)
+        }
+        Event::RegistrationLimited { bound } => {
+            tracing::warn!(target: "tower_oauth2::events", event = "registration_limited", bound)
         }
     }
 }

@@ -83,6 +83,7 @@ pub mod fuzz;
 pub mod grant;
 #[cfg(feature = "jwt")]
 pub mod jose;
+pub mod registration;
 pub mod resource;
 pub mod scope;
 mod server;

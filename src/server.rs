@@ -16,6 +16,7 @@ use crate::{
     error::{ConfigError, OAuthError, StoreError},
     events::{Event, EventListener},
     grant::{self, AuthorizationRequest, context::Context},
+    registration::{AppThenRegistered, Registration, Registry},
     store::{AccessTokenRecord, GrantFilter, MemoryStore, NearCache, TokenStore},
     token::{GrantId, TokenHash},
     user::UserAuthenticator,
@@ -30,6 +31,8 @@ pub(crate) struct Inner {
     pub(crate) decoy_verifier: OnceLock<Arc<dyn SecretVerifier>>,
     /// The app's part of the authorization endpoint.
     pub(crate) authorization: Option<Arc<dyn AuthorizationHandler>>,
+    /// Dynamic client registration, when enabled.
+    pub(crate) registry: Option<Arc<Registry>>,
 }
 
 impl std::ops::Deref for Inner {
@@ -157,6 +160,13 @@ impl AuthServer {
         self.inner.find_client(id).await
     }
 
+    /// The client with this `client_id` as the endpoints see it: the app's, then (with
+    /// [registration](AuthServerBuilder::registration)) the registered ones. For a consent
+    /// page that names the client.
+    pub async fn client(&self, id: &str) -> Result<Option<Arc<Client>>, StoreError> {
+        self.find_client(id).await
+    }
+
     pub(crate) fn emit(&self, event: Event) {
         self.inner.emit(event);
     }
@@ -180,6 +190,7 @@ pub struct AuthServerBuilder {
     decoy_verifier: Option<Arc<dyn SecretVerifier>>,
     authorization: Option<Arc<dyn AuthorizationHandler>>,
     resource_policy: Option<Arc<dyn crate::client::ResourcePolicy>>,
+    registration: Option<Registration>,
     #[cfg(feature = "jwt")]
     keys: Option<crate::jose::KeySet>,
     #[cfg(feature = "jwt")]
@@ -287,6 +298,15 @@ impl AuthServerBuilder {
         self
     }
 
+    /// Let clients register themselves (RFC 7591) and manage their registration (RFC 7592) at
+    /// [`AuthServer::registration_endpoint`]. The registered clients are kept in the token
+    /// store, after the app's own ([`clients`](Self::clients), which then become optional):
+    /// every instance on one store serves them. Requires [`Config::issuer`].
+    pub fn registration(mut self, registration: Registration) -> Self {
+        self.registration = Some(registration);
+        self
+    }
+
     /// Subscribe to [`Event`]s.
     pub fn on_event(mut self, listener: impl EventListener) -> Self {
         self.listeners.push(Arc::new(listener));
@@ -315,7 +335,19 @@ impl AuthServerBuilder {
                 ));
             }
         }
-        let clients = self.clients.ok_or(ConfigError::MissingClients)?;
+        if let Some(r) = &self.registration {
+            r.validate()?;
+            if self.config.issuer.is_none() {
+                return Err(ConfigError::Registration(
+                    "the registration endpoint needs Config::issuer (its URLs are under it)",
+                ));
+            }
+        }
+        let clients = match (self.clients, &self.registration) {
+            (Some(c), _) => c,
+            (None, Some(_)) => Arc::new(crate::client::InMemoryClients::new()),
+            (None, None) => return Err(ConfigError::MissingClients),
+        };
         if self
             .config
             .allowed_grant_types
@@ -360,6 +392,22 @@ impl AuthServerBuilder {
                 self.config.near_cache.clone(),
             ));
         }
+        let registry = self.registration.map(|r| {
+            Arc::new(Registry::new(
+                r,
+                self.config.issuer.clone().unwrap_or_default(),
+                self.config.allowed_grant_types,
+                Arc::clone(&store),
+                Arc::clone(&clock),
+            ))
+        });
+        let clients: Arc<dyn ClientStore> = match &registry {
+            Some(r) => Arc::new(AppThenRegistered {
+                app: clients,
+                registered: r.stored().clone(),
+            }),
+            None => clients,
+        };
         Ok(AuthServer {
             inner: Arc::new(Inner {
                 ctx: Context {
@@ -377,6 +425,7 @@ impl AuthServerBuilder {
                 },
                 decoy_verifier,
                 authorization: self.authorization,
+                registry,
             }),
         })
     }

@@ -12,7 +12,7 @@ use http_body_util::Full;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tower_oauth2::{
-    AuthServer, ClientStore, InMemoryClients, PendingAuthorization,
+    AuthServer, Client, PendingAuthorization,
     endpoint::{AuthorizationContext, Decision, EndpointResponse, Interaction, html_escape},
     store::records::{Counter, RecordKind},
     token,
@@ -22,18 +22,17 @@ use tower_oauth2::{
 /// Where the page's form is posted.
 pub const LOGIN_PATH: &str = "/oauth/authorize/login";
 
-/// The demo login: users to check (and to name on the page), clients to name, and a secret for
-/// the form's CSRF token.
+/// The demo login: users to check (and to name on the page), and a secret for the form's CSRF
+/// token.
 pub struct DemoLogin {
     users: DemoUsers,
     accounts: String,
-    clients: InMemoryClients,
     csrf_key: String,
 }
 
 impl DemoLogin {
     /// A login for these demo accounts (user, password), which the page lists.
-    pub fn new(accounts: &[(&str, &str)], clients: InMemoryClients) -> Arc<Self> {
+    pub fn new(accounts: &[(&str, &str)]) -> Arc<Self> {
         Arc::new(Self {
             users: Self::users_of(accounts),
             accounts: accounts
@@ -47,7 +46,6 @@ impl DemoLogin {
                 })
                 .collect::<Vec<_>>()
                 .join(", "),
-            clients,
             csrf_key: token::generate().expose().to_owned(),
         })
     }
@@ -69,6 +67,7 @@ impl DemoLogin {
             std::future::ready(Interaction::Respond(login.page(
                 ctx.handle(),
                 ctx.request(),
+                ctx.client(),
                 None,
             )))
         }
@@ -91,6 +90,7 @@ impl DemoLogin {
         &self,
         handle: &str,
         request: &PendingAuthorization,
+        client: &Client,
         error: Option<&str>,
     ) -> EndpointResponse {
         let scopes: String = request
@@ -120,7 +120,7 @@ label{{display:block;margin:.6rem 0}}input[type=text],input[type=password]{{widt
 .error{{color:#b00020}}button{{padding:.5rem 1rem;margin-right:.5rem}}</style></head>
 <body>
 <h1>Sign in</h1>
-<p><strong>{client}</strong> asks to access your account with these scopes:</p>
+<p><strong id=client>{client}</strong>{registered} asks to access your account with these scopes:</p>
 <ul id=scopes>{scopes}</ul>
 {resources}
 {error}
@@ -135,7 +135,16 @@ label{{display:block;margin:.6rem 0}}input[type=text],input[type=password]{{widt
 <p><small>Demo users: {accounts}.</small></p>
 </body></html>
 "#,
-            client = html_escape(request.client_id()),
+            client = html_escape(client.name().unwrap_or(request.client_id())),
+            // A client that registered itself names itself: say so, with its id.
+            registered = if client.registered_until().is_some() {
+                format!(
+                    " <small id=self-registered>(registered itself as <code>{}</code>; its name is its own claim)</small>",
+                    html_escape(client.id())
+                )
+            } else {
+                String::new()
+            },
             action = LOGIN_PATH,
             handle = html_escape(handle),
             csrf = self.csrf(handle),
@@ -198,12 +207,7 @@ async fn submit(
         .ok()
         .flatten();
     let client = match &request {
-        Some(r) => login
-            .clients
-            .find_client(r.client_id())
-            .await
-            .ok()
-            .flatten(),
+        Some(r) => server.client(r.client_id()).await.ok().flatten(),
         None => None,
     };
     let (Some(request), Some(client)) = (request, client) else {
@@ -233,8 +237,12 @@ async fn submit(
             let id = token::TokenHash::of(&form.handle);
             match failures.hit(&id, lifetime, server.now()).await {
                 Ok(n) if n < MAX_FAILED_LOGINS => {
-                    let mut res =
-                        login.page(&form.handle, &request, Some("Wrong username or password."));
+                    let mut res = login.page(
+                        &form.handle,
+                        &request,
+                        &client,
+                        Some("Wrong username or password."),
+                    );
                     *res.status_mut() = http::StatusCode::UNAUTHORIZED;
                     respond(secured(res))
                 }

@@ -20,6 +20,10 @@
 //! - `POST /oauth/token` — the token endpoint (also at `/token`, the path of the
 //!   oauth2-server-php examples, and `/api/oauth/token`, the Grape::OAuth2 one);
 //! - `POST /oauth/revoke` (RFC 7009), `POST /oauth/introspect` (RFC 7662);
+//! - `POST /oauth/register` — dynamic client registration (RFC 7591), open to public clients
+//!   with `https` or loopback redirect URIs; `GET|PUT|DELETE /oauth/register/{client_id}` with
+//!   the registration access token (RFC 7592). A registration that obtains no token within a
+//!   day lapses;
 //! - `GET /.well-known/oauth-authorization-server` (RFC 8414), `GET /.well-known/jwks.json`
 //!   (the signing keys; access tokens are JWTs with `--access-token-format jwt`);
 //! - `GET /api/me` — protected: echoes the token's client, user and scope. The API is the
@@ -62,6 +66,7 @@ use tower_oauth2::{
     endpoint::html_escape,
     events::Event,
     jose::{KeySet, SigningKey},
+    registration::Registration,
     store::{MemoryStore, PostgresStore, RedisStore, TokenStore},
 };
 
@@ -262,7 +267,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             SigningKey::from_pem(&pem).map_err(|e| format!("{file}: {e}"))?
         }
     };
-    let login = login::DemoLogin::new(&accounts, clients.clone());
+    let login = login::DemoLogin::new(&accounts);
     // The protected API's resource identifier and metadata (RFC 9728).
     let api = ProtectedResourceMetadata::new(format!("{issuer}/api"))
         .authorization_server(&issuer)
@@ -280,6 +285,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
         .signing_keys(KeySet::new(key))
         .authorization_handler(login.handler())
+        // Clients may register themselves (RFC 7591): public ones with https or loopback
+        // redirect URIs; unused registrations lapse after a day.
+        .registration(Registration::new())
         .shared_store(store)
         .on_event(|event: &Event| eprintln!("event: {event:?}"))
         .build()?;
@@ -313,6 +321,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route_service("/api/oauth/token", token)
         .route_service("/oauth/revoke", server.revocation_endpoint())
         .route_service("/oauth/introspect", server.introspection_endpoint())
+        .route_service("/oauth/register", server.registration_endpoint())
+        .route_service(
+            "/oauth/register/{client_id}",
+            server.registration_endpoint(),
+        )
         .route_service(
             "/.well-known/oauth-authorization-server",
             server.metadata_endpoint(Metadata::new(issuer)),

@@ -29,6 +29,7 @@ use std::{collections::HashMap, fmt, sync::Arc};
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 
+pub(crate) use self::registry::Registered;
 pub use self::registry::{CodeFirst, StoredClients};
 use crate::{
     error::{ConfigError, StoreError},
@@ -171,6 +172,11 @@ pub struct Client {
     access_token_format: Option<crate::token::AccessTokenFormat>,
     /// The resources (normalised) this client may ask tokens for; `None`: any the server knows.
     resources: Option<Vec<String>>,
+    /// A name to show the resource owner (`client_name`, RFC 7591 §2).
+    name: Option<String>,
+    /// For a client registered at run time ([`StoredClients`]): when its registration lapses
+    /// unless it is used. Set on lookup, never stored.
+    registered_until: Option<crate::clock::UnixTime>,
 }
 
 impl fmt::Debug for Client {
@@ -186,6 +192,7 @@ impl fmt::Debug for Client {
             .field("issue_refresh_token", &self.issue_refresh_token)
             .field("introspect", &self.introspect)
             .field("resources", &self.resources)
+            .field("name", &self.name)
             .finish()
     }
 }
@@ -294,9 +301,28 @@ impl Client {
             .is_none_or(|r| r.iter().any(|a| a == resource))
     }
 
+    /// The name to show the resource owner, when it has one (`client_name`).
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// For a client registered at run time ([`StoredClients`]), when its registration lapses
+    /// unless it is used again; `None` for a client written in code.
+    pub fn registered_until(&self) -> Option<crate::clock::UnixTime> {
+        self.registered_until
+    }
+
     /// Whether this client may call the introspection endpoint.
     pub fn may_introspect(&self) -> bool {
         self.introspect
+    }
+
+    /// The SHA-256 of its secret, when it is kept so.
+    pub(crate) fn secret_sha256(&self) -> Option<[u8; 32]> {
+        match &self.secret {
+            Some(ClientSecret::Sha256(hash)) => Some(*hash),
+            _ => None,
+        }
     }
 
     /// The app's own secret verifier, when it has one.
@@ -342,6 +368,8 @@ impl ClientBuilder {
                 pkce_optional: false,
                 access_token_format: None,
                 resources: None,
+                name: None,
+                registered_until: None,
             },
             scope: None,
             default_scope: None,
@@ -419,6 +447,12 @@ impl ClientBuilder {
             .resources
             .get_or_insert_with(Vec::new)
             .push(resource.into());
+        self
+    }
+
+    /// The name to show the resource owner on a consent page (`client_name`).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.client.name = Some(name.into());
         self
     }
 

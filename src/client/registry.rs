@@ -51,6 +51,19 @@ use crate::{
     token::{AccessTokenFormat, TokenHash},
 };
 
+/// What a registration through the registration endpoint (RFC 7591) keeps beside the client.
+#[derive(Clone, Serialize, Deserialize)]
+pub(crate) struct Registered {
+    /// The client metadata as registered, echoed by reads (RFC 7591 §3.2.1, RFC 7592 §2.1).
+    pub(crate) metadata: serde_json::Map<String, serde_json::Value>,
+    /// Hex SHA-256 of the registration access token (RFC 7592).
+    pub(crate) token_sha256: String,
+    /// `client_id_issued_at`.
+    pub(crate) issued_at: u64,
+    /// The slot it holds among the live registrations the server allows.
+    pub(crate) slot: u64,
+}
+
 /// A client as kept in the store: every setting of a [`Client`] that can be written down (a
 /// secret as its SHA-256 only; a custom verifier cannot be stored).
 #[derive(Serialize, Deserialize)]
@@ -69,6 +82,10 @@ struct Stored {
     /// `opaque` or `jwt`, when it differs from the server's.
     access_token_format: Option<String>,
     resources: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    registered: Option<Registered>,
 }
 
 impl RecordType for Stored {
@@ -117,11 +134,14 @@ impl Stored {
                 .to_owned()
             }),
             resources: client.resources.clone(),
+            name: client.name.clone(),
+            registered: None,
         })
     }
 
-    /// The client again; `None` for a record this version cannot read (treated as absent).
-    fn client(self) -> Option<Client> {
+    /// The client again, registered until `until`; `None` for a record this version cannot
+    /// read (treated as absent).
+    fn client(self, until: UnixTime) -> Option<Client> {
         let secret = match self.secret_sha256 {
             None => None,
             Some(hex) => {
@@ -166,6 +186,8 @@ impl Stored {
                 Some(_) => return None,
             },
             resources: self.resources,
+            name: self.name,
+            registered_until: Some(until),
         })
     }
 }
@@ -242,6 +264,57 @@ impl StoredClients {
         self.records().extend(&Self::key(id), until, now).await
     }
 
+    /// Register `client` with what the registration endpoint keeps beside it, until
+    /// `expires_at`; as [`register`](Self::register).
+    pub(crate) async fn register_with(
+        &self,
+        client: &Client,
+        registered: Registered,
+        expires_at: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let mut stored = Stored::of(client)?;
+        stored.registered = Some(registered);
+        let now = self.clock.now();
+        self.records()
+            .put_if_absent(&Self::key(client.id()), &stored, expires_at, now)
+            .await
+    }
+
+    /// Replace a live registration with `client` and what the registration endpoint keeps
+    /// beside it; as [`update`](Self::update).
+    pub(crate) async fn update_with(
+        &self,
+        client: &Client,
+        registered: Registered,
+        expires_at: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let mut stored = Stored::of(client)?;
+        stored.registered = Some(registered);
+        let now = self.clock.now();
+        self.records()
+            .put_if_present(&Self::key(client.id()), &stored, expires_at, now)
+            .await
+    }
+
+    /// The live registration of `id`: the client, what the registration endpoint kept beside
+    /// it, and when it lapses.
+    pub(crate) async fn read(
+        &self,
+        id: &str,
+    ) -> Result<Option<(Client, Option<Registered>, UnixTime)>, StoreError> {
+        let found = self
+            .records()
+            .get_with_expiry(&Self::key(id), self.clock.now())
+            .await?;
+        // The id is compared too: the record is keyed by its hash.
+        Ok(found
+            .filter(|(stored, _)| stored.id == id)
+            .and_then(|(mut stored, until)| {
+                let registered = stored.registered.take();
+                Some((stored.client(until)?, registered, until))
+            }))
+    }
+
     /// When the registration of `id` lapses, if it is live.
     pub async fn expires_at(&self, id: &str) -> Result<Option<UnixTime>, StoreError> {
         let found = self
@@ -269,15 +342,10 @@ impl StoredClients {
 #[async_trait]
 impl ClientStore for StoredClients {
     async fn find_client(&self, client_id: &str) -> Result<Option<Arc<Client>>, StoreError> {
-        let found = self
-            .records()
-            .get(&Self::key(client_id), self.clock.now())
-            .await?;
-        // The id is compared too: the record is keyed by its hash.
-        Ok(found
-            .filter(|stored| stored.id == client_id)
-            .and_then(Stored::client)
-            .map(Arc::new))
+        Ok(self
+            .read(client_id)
+            .await?
+            .map(|(client, _, _)| Arc::new(client)))
     }
 }
 

@@ -35,6 +35,20 @@ where
     B::Error: Into<BoxError>,
 {
     check_form_content_type(headers)?;
+    read_capped(headers, body, limit).await
+}
+
+/// Read the body up to `limit` bytes (a declared oversize body is refused unread), whatever
+/// its content type.
+pub(crate) async fn read_capped<B>(
+    headers: &HeaderMap,
+    body: B,
+    limit: usize,
+) -> Result<bytes::Bytes, OAuthError>
+where
+    B: Body,
+    B::Error: Into<BoxError>,
+{
     let too_large = || OAuthError::new(ErrorKind::BodyTooLarge, "request body too large");
     // Refuse a declared oversize body without reading it.
     if let Some(len) = headers.get(CONTENT_LENGTH) {

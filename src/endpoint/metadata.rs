@@ -142,6 +142,9 @@ struct Document<'a> {
     pushed_authorization_request_endpoint: Option<String>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     require_pushed_authorization_requests: bool,
+    /// RFC 7591 §3, RFC 8414 §2.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    registration_endpoint: Option<String>,
 }
 
 const CLIENT_AUTH: [&str; 3] = ["client_secret_basic", "client_secret_post", "none"];
@@ -223,6 +226,11 @@ impl MetadataEndpoint {
                 .or(server.inner.authorization.as_ref().map(|_| "/oauth/par"))
                 .map(|p| metadata.url(p)),
             require_pushed_authorization_requests: config.require_pushed_authorization_requests,
+            registration_endpoint: server
+                .inner
+                .registry
+                .as_ref()
+                .map(|r| metadata.url(r.config().mounted_at())),
         };
         Self {
             body: Bytes::from(response::to_json(&doc)),

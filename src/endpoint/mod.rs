@@ -35,6 +35,7 @@ mod introspect;
 mod jwks;
 mod metadata;
 mod post;
+mod register;
 pub(crate) mod response;
 mod revoke;
 
@@ -47,6 +48,7 @@ pub use self::{
     jwks::{JWKS_MAX_AGE_SECS, JwksEndpoint},
     metadata::{Metadata, MetadataEndpoint},
     post::{IntrospectionEndpoint, PushedAuthorizationEndpoint, RevocationEndpoint, TokenEndpoint},
+    register::RegistrationEndpoint,
     response::EndpointResponse,
 };
 use crate::server::AuthServer;

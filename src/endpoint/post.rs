@@ -42,9 +42,11 @@ where
         let client = client_auth::authenticate(&server, &parts.headers, &form).await?;
         match kind {
             Kind::Token => {
-                crate::grant::exchange(server.context(), &TokenRequest::new(&client, &form))
-                    .await
-                    .map(|t| response::token(&t))
+                let issued =
+                    crate::grant::exchange(server.context(), &TokenRequest::new(&client, &form))
+                        .await?;
+                server.client_used(&client).await;
+                Ok(response::token(&issued))
             }
             Kind::Revocation => revoke::revoke(&server, &client, &form).await,
             Kind::Introspection => introspect::introspect(&server, &client, &form).await,

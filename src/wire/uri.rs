@@ -70,10 +70,59 @@ pub(crate) fn registration_problem(uri: &str) -> Option<&'static str> {
     if !uri.is_ascii() {
         return Some("a redirect URI must be ASCII: percent-encode other characters");
     }
-    if parts(uri).is_none() {
+    if parts(uri).is_none() && private_use(uri).is_none() {
+        let single_slash = uri.split_once(':').is_some_and(|(scheme, rest)| {
+            !scheme.is_empty()
+                && scheme.bytes().all(|b| b.is_ascii_alphanumeric())
+                && rest.starts_with('/')
+                && !rest.starts_with("//")
+        });
+        if single_slash {
+            return Some(
+                "a private-use scheme is a reverse domain name, with a dot: com.example.app:/callback (RFC 8252 §7.1)",
+            );
+        }
         return Some("a redirect URI must be absolute: scheme://host[:port][/path][?query]");
     }
     None
+}
+
+/// The scheme of a private-use URI (RFC 8252 §7.1: a reverse domain name, so it holds a dot)
+/// written `scheme:/path`.
+fn private_use(uri: &str) -> Option<&str> {
+    let (scheme, rest) = uri.split_once(':')?;
+    let valid = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme.contains('.')
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    (valid && rest.starts_with('/') && !rest.starts_with("//")).then_some(scheme)
+}
+
+/// What kind of place a (valid) redirect URI sends to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SchemeKind {
+    Https,
+    /// `http` on `127.0.0.1`, `[::1]` or `localhost`.
+    HttpLoopback,
+    /// `http` elsewhere.
+    Http,
+    /// A scheme with a dot in it (RFC 8252 §7.1).
+    PrivateUse,
+    Other,
+}
+
+/// The kind of a URI that passed [`registration_problem`].
+pub(crate) fn scheme_kind(uri: &str) -> SchemeKind {
+    match parts(uri) {
+        Some(p) if p.scheme.eq_ignore_ascii_case("https") => SchemeKind::Https,
+        Some(p) if is_http_loopback(&p) => SchemeKind::HttpLoopback,
+        Some(p) if p.scheme.eq_ignore_ascii_case("http") => SchemeKind::Http,
+        Some(p) if p.scheme.contains('.') => SchemeKind::PrivateUse,
+        Some(_) => SchemeKind::Other,
+        None if private_use(uri).is_some() => SchemeKind::PrivateUse,
+        None => SchemeKind::Other,
+    }
 }
 
 /// Whether `uri` is an `http` URI on a loopback host: `127.0.0.1`, `[::1]` or `localhost`.
@@ -327,8 +376,33 @@ mod tests {
             "https://app.example/cb?tenant=1",
             "http://127.0.0.1:65535/cb",
             "https://xn--caf-dma.example/cb",
+            "com.example.app:/oauth/cb",
         ] {
             assert_eq!(registration_problem(good), None, "{good}");
+        }
+        for (uri, kind) in [
+            ("https://app.example/cb", SchemeKind::Https),
+            ("HTTP://LOCALHOST:9/cb", SchemeKind::HttpLoopback),
+            ("http://[::1]/cb", SchemeKind::HttpLoopback),
+            ("http://app.example/cb", SchemeKind::Http),
+            ("http://127.0.0.1.evil.example/cb", SchemeKind::Http),
+            ("com.example.app:/cb", SchemeKind::PrivateUse),
+            ("com.example.app://cb", SchemeKind::PrivateUse),
+            ("ftp://app.example/cb", SchemeKind::Other),
+        ] {
+            assert_eq!(scheme_kind(uri), kind, "{uri}");
+        }
+        assert!(
+            registration_problem("myapp:/cb")
+                .unwrap()
+                .contains("RFC 8252")
+        );
+        for bad in [
+            "com.example.app:cb",
+            "com.example.app://",
+            "javascript:alert(1)",
+        ] {
+            assert!(registration_problem(bad).is_some(), "{bad}");
         }
         for bad in [
             "/cb",

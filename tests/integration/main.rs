@@ -26,6 +26,7 @@ mod mcp;
 mod near_cache;
 mod oauth2_client;
 mod refresh_token;
+mod registration;
 mod resources;
 mod stores;
 mod tls;

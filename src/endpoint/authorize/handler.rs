@@ -31,6 +31,7 @@ pub struct AuthorizationContext {
     pub(super) request: PendingAuthorization,
     pub(super) uri: Uri,
     pub(super) headers: HeaderMap,
+    pub(super) client: std::sync::Arc<crate::client::Client>,
 }
 
 impl AuthorizationContext {
@@ -43,6 +44,12 @@ impl AuthorizationContext {
     /// The validated request.
     pub fn request(&self) -> &PendingAuthorization {
         &self.request
+    }
+
+    /// The client that asks: its [name](crate::client::Client::name) for the page, and for a
+    /// registered one, when it registered.
+    pub fn client(&self) -> &crate::client::Client {
+        &self.client
     }
 
     /// The request's URI, as received.

@@ -135,8 +135,15 @@ where
         Err(e) => return page(&server, &e),
     };
     authorize::bind(ctx, &mut request, &agent);
+    // The client again, for the app's page (validation found it a moment ago).
+    let client = match server.find_client(request.client_id()).await {
+        Ok(Some(client)) => client,
+        Ok(None) => return page(&server, &OAuthError::invalid_client("unknown client")),
+        Err(e) => return page(&server, &e.into()),
+    };
     let handle = token::generate();
     let app_ctx = AuthorizationContext {
+        client,
         handle: handle.expose().to_owned(),
         request: request.clone(),
         uri: parts.uri.clone(),

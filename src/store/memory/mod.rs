@@ -361,6 +361,9 @@ pub struct StoreCounts {
     pub refresh_tokens: usize,
     /// Authorization codes not yet swept.
     pub codes: usize,
+    /// Short-lived records and counters ([`RecordStore`](crate::store::records::RecordStore))
+    /// not yet swept.
+    pub records: usize,
 }
 
 impl MemoryStore {
@@ -396,6 +399,7 @@ impl MemoryStore {
             access_tokens: inner.access.len(),
             refresh_tokens: inner.refresh.len() + inner.rotated.len(),
             codes: inner.codes.len(),
+            records: inner.records.len(),
         }
     }
 
