@@ -19,23 +19,26 @@ fn free_port() -> String {
     listener.local_addr().unwrap().port().to_string()
 }
 
-/// What `mcp.mjs` reports, step by step, against a server started with `args`.
-fn sdk_flow(args: &[&str]) -> Option<(String, Instance)> {
+/// What `mcp.mjs` reports, step by step, against a server started with `args`; `mode` is
+/// `mcp.mjs`'s own argument (`dcr`: register first).
+fn sdk_flow(args: &[&str], mode: &[&str]) -> Option<(String, Instance)> {
     let dir = clients()?;
     let server = mcp_server(args);
     let origin = format!("http://{}", server.addr);
-    let out = node(&dir, "mcp.mjs", &[&origin]);
+    let mut script_args = vec![origin.as_str()];
+    script_args.extend_from_slice(mode);
+    let out = node(&dir, "mcp.mjs", &script_args);
     Some((out, server))
 }
 
 #[track_caller]
-fn assert_sdk_flow(out: &str, origin: &str) {
+fn assert_sdk_flow(out: &str, origin: &str, client_id: &str) {
     let resource = format!("{origin}/mcp");
     for expected in [
         format!("ok: bare request: 401 Bearer realm=\"tower-oauth2\", resource_metadata=\"{origin}/.well-known/oauth-protected-resource/mcp\", scope=\"mcp:tools\""),
         format!("ok: SDK discovered the metadata and asked {origin}/oauth/authorize for resource={resource} scope=mcp:tools (PKCE S256)"),
         "ok: SDK exchanged the code: token_type Bearer, scope mcp:tools".to_owned(),
-        "ok: tools add,whoami; whoami {\"client_id\":\"mcp-client\",\"scope\":\"mcp:tools\",\"sub\":\"test\"}; add(2, 40) = 42".to_owned(),
+        format!("ok: tools add,whoami; whoami {{\"client_id\":\"{client_id}\",\"scope\":\"mcp:tools\",\"sub\":\"test\"}}; add(2, 40) = 42"),
         "ok: SDK refreshed after a 401 (new access and refresh tokens) and called whoami again: test".to_owned(),
         format!("ok: a token for {origin}/other at /mcp: 401 Bearer realm=\"tower-oauth2\", error=\"invalid_token\", error_description=\"The access token is not meant for this resource\""),
         "ok: the SDK, holding only that token, is refused and starts a new authorization".to_owned(),
@@ -46,11 +49,11 @@ fn assert_sdk_flow(out: &str, origin: &str) {
 
 #[test]
 fn the_mcp_sdk_discovers_authorizes_calls_and_refreshes_with_a_token_bound_to_the_server() {
-    let Some((out, server)) = sdk_flow(&[]) else {
+    let Some((out, server)) = sdk_flow(&[], &[]) else {
         return;
     };
     let origin = format!("http://{}", server.addr);
-    assert_sdk_flow(&out, &origin);
+    assert_sdk_flow(&out, &origin, "mcp-client");
     // The code exchange and the refresh issued tokens for the MCP server, and the one asked for
     // the other resource is for that one alone.
     let events = server.stderr();
@@ -78,16 +81,47 @@ fn the_mcp_sdk_discovers_authorizes_calls_and_refreshes_with_a_token_bound_to_th
 
 #[test]
 fn the_mcp_sdk_runs_the_same_flow_with_jwt_access_tokens_whose_aud_is_the_server() {
-    let Some((out, server)) = sdk_flow(&["--access-token-format", "jwt"]) else {
+    let Some((out, server)) = sdk_flow(&["--access-token-format", "jwt"], &[]) else {
         return;
     };
     let origin = format!("http://{}", server.addr);
-    assert_sdk_flow(&out, &origin);
+    assert_sdk_flow(&out, &origin, "mcp-client");
     assert!(
         out.contains(&format!(
             "ok: the access token is a JWT for [\"{origin}/mcp\"]"
         )),
         "{out}"
+    );
+}
+
+#[test]
+fn the_mcp_sdk_registers_itself_with_dcr_then_authorizes_calls_and_refreshes() {
+    let Some((out, server)) = sdk_flow(&[], &["dcr"]) else {
+        return;
+    };
+    let origin = format!("http://{}", server.addr);
+    let said = "ok: SDK registered itself (RFC 7591): client_id ";
+    let line = out
+        .lines()
+        .find(|l| l.starts_with(said))
+        .unwrap_or_else(|| panic!("no registration in:\n{out}"));
+    let client_id = line[said.len()..].split(',').next().unwrap();
+    assert!(line.ends_with("token_endpoint_auth_method none"), "{line}");
+    assert!(client_id.starts_with("dcr_"), "{client_id}");
+    assert_sdk_flow(&out, &origin, client_id);
+    // The server saw the registration, then tokens for that client.
+    let events = server.stderr();
+    assert!(
+        events.lines().any(|l| l.contains("ClientRegistered")
+            && l.contains(client_id)
+            && l.contains("confidential: false")),
+        "{events}"
+    );
+    assert!(
+        events
+            .lines()
+            .any(|l| l.contains("TokenIssued") && l.contains(client_id)),
+        "{events}"
     );
 }
 

@@ -6,13 +6,17 @@
 // resource is refused at /mcp, by the server and so by the SDK. The "browser" step posts the
 // demo login form, as a person would.
 //
-//   node mcp.mjs http://127.0.0.1:3200
+// With `dcr`, the SDK is given no client: it registers one itself (RFC 7591) at the
+// registration endpoint the metadata names, and every step after runs as that client.
+//
+//   node mcp.mjs http://127.0.0.1:3200 [dcr]
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
 import { signIn } from './login.mjs';
 
 const origin = process.argv[2];
+const dcr = process.argv[3] === 'dcr';
 const mcpUrl = new URL('/mcp', origin);
 const resource = mcpUrl.href;
 const other = new URL('/other', origin).href;
@@ -21,13 +25,15 @@ const fail = (what) => {
   throw new Error(what);
 };
 
-/** The pre-registered client, keeping what the SDK hands it, and the authorize URL it opens. */
+/** The pre-registered client (or, with `dcr`, none until the SDK registers one), keeping
+ * what the SDK hands it, and the authorize URL it opens. */
 class Provider {
   constructor(redirectUrl) {
     this._redirectUrl = redirectUrl;
     this.saved = undefined;
     this.verifier = undefined;
     this.opened = [];
+    this.registered = dcr ? undefined : { client_id: 'mcp-client' };
   }
   get redirectUrl() {
     return this._redirectUrl;
@@ -42,7 +48,10 @@ class Provider {
     };
   }
   clientInformation() {
-    return { client_id: 'mcp-client' };
+    return this.registered;
+  }
+  saveClientInformation(info) {
+    this.registered = info;
   }
   tokens() {
     return this.saved;
@@ -101,10 +110,18 @@ try {
   if (!(e instanceof UnauthorizedError)) throw e;
 }
 const opened = provider.opened.at(-1) ?? fail('the SDK opened no authorization URL');
+const clientId = provider.registered?.client_id ?? fail('no client');
+if (dcr) {
+  const info = provider.registered;
+  if (!clientId.startsWith('dcr_')) fail(`registered client_id ${clientId}`);
+  if (info.client_secret) fail('a public client was given a secret');
+  if (!info.client_id_issued_at) fail('no client_id_issued_at');
+  step(`SDK registered itself (RFC 7591): client_id ${clientId}, token_endpoint_auth_method ${info.token_endpoint_auth_method}`);
+}
 const asked = Object.fromEntries(opened.searchParams);
 if (asked.resource !== resource) fail(`authorization request resource: ${asked.resource}`);
 if (asked.code_challenge_method !== 'S256') fail('no PKCE S256');
-if (asked.client_id !== 'mcp-client') fail(`client_id ${asked.client_id}`);
+if (asked.client_id !== clientId) fail(`client_id ${asked.client_id}`);
 step(
   `SDK discovered the metadata and asked ${opened.origin}${opened.pathname} for ` +
     `resource=${asked.resource} scope=${asked.scope} (PKCE ${asked.code_challenge_method})`,
@@ -129,7 +146,7 @@ let { client } = await connect(provider);
 const tools = (await client.listTools()).tools.map((t) => t.name).sort();
 if (tools.join() !== 'add,whoami') fail(`tools ${tools}`);
 const who = JSON.parse(text(await client.callTool({ name: 'whoami', arguments: {} })));
-if (who.sub !== 'test' || who.client_id !== 'mcp-client') fail(`whoami ${JSON.stringify(who)}`);
+if (who.sub !== 'test' || who.client_id !== clientId) fail(`whoami ${JSON.stringify(who)}`);
 const sum = text(await client.callTool({ name: 'add', arguments: { a: 2, b: 40 } }));
 if (sum !== '42') fail(`add said ${sum}`);
 step(`tools ${tools}; whoami ${JSON.stringify(who)}; add(2, 40) = ${sum}`);
@@ -140,7 +157,7 @@ await client.close();
 res = await fetch(new URL('/oauth/revoke', origin), {
   method: 'POST',
   headers: { 'content-type': 'application/x-www-form-urlencoded' },
-  body: new URLSearchParams({ token: first.access_token, client_id: 'mcp-client' }),
+  body: new URLSearchParams({ token: first.access_token, client_id: clientId }),
 });
 if (res.status !== 200) fail(`revocation answered ${res.status}`);
 ({ client } = await connect(provider));
@@ -157,7 +174,7 @@ const verifier = 'dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk';
 const authorize = new URL('/oauth/authorize', origin);
 for (const [k, v] of Object.entries({
   response_type: 'code',
-  client_id: 'mcp-client',
+  client_id: clientId,
   redirect_uri: redirectUrl,
   scope: 'mcp:tools',
   resource: other,
@@ -172,7 +189,7 @@ res = await fetch(new URL('/oauth/token', origin), {
   headers: { 'content-type': 'application/x-www-form-urlencoded' },
   body: new URLSearchParams({
     grant_type: 'authorization_code',
-    client_id: 'mcp-client',
+    client_id: clientId,
     code: otherCode,
     redirect_uri: redirectUrl,
     code_verifier: verifier,
