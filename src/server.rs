@@ -16,7 +16,7 @@ use crate::{
     error::{ConfigError, OAuthError, StoreError},
     events::{Event, EventListener},
     grant::{self, AuthorizationRequest, context::Context},
-    registration::{AppThenRegistered, Registration, Registry},
+    registration::{AppThenRegistered, ClientIdMetadataDocuments, Registration, Registry},
     store::{AccessTokenRecord, GrantFilter, MemoryStore, NearCache, TokenStore},
     token::{GrantId, TokenHash},
     user::UserAuthenticator,
@@ -156,14 +156,16 @@ impl AuthServer {
         Ok(count)
     }
 
-    pub(crate) async fn find_client(&self, id: &str) -> Result<Option<Arc<Client>>, StoreError> {
+    pub(crate) async fn find_client(&self, id: &str) -> Result<Option<Arc<Client>>, OAuthError> {
         self.inner.find_client(id).await
     }
 
     /// The client with this `client_id` as the endpoints see it: the app's, then (with
-    /// [registration](AuthServerBuilder::registration)) the registered ones. For a consent
-    /// page that names the client.
-    pub async fn client(&self, id: &str) -> Result<Option<Arc<Client>>, StoreError> {
+    /// [registration](AuthServerBuilder::registration)) the registered ones, then (with
+    /// [metadata documents](AuthServerBuilder::client_id_metadata_documents)) the one a URL
+    /// names. For a consent page that names the client. `Err`: `temporarily_unavailable` when
+    /// the store is down, `invalid_client` when a metadata document cannot be used.
+    pub async fn client(&self, id: &str) -> Result<Option<Arc<Client>>, OAuthError> {
         self.find_client(id).await
     }
 
@@ -191,6 +193,7 @@ pub struct AuthServerBuilder {
     authorization: Option<Arc<dyn AuthorizationHandler>>,
     resource_policy: Option<Arc<dyn crate::client::ResourcePolicy>>,
     registration: Option<Registration>,
+    documents: Option<ClientIdMetadataDocuments>,
     #[cfg(feature = "jwt")]
     keys: Option<crate::jose::KeySet>,
     #[cfg(feature = "jwt")]
@@ -307,6 +310,15 @@ impl AuthServerBuilder {
         self
     }
 
+    /// Accept client ID metadata documents: a `client_id` that is an `https` URL names the
+    /// client's metadata, which the server fetches (as safely as
+    /// [`ClientIdMetadataDocuments`] says), checks and caches in the token store. Clients
+    /// written in code and registered ones are looked up first. Needs the `tls` feature.
+    pub fn client_id_metadata_documents(mut self, documents: ClientIdMetadataDocuments) -> Self {
+        self.documents = Some(documents);
+        self
+    }
+
     /// Subscribe to [`Event`]s.
     pub fn on_event(mut self, listener: impl EventListener) -> Self {
         self.listeners.push(Arc::new(listener));
@@ -343,11 +355,20 @@ impl AuthServerBuilder {
                 ));
             }
         }
-        let clients = match (self.clients, &self.registration) {
+        let clients = match (
+            self.clients,
+            self.registration.is_some() || self.documents.is_some(),
+        ) {
             (Some(c), _) => c,
-            (None, Some(_)) => Arc::new(crate::client::InMemoryClients::new()),
-            (None, None) => return Err(ConfigError::MissingClients),
+            (None, true) => Arc::new(crate::client::InMemoryClients::new()),
+            (None, false) => return Err(ConfigError::MissingClients),
         };
+        #[cfg(not(feature = "tls"))]
+        if self.documents.is_some() {
+            return Err(ConfigError::Registration(
+                "client ID metadata documents are fetched over https: enable the crate's `tls` feature",
+            ));
+        }
         if self
             .config
             .allowed_grant_types
@@ -408,6 +429,15 @@ impl AuthServerBuilder {
             }),
             None => clients,
         };
+        #[cfg(feature = "tls")]
+        let documents = match self.documents {
+            Some(d) => Some(Arc::new(crate::registration::Documents::new(
+                d,
+                Arc::clone(&store),
+                Arc::clone(&clock),
+            )?)),
+            None => None,
+        };
         Ok(AuthServer {
             inner: Arc::new(Inner {
                 ctx: Context {
@@ -422,6 +452,8 @@ impl AuthServerBuilder {
                     clock,
                     resource_policy: self.resource_policy,
                     listeners: self.listeners,
+                    #[cfg(feature = "tls")]
+                    documents,
                 },
                 decoy_verifier,
                 authorization: self.authorization,

@@ -170,21 +170,6 @@ pub(crate) type Http = HttpClient<hyper_rustls::HttpsConnector<HttpConnector>, F
 /// The most of an answer that is read: introspection answers and key sets are a few KiB.
 pub(crate) const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
-/// The `max-age` of a `Cache-Control` value (RFC 9111 §5.2.2.1); 0 for `no-store` or
-/// `no-cache`; `None` when it says neither.
-fn max_age(value: &str) -> Option<u64> {
-    let mut found = None;
-    for directive in value.split(',').map(str::trim) {
-        let (name, arg) = directive.split_once('=').unwrap_or((directive, ""));
-        match name.to_ascii_lowercase().as_str() {
-            "no-store" | "no-cache" => return Some(0),
-            "max-age" => found = arg.trim_matches('"').parse().ok(),
-            _ => {}
-        }
-    }
-    found
-}
-
 /// `url` as an endpoint the client can reach: `http://`, or `https://` with the `tls` feature.
 pub(crate) fn endpoint(url: &str, what: &'static str) -> Result<Uri, ConfigError> {
     let uri: Uri = url.parse().map_err(|_| ConfigError::Endpoint(what))?;
@@ -212,7 +197,7 @@ pub(crate) fn client(timeout: Duration, roots: Option<&str>) -> Result<Http, Con
     let connector = {
         connector.enforce_http(false);
         hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls_config(roots)?)
+            .with_tls_config(crate::wire::tls::client_config(roots)?)
             .https_or_http()
             .enable_http1()
             .wrap_connector(connector)
@@ -222,38 +207,6 @@ pub(crate) fn client(timeout: Duration, roots: Option<&str>) -> Result<Http, Con
         return Err(ConfigError::Endpoint("TLS roots need the `tls` feature"));
     }
     Ok(HttpClient::builder(hyper_util::rt::TokioExecutor::new()).build(connector))
-}
-
-#[cfg(feature = "tls")]
-fn tls_config(roots: Option<&str>) -> Result<rustls::ClientConfig, ConfigError> {
-    use rustls::pki_types::{CertificateDer, pem::PemObject};
-    let mut store = rustls::RootCertStore::empty();
-    match roots {
-        Some(pem) => {
-            for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
-                let cert = cert.map_err(|_| ConfigError::Endpoint("the TLS roots are not PEM"))?;
-                store
-                    .add(cert)
-                    .map_err(|_| ConfigError::Endpoint("a TLS root certificate is invalid"))?;
-            }
-            if store.is_empty() {
-                return Err(ConfigError::Endpoint("no certificate among the TLS roots"));
-            }
-        }
-        None => {
-            let found = rustls_native_certs::load_native_certs();
-            for e in &found.errors {
-                tracing::warn!(error = %e, "a system root certificate could not be read");
-            }
-            let (_added, _ignored) = store.add_parsable_certificates(found.certs);
-        }
-    }
-    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|_| ConfigError::Endpoint("no TLS protocol version available"))?
-        .with_root_certificates(store)
-        .with_no_client_auth())
 }
 
 /// Send `request` and read the whole answer, within `timeout` and [`MAX_ANSWER_BYTES`].
@@ -284,7 +237,7 @@ pub(crate) async fn exchange_with_max_age(
             .headers()
             .get(http::header::CACHE_CONTROL)
             .and_then(|v| v.to_str().ok())
-            .and_then(max_age);
+            .and_then(crate::wire::header::cache_max_age);
         let body = Limited::new(response.into_body(), MAX_ANSWER_BYTES)
             .collect()
             .await
@@ -301,15 +254,15 @@ pub(crate) async fn exchange_with_max_age(
 
 #[cfg(test)]
 mod tests {
-    use super::max_age;
+    use crate::wire::header::cache_max_age;
 
     #[test]
     fn max_age_is_read_from_cache_control() {
-        assert_eq!(max_age("public, max-age=300"), Some(300));
-        assert_eq!(max_age("Max-Age=\"60\""), Some(60));
-        assert_eq!(max_age("public"), None);
-        assert_eq!(max_age("max-age=300, no-cache"), Some(0));
-        assert_eq!(max_age("no-store"), Some(0));
-        assert_eq!(max_age("max-age=-1"), None);
+        assert_eq!(cache_max_age("public, max-age=300"), Some(300));
+        assert_eq!(cache_max_age("Max-Age=\"60\""), Some(60));
+        assert_eq!(cache_max_age("public"), None);
+        assert_eq!(cache_max_age("max-age=300, no-cache"), Some(0));
+        assert_eq!(cache_max_age("no-store"), Some(0));
+        assert_eq!(cache_max_age("max-age=-1"), None);
     }
 }

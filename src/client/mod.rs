@@ -177,6 +177,8 @@ pub struct Client {
     /// For a client registered at run time ([`StoredClients`]): when its registration lapses
     /// unless it is used. Set on lookup, never stored.
     registered_until: Option<crate::clock::UnixTime>,
+    /// Known by its client ID metadata document (its id is the document's URL).
+    metadata_document: bool,
 }
 
 impl fmt::Debug for Client {
@@ -312,6 +314,28 @@ impl Client {
         self.registered_until
     }
 
+    /// For a client known by its client ID metadata document, the host that serves it (the
+    /// client's id is that document's URL): what a consent page should name, since the
+    /// document's `client_name` is the client's own claim.
+    pub fn metadata_document_host(&self) -> Option<&str> {
+        if !self.metadata_document {
+            return None;
+        }
+        let after = self.id.split_once("://")?.1;
+        let authority = after.split(['/', '?']).next()?;
+        Some(authority)
+    }
+
+    /// Whether every redirect URI is `http` on loopback: the client runs on the user's own
+    /// machine, so whoever names it could be any program there (a consent page can say "a
+    /// local app claiming to be …").
+    pub fn redirects_only_to_loopback(&self) -> bool {
+        !self.redirect_uris.is_empty()
+            && self.redirect_uris.iter().all(|r| {
+                crate::wire::uri::scheme_kind(r) == crate::wire::uri::SchemeKind::HttpLoopback
+            })
+    }
+
     /// Whether this client may call the introspection endpoint.
     pub fn may_introspect(&self) -> bool {
         self.introspect
@@ -370,6 +394,7 @@ impl ClientBuilder {
                 resources: None,
                 name: None,
                 registered_until: None,
+                metadata_document: false,
             },
             scope: None,
             default_scope: None,
@@ -453,6 +478,13 @@ impl ClientBuilder {
     /// The name to show the resource owner on a consent page (`client_name`).
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.client.name = Some(name.into());
+        self
+    }
+
+    /// Known by its client ID metadata document.
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
+    pub(crate) fn metadata_document(mut self, yes: bool) -> Self {
+        self.client.metadata_document = yes;
         self
     }
 

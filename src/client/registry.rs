@@ -188,6 +188,7 @@ impl Stored {
             resources: self.resources,
             name: self.name,
             registered_until: Some(until),
+            metadata_document: false,
         })
     }
 }

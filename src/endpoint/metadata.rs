@@ -145,6 +145,9 @@ struct Document<'a> {
     /// RFC 7591 §3, RFC 8414 §2.
     #[serde(skip_serializing_if = "Option::is_none")]
     registration_endpoint: Option<String>,
+    /// draft-ietf-oauth-client-id-metadata-document §5.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    client_id_metadata_document_supported: bool,
 }
 
 const CLIENT_AUTH: [&str; 3] = ["client_secret_basic", "client_secret_post", "none"];
@@ -231,6 +234,10 @@ impl MetadataEndpoint {
                 .registry
                 .as_ref()
                 .map(|r| metadata.url(r.config().mounted_at())),
+            #[cfg(feature = "tls")]
+            client_id_metadata_document_supported: server.inner.ctx.documents.is_some(),
+            #[cfg(not(feature = "tls"))]
+            client_id_metadata_document_supported: false,
         };
         Self {
             body: Bytes::from(response::to_json(&doc)),

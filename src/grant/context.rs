@@ -9,7 +9,7 @@ use crate::{
     client::{Client, ClientStore, GrantType, ResourcePolicy},
     clock::{Clock, UnixTime},
     config::Config,
-    error::{OAuthError, StoreError},
+    error::OAuthError,
     events::{self, Event, EventListener},
     resource::Resources,
     store::TokenStore,
@@ -32,6 +32,9 @@ pub(crate) struct Context {
     /// The app's rule for which resources exist (else `Config::resources`).
     pub(crate) resource_policy: Option<Arc<dyn ResourcePolicy>>,
     pub(crate) listeners: Vec<Arc<dyn EventListener>>,
+    /// Client ID metadata documents, when enabled.
+    #[cfg(feature = "tls")]
+    pub(crate) documents: Option<Arc<crate::registration::Documents>>,
 }
 
 impl Context {
@@ -91,8 +94,20 @@ impl Context {
         ))
     }
 
-    /// A registered client.
-    pub(crate) async fn find_client(&self, id: &str) -> Result<Option<Arc<Client>>, StoreError> {
-        self.clients.find_client(id).await
+    /// A registered client: the app's (and registered ones), else — with client ID metadata
+    /// documents enabled and an `https` URL for an id — the one its document describes. A
+    /// document that cannot be used is `invalid_client` saying why; a store failure is
+    /// `temporarily_unavailable`.
+    pub(crate) async fn find_client(&self, id: &str) -> Result<Option<Arc<Client>>, OAuthError> {
+        if let Some(client) = self.clients.find_client(id).await? {
+            return Ok(Some(client));
+        }
+        #[cfg(feature = "tls")]
+        if let Some(documents) = &self.documents {
+            if documents.claims(id) {
+                return documents.resolve(id).await.map(Some);
+            }
+        }
+        Ok(None)
     }
 }

@@ -148,7 +148,7 @@ impl ClientMetadata {
         Self::from_fields(&fields)
     }
 
-    fn from_fields(fields: &Map<String, Value>) -> Result<Self, OAuthError> {
+    pub(crate) fn from_fields(fields: &Map<String, Value>) -> Result<Self, OAuthError> {
         if fields.contains_key("software_statement") {
             return Err(bad("software statements are not accepted by this server"));
         }

@@ -40,6 +40,11 @@
 //! # }
 //! ```
 
+#[cfg(feature = "tls")]
+mod address;
+mod documents;
+#[cfg(feature = "tls")]
+mod fetch;
 mod metadata;
 
 use std::{fmt, sync::Arc, time::Duration};
@@ -47,6 +52,9 @@ use std::{fmt, sync::Arc, time::Duration};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+pub use self::documents::ClientIdMetadataDocuments;
+#[cfg(feature = "tls")]
+pub(crate) use self::documents::Documents;
 pub use self::metadata::{
     ApplicationType, AuthMethod, ClientMetadata, MAX_REDIRECT_URIS, MAX_URI_BYTES, RedirectKind,
 };

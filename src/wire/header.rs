@@ -69,6 +69,22 @@ pub(crate) fn check_form_content_type(headers: &HeaderMap) -> Result<(), WireErr
     Ok(())
 }
 
+#[cfg(any(feature = "jwt", feature = "introspection", feature = "tls"))]
+/// The `max-age` of a `Cache-Control` value (RFC 9111 §5.2.2.1); 0 for `no-store` or
+/// `no-cache`; `None` when it says neither.
+pub(crate) fn cache_max_age(value: &str) -> Option<u64> {
+    let mut found = None;
+    for directive in value.split(',').map(str::trim) {
+        let (name, arg) = directive.split_once('=').unwrap_or((directive, ""));
+        match name.to_ascii_lowercase().as_str() {
+            "no-store" | "no-cache" => return Some(0),
+            "max-age" => found = arg.trim_matches('"').parse().ok(),
+            _ => {}
+        }
+    }
+    found
+}
+
 #[cfg(test)]
 mod tests {
     use http::header::AUTHORIZATION;

@@ -10,6 +10,8 @@
 pub(crate) mod document;
 pub(crate) mod form;
 pub(crate) mod header;
+#[cfg(feature = "tls")]
+pub(crate) mod tls;
 pub(crate) mod uri;
 
 use std::fmt;

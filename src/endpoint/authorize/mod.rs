@@ -139,7 +139,7 @@ where
     let client = match server.find_client(request.client_id()).await {
         Ok(Some(client)) => client,
         Ok(None) => return page(&server, &OAuthError::invalid_client("unknown client")),
-        Err(e) => return page(&server, &e.into()),
+        Err(e) => return page(&server, &e),
     };
     let handle = token::generate();
     let app_ctx = AuthorizationContext {

@@ -55,7 +55,7 @@ async fn named_client(
         .ok_or_else(|| page("client_id is missing"))?;
     ctx.find_client(client_id)
         .await
-        .map_err(|e| Refusal::Page(e.into()))?
+        .map_err(Refusal::Page)?
         .ok_or_else(|| page("unknown client_id"))
 }
 

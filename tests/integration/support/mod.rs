@@ -3,6 +3,7 @@
 
 pub mod backends;
 pub mod cluster;
+pub mod https;
 mod net;
 pub mod node;
 pub mod proxy;
