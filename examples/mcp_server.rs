@@ -5,6 +5,7 @@
 //! ```sh
 //! cargo run --example mcp_server                       # http://127.0.0.1:3200 (PORT overrides)
 //! cargo run --example mcp_server -- --access-token-format jwt
+//! cargo run --example mcp_server -- --documents-on-loopback ca.pem  # tests: documents on loopback
 //! curl -i -X POST localhost:3200/mcp                   # 401, naming the resource metadata
 //! curl localhost:3200/.well-known/oauth-protected-resource/mcp
 //! ```
@@ -21,6 +22,9 @@
 //! - Dynamic client registration at `/oauth/register` (RFC 7591; read, update and delete at
 //!   `/oauth/register/{client_id}`, RFC 7592): open to public clients with `https` or loopback
 //!   redirect URIs, scope `mcp:tools` at most; a registration unused for a day lapses.
+//! - Client ID metadata documents: a `client_id` that is an `https` URL names the client's
+//!   metadata, fetched from public addresses only (`--documents-on-loopback CA.pem` allows this
+//!   machine's, for tests, trusting that CA).
 //! - The pre-registered public client `mcp-client` (PKCE, any-port loopback redirect URIs
 //!   `http://127.0.0.1/callback`, `http://localhost/callback`).
 //! - A second resource, `http://127.0.0.1:3200/other`, which this server knows but does not
@@ -45,7 +49,7 @@ use tower_oauth2::{
     bearer::ProtectedResourceMetadata,
     events::Event,
     jose::{KeySet, SigningKey},
-    registration::Registration,
+    registration::{ClientIdMetadataDocuments, Registration},
 };
 
 /// The scope the MCP endpoint requires.
@@ -89,27 +93,49 @@ impl Tools {
     }
 }
 
-fn args() -> Result<AccessTokenFormat, String> {
-    let usage = "usage: mcp_server [--access-token-format opaque|jwt]";
+/// The command line: the access-token format, and how client ID metadata documents are
+/// fetched.
+struct Args {
+    format: AccessTokenFormat,
+    documents: ClientIdMetadataDocuments,
+}
+
+fn args() -> Result<Args, String> {
+    let usage = "usage: mcp_server [--access-token-format opaque|jwt] \
+                 [--documents-on-loopback CA.pem]";
     let mut format = std::env::var("ACCESS_TOKEN_FORMAT").ok();
+    let mut documents = ClientIdMetadataDocuments::new();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
-        match arg.split_once('=') {
-            Some(("--access-token-format", v)) => format = Some(v.to_owned()),
-            None if arg == "--access-token-format" => format = args.next(),
-            _ => return Err(format!("{usage}, got {arg:?}")),
+        let mut value = |name: &str| match arg.split_once('=') {
+            Some((n, v)) if n == name => Some(v.to_owned()),
+            None if arg == name => args.next(),
+            _ => None,
+        };
+        if let Some(v) = value("--access-token-format") {
+            format = Some(v);
+        } else if let Some(file) = value("--documents-on-loopback") {
+            // For tests: documents served on this machine, by a server whose certificate
+            // this CA issued. Never in production: loopback is refused by default.
+            let pem = std::fs::read_to_string(&file).map_err(|e| format!("{file}: {e}"))?;
+            documents = documents
+                .allow_addresses(|ip| ip.is_loopback())
+                .tls_root_certificates(pem);
+        } else {
+            return Err(format!("{usage}, got {arg:?}"));
         }
     }
-    match format.as_deref() {
-        None | Some("" | "opaque") => Ok(AccessTokenFormat::Opaque),
-        Some("jwt") => Ok(AccessTokenFormat::Jwt),
-        Some(other) => Err(format!("{usage}: unknown access token format {other:?}")),
-    }
+    let format = match format.as_deref() {
+        None | Some("" | "opaque") => AccessTokenFormat::Opaque,
+        Some("jwt") => AccessTokenFormat::Jwt,
+        Some(other) => return Err(format!("{usage}: unknown access token format {other:?}")),
+    };
+    Ok(Args { format, documents })
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let format = args()?;
+    let Args { format, documents } = args()?;
     let port: u16 = match std::env::var("PORT") {
         Ok(p) => p
             .parse()
@@ -144,6 +170,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         // MCP clients nobody registered register themselves (RFC 7591): public clients with
         // https or loopback redirect URIs, asking for the MCP scope at most.
         .registration(Registration::new().allowed_scope(Scope::parse(SCOPE)?))
+        // Or they name their metadata document by URL (client ID metadata documents).
+        .client_id_metadata_documents(documents.allowed_scope(Scope::parse(SCOPE)?))
         // What was issued, and for which resource, on standard error.
         .on_event(|event: &Event| eprintln!("event: {event:?}"))
         .build()?;

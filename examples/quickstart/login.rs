@@ -136,14 +136,23 @@ label{{display:block;margin:.6rem 0}}input[type=text],input[type=password]{{widt
 </body></html>
 "#,
             client = html_escape(client.name().unwrap_or(request.client_id())),
-            // A client that registered itself names itself: say so, with its id.
-            registered = if client.registered_until().is_some() {
-                format!(
+            // A client that registered itself, or is known by its metadata document, names
+            // itself: say so, with where it comes from (the draft's phishing advice).
+            registered = match (client.metadata_document_host(), client.registered_until()) {
+                (Some(host), _) => format!(
+                    " <small id=document>({} claiming this name, described by <code id=document-host>{}</code>)</small>",
+                    if client.redirects_only_to_loopback() {
+                        "<strong id=local-app>a local app on this computer</strong>"
+                    } else {
+                        "an app"
+                    },
+                    html_escape(host)
+                ),
+                (None, Some(_)) => format!(
                     " <small id=self-registered>(registered itself as <code>{}</code>; its name is its own claim)</small>",
                     html_escape(client.id())
-                )
-            } else {
-                String::new()
+                ),
+                (None, None) => String::new(),
             },
             action = LOGIN_PATH,
             handle = html_escape(handle),

@@ -23,7 +23,8 @@
 //! - `POST /oauth/register` — dynamic client registration (RFC 7591), open to public clients
 //!   with `https` or loopback redirect URIs; `GET|PUT|DELETE /oauth/register/{client_id}` with
 //!   the registration access token (RFC 7592). A registration that obtains no token within a
-//!   day lapses;
+//!   day lapses. A `client_id` that is an `https` URL names the client's metadata document
+//!   (client ID metadata documents), fetched only from public addresses;
 //! - `GET /.well-known/oauth-authorization-server` (RFC 8414), `GET /.well-known/jwks.json`
 //!   (the signing keys; access tokens are JWTs with `--access-token-format jwt`);
 //! - `GET /api/me` — protected: echoes the token's client, user and scope. The API is the
@@ -66,7 +67,7 @@ use tower_oauth2::{
     endpoint::html_escape,
     events::Event,
     jose::{KeySet, SigningKey},
-    registration::Registration,
+    registration::{ClientIdMetadataDocuments, Registration},
     store::{MemoryStore, PostgresStore, RedisStore, TokenStore},
 };
 
@@ -288,6 +289,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Clients may register themselves (RFC 7591): public ones with https or loopback
         // redirect URIs; unused registrations lapse after a day.
         .registration(Registration::new())
+        // A client_id that is an https URL names its metadata document (fetched safely).
+        .client_id_metadata_documents(ClientIdMetadataDocuments::new())
         .shared_store(store)
         .on_event(|event: &Event| eprintln!("event: {event:?}"))
         .build()?;

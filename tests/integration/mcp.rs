@@ -125,6 +125,115 @@ fn the_mcp_sdk_registers_itself_with_dcr_then_authorizes_calls_and_refreshes() {
     );
 }
 
+/// A client ID metadata document for `mcp.mjs`'s client, served over HTTPS on loopback by a
+/// server whose certificate a private CA issued; the document's URL, the CA's PEM in a file,
+/// and how often it was fetched. The runtime serving it lives as long as the returned value.
+struct DocumentHost {
+    url: String,
+    ca_file: std::path::PathBuf,
+    hits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+fn document_host() -> DocumentHost {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    };
+
+    use crate::support::https::{TlsListener, authority, server_config};
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (ca, cert, key) = authority();
+    let tcp = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let url = format!(
+        "https://127.0.0.1:{}/oauth/client.json",
+        tcp.local_addr().unwrap().port()
+    );
+    let hits = Arc::new(AtomicUsize::new(0));
+    let document = serde_json::json!({
+        "client_id": url,
+        "client_name": "mcp.mjs (metadata document)",
+        "redirect_uris": ["http://127.0.0.1/callback"],
+        "grant_types": ["authorization_code", "refresh_token"],
+        "response_types": ["code"],
+        "token_endpoint_auth_method": "none",
+    })
+    .to_string();
+    let counted = Arc::clone(&hits);
+    let app = axum::Router::new().route(
+        "/oauth/client.json",
+        axum::routing::get(move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            let body = document.clone();
+            async move { ([(http::header::CONTENT_TYPE, "application/json")], body) }
+        }),
+    );
+    let listener = TlsListener {
+        tcp,
+        tls: tokio_rustls::TlsAcceptor::from(Arc::new(server_config(cert, key))),
+    };
+    runtime.spawn(async move { axum::serve(listener, app).await });
+    let ca_file = std::env::temp_dir().join(format!("mcp-documents-ca-{}.pem", std::process::id()));
+    std::fs::write(&ca_file, ca).unwrap();
+    DocumentHost {
+        url,
+        ca_file,
+        hits,
+        _runtime: runtime,
+    }
+}
+
+#[test]
+fn the_mcp_sdk_uses_a_client_id_metadata_document_then_authorizes_calls_and_refreshes() {
+    let Some(dir) = clients() else { return };
+    let host = document_host();
+    let ca = host.ca_file.to_str().unwrap().to_owned();
+    let server = mcp_server(&["--documents-on-loopback", &ca]);
+    let origin = format!("http://{}", server.addr);
+    let out = node(&dir, "mcp.mjs", &[&origin, "cimd", &host.url]);
+    assert!(
+        out.contains(&format!(
+            "ok: SDK used its client ID metadata document as client_id: {}",
+            host.url
+        )),
+        "{out}"
+    );
+    assert_sdk_flow(&out, &origin, &host.url);
+    // Fetched once for the whole flow (authorization, exchange, refresh, the second
+    // authorization), then served from the store's cache.
+    assert_eq!(host.hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let events = server.stderr();
+    assert!(
+        events
+            .lines()
+            .any(|l| l.contains("TokenIssued") && l.contains(&host.url)),
+        "{events}"
+    );
+    let _ = std::fs::remove_file(&host.ca_file);
+}
+
+#[test]
+fn without_the_app_allowing_it_the_example_refuses_a_document_on_loopback() {
+    use std::io::{Read, Write};
+    let host = document_host();
+    let server = mcp_server(&[]);
+    // The authorization endpoint, asked for the document's client, refuses it unfetched.
+    let path = format!(
+        "/oauth/authorize?response_type=code&client_id={}&redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2Fcallback&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256",
+        host.url.replace(':', "%3A").replace('/', "%2F")
+    );
+    let mut tcp = std::net::TcpStream::connect(server.addr).unwrap();
+    write!(tcp, "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", server.addr).unwrap();
+    let mut page = String::new();
+    tcp.read_to_string(&mut page).unwrap();
+    assert!(page.starts_with("HTTP/1.1 400"), "{page}");
+    assert!(page.contains("which is not a public address"), "{page}");
+    assert_eq!(host.hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+    let _ = std::fs::remove_file(&host.ca_file);
+}
+
 /// The conformance suite's authorization-server scenarios against `issuer`, for `client_id`
 /// asking for `resource`: the checks it printed, after asserting that none failed.
 fn conformance(dir: &std::path::Path, issuer: &str, client_id: &str, resource: &str) -> String {
@@ -139,7 +248,9 @@ fn conformance(dir: &std::path::Path, issuer: &str, client_id: &str, resource: &
     ] {
         assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
     }
+    // Nothing failed, and nothing is left as a warning.
     assert!(!out.contains(" FAILURE"), "{out}");
+    assert!(!out.contains(" WARNING"), "{out}");
     out
 }
 
@@ -150,9 +261,9 @@ fn the_mcp_conformance_suite_passes_its_authorization_server_scenarios_on_the_mc
     let origin = format!("http://{}", server.addr);
     let resource = format!("{origin}/mcp");
     let out = conformance(&dir, &origin, "mcp-client", &resource);
-    // Client ID metadata documents are another issue's: a warning, not a failure, until then.
+    // The server supports client ID metadata documents, so the suite's check of them passes.
     assert!(
-        out.contains("check authorization-server-metadata-endpoint authorization-server-metadata-cimd WARNING"),
+        out.contains("check authorization-server-metadata-endpoint authorization-server-metadata-cimd SUCCESS"),
         "{out}"
     );
     // The code grant it ran with `--resource` yielded a token bound to that resource.

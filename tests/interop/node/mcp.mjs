@@ -7,9 +7,11 @@
 // demo login form, as a person would.
 //
 // With `dcr`, the SDK is given no client: it registers one itself (RFC 7591) at the
-// registration endpoint the metadata names, and every step after runs as that client.
+// registration endpoint the metadata names, and every step after runs as that client. With
+// `cimd URL`, its client is the metadata document at URL (`clientMetadataUrl`): the server
+// says it supports them, so the SDK uses the URL as its client_id, and the server fetches it.
 //
-//   node mcp.mjs http://127.0.0.1:3200 [dcr]
+//   node mcp.mjs http://127.0.0.1:3200 [dcr | cimd https://127.0.0.1:PORT/client.json]
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
@@ -17,6 +19,7 @@ import { signIn } from './login.mjs';
 
 const origin = process.argv[2];
 const dcr = process.argv[3] === 'dcr';
+const documentUrl = process.argv[3] === 'cimd' ? process.argv[4] : undefined;
 const mcpUrl = new URL('/mcp', origin);
 const resource = mcpUrl.href;
 const other = new URL('/other', origin).href;
@@ -33,7 +36,8 @@ class Provider {
     this.saved = undefined;
     this.verifier = undefined;
     this.opened = [];
-    this.registered = dcr ? undefined : { client_id: 'mcp-client' };
+    this.registered = dcr || documentUrl ? undefined : { client_id: 'mcp-client' };
+    this.clientMetadataUrl = documentUrl;
   }
   get redirectUrl() {
     return this._redirectUrl;
@@ -117,6 +121,10 @@ if (dcr) {
   if (info.client_secret) fail('a public client was given a secret');
   if (!info.client_id_issued_at) fail('no client_id_issued_at');
   step(`SDK registered itself (RFC 7591): client_id ${clientId}, token_endpoint_auth_method ${info.token_endpoint_auth_method}`);
+}
+if (documentUrl) {
+  if (clientId !== documentUrl) fail(`client_id ${clientId}, not the document URL`);
+  step(`SDK used its client ID metadata document as client_id: ${clientId}`);
 }
 const asked = Object.fromEntries(opened.searchParams);
 if (asked.resource !== resource) fail(`authorization request resource: ${asked.resource}`);
