@@ -425,7 +425,8 @@ impl AuthServerBuilder {
         let clients: Arc<dyn ClientStore> = match &registry {
             Some(r) => Arc::new(AppThenRegistered {
                 app: clients,
-                registered: r.stored().clone(),
+                registered: Arc::clone(r.stored()),
+                clock: Arc::clone(r.clock()),
             }),
             None => clients,
         };

@@ -30,7 +30,7 @@ use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 
 pub(crate) use self::registry::Registered;
-pub use self::registry::{CodeFirst, StoredClients};
+pub use self::registry::{ClientRegistry, CodeFirst, RegisteredClient, StoredClients};
 use crate::{
     error::{ConfigError, StoreError},
     scope::Scope,

@@ -46,7 +46,7 @@ use crate::{
     scope::Scope,
     store::{
         GrantFilter, TokenStore,
-        records::{RecordKind, RecordType, Records},
+        records::{Put, RecordKey, RecordKind, RecordStore, RecordType, Records},
     },
     token::{AccessTokenFormat, TokenHash},
 };
@@ -193,6 +193,113 @@ impl Stored {
     }
 }
 
+/// A client registered at run time, as a [`ClientRegistry`] keeps it: the client, what the
+/// registration endpoint keeps beside it, and when the registration lapses unless it is
+/// touched. A registry of your own stores its [`encode`](Self::encode)d form under its id with
+/// its expiry, and gives it back with [`decode`](Self::decode).
+#[derive(Clone)]
+pub struct RegisteredClient {
+    client: Client,
+    registered: Option<Registered>,
+    expires_at: UnixTime,
+}
+
+impl std::fmt::Debug for RegisteredClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegisteredClient")
+            .field("client", &self.client)
+            .field("through_the_endpoint", &self.registered.is_some())
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+impl RegisteredClient {
+    /// `client`, registered until `expires_at`.
+    pub fn new(client: Client, expires_at: UnixTime) -> Self {
+        Self {
+            client,
+            registered: None,
+            expires_at,
+        }
+    }
+
+    pub(crate) fn with_registration(mut self, registered: Registered) -> Self {
+        self.registered = Some(registered);
+        self
+    }
+
+    pub(crate) fn registration(&self) -> Option<&Registered> {
+        self.registered.as_ref()
+    }
+
+    /// Its `client_id`: what a registry keys it by.
+    pub fn id(&self) -> &str {
+        self.client.id()
+    }
+
+    /// The client (its [`registered_until`](Client::registered_until) is this registration's
+    /// expiry).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// When the registration lapses unless it is touched.
+    pub fn expires_at(&self) -> UnixTime {
+        self.expires_at
+    }
+
+    /// The stored form: JSON of every setting (a secret as its SHA-256 only) and what the
+    /// registration endpoint keeps. A client with a custom secret verifier cannot be stored.
+    pub fn encode(&self) -> Result<Vec<u8>, StoreError> {
+        let mut stored = Stored::of(&self.client)?;
+        stored.registered.clone_from(&self.registered);
+        Ok(stored.encode())
+    }
+
+    /// The registration again from its stored form and expiry; `None` when the bytes are not
+    /// one (a record of an incompatible version: treat it as absent).
+    pub fn decode(bytes: &[u8], expires_at: UnixTime) -> Option<Self> {
+        let mut stored = Stored::decode(bytes)?;
+        let registered = stored.registered.take();
+        Some(Self {
+            client: stored.client(expires_at)?,
+            registered,
+            expires_at,
+        })
+    }
+}
+
+/// Where clients registered at run time are written: what the registration endpoint
+/// ([`Registration::registry`](crate::registration::Registration::registry)) and client
+/// lookups use. [`StoredClients`] (the token store's records; memory, Redis, Redis Cluster,
+/// PostgreSQL) is the default; an app with its own client database implements this and proves
+/// it with [`client_registry_conformance!`](crate::client_registry_conformance) (feature
+/// `test-util`).
+///
+/// Every method judges expiry against `now`: a registration whose expiry is at or before it
+/// is absent, and is never brought back by a `replace` or `extend`.
+#[async_trait]
+pub trait ClientRegistry: Send + Sync + 'static {
+    /// Keep `client` under its id until its expiry, unless a live registration has that id:
+    /// then `Ok(false)`. Of concurrent inserts of one id, exactly one succeeds.
+    async fn insert(&self, client: &RegisteredClient, now: UnixTime) -> Result<bool, StoreError>;
+
+    /// Replace the live registration of `client`'s id (expiry included); `Ok(false)` when
+    /// there is none — never registered, removed or lapsed.
+    async fn replace(&self, client: &RegisteredClient, now: UnixTime) -> Result<bool, StoreError>;
+
+    /// The live registration of `id`.
+    async fn get(&self, id: &str, now: UnixTime) -> Result<Option<RegisteredClient>, StoreError>;
+
+    /// Let the live registration of `id` last until `until` at least (never shorter);
+    /// `Ok(false)` when there is none.
+    async fn extend(&self, id: &str, until: UnixTime, now: UnixTime) -> Result<bool, StoreError>;
+
+    /// Remove the registration of `id`; whether one was there.
+    async fn remove(&self, id: &str) -> Result<bool, StoreError>;
+}
+
 /// The clients registered at run time, kept in a [`TokenStore`] (its record primitive): shared
 /// by every instance on that store, and kept across restarts by every store but memory.
 /// Cheap to clone.
@@ -232,6 +339,10 @@ impl StoredClients {
         TokenHash::of(id)
     }
 
+    fn record_key(id: &str) -> RecordKey {
+        RecordKey::new(Stored::KIND, Self::key(id))
+    }
+
     /// Register `client` until `expires_at` (judged by this registry's clock, as every call). `Ok(false)` when its id is taken by a live
     /// registration: of concurrent registrations of one id, exactly one succeeds. A client
     /// with a custom secret verifier cannot be stored (an error).
@@ -265,57 +376,6 @@ impl StoredClients {
         self.records().extend(&Self::key(id), until, now).await
     }
 
-    /// Register `client` with what the registration endpoint keeps beside it, until
-    /// `expires_at`; as [`register`](Self::register).
-    pub(crate) async fn register_with(
-        &self,
-        client: &Client,
-        registered: Registered,
-        expires_at: UnixTime,
-    ) -> Result<bool, StoreError> {
-        let mut stored = Stored::of(client)?;
-        stored.registered = Some(registered);
-        let now = self.clock.now();
-        self.records()
-            .put_if_absent(&Self::key(client.id()), &stored, expires_at, now)
-            .await
-    }
-
-    /// Replace a live registration with `client` and what the registration endpoint keeps
-    /// beside it; as [`update`](Self::update).
-    pub(crate) async fn update_with(
-        &self,
-        client: &Client,
-        registered: Registered,
-        expires_at: UnixTime,
-    ) -> Result<bool, StoreError> {
-        let mut stored = Stored::of(client)?;
-        stored.registered = Some(registered);
-        let now = self.clock.now();
-        self.records()
-            .put_if_present(&Self::key(client.id()), &stored, expires_at, now)
-            .await
-    }
-
-    /// The live registration of `id`: the client, what the registration endpoint kept beside
-    /// it, and when it lapses.
-    pub(crate) async fn read(
-        &self,
-        id: &str,
-    ) -> Result<Option<(Client, Option<Registered>, UnixTime)>, StoreError> {
-        let found = self
-            .records()
-            .get_with_expiry(&Self::key(id), self.clock.now())
-            .await?;
-        // The id is compared too: the record is keyed by its hash.
-        Ok(found
-            .filter(|(stored, _)| stored.id == id)
-            .and_then(|(mut stored, until)| {
-                let registered = stored.registered.take();
-                Some((stored.client(until)?, registered, until))
-            }))
-    }
-
     /// When the registration of `id` lapses, if it is live.
     pub async fn expires_at(&self, id: &str) -> Result<Option<UnixTime>, StoreError> {
         let found = self
@@ -344,9 +404,50 @@ impl StoredClients {
 impl ClientStore for StoredClients {
     async fn find_client(&self, client_id: &str) -> Result<Option<Arc<Client>>, StoreError> {
         Ok(self
-            .read(client_id)
+            .get(client_id, self.clock.now())
             .await?
-            .map(|(client, _, _)| Arc::new(client)))
+            .map(|r| Arc::new(r.client)))
+    }
+}
+
+#[async_trait]
+impl ClientRegistry for StoredClients {
+    async fn insert(&self, client: &RegisteredClient, now: UnixTime) -> Result<bool, StoreError> {
+        let bytes = client.encode()?;
+        let record = crate::store::records::Record {
+            data: bytes.into(),
+            expires_at: client.expires_at,
+        };
+        self.store
+            .put_record(&Self::record_key(client.id()), record, Put::IfAbsent, now)
+            .await
+    }
+
+    async fn replace(&self, client: &RegisteredClient, now: UnixTime) -> Result<bool, StoreError> {
+        let bytes = client.encode()?;
+        let record = crate::store::records::Record {
+            data: bytes.into(),
+            expires_at: client.expires_at,
+        };
+        self.store
+            .put_record(&Self::record_key(client.id()), record, Put::IfPresent, now)
+            .await
+    }
+
+    async fn get(&self, id: &str, now: UnixTime) -> Result<Option<RegisteredClient>, StoreError> {
+        let found = self.store.get_record(&Self::record_key(id), now).await?;
+        // The id is compared too: the record is keyed by its hash.
+        Ok(found
+            .and_then(|r| RegisteredClient::decode(&r.data, r.expires_at))
+            .filter(|r| r.id() == id))
+    }
+
+    async fn extend(&self, id: &str, until: UnixTime, now: UnixTime) -> Result<bool, StoreError> {
+        self.records().extend(&Self::key(id), until, now).await
+    }
+
+    async fn remove(&self, id: &str) -> Result<bool, StoreError> {
+        self.records().delete(&Self::key(id)).await
     }
 }
 

@@ -38,12 +38,13 @@
 pub mod cases;
 mod gate;
 mod harness;
+pub mod registry;
 
 pub use self::gate::gate;
 
 use std::{future::Future, sync::Arc};
 
-use crate::store::TokenStore;
+use crate::{client::ClientRegistry, store::TokenStore};
 
 /// Run one case: open its store with `open(test)` on a fresh multi-threaded runtime, then run
 /// `case` on it; skip it (saying so on standard error) when `open` returns `None`. What
@@ -127,5 +128,75 @@ macro_rules! token_store_conformance {
                 }
             )*
         }
+    };
+}
+
+/// Run one [`ClientRegistry`] case: open its registry with `open(test)` on a fresh
+/// multi-threaded runtime, then run `case` on it; skip it when `open` returns `None`. What
+/// [`client_registry_conformance!`](crate::client_registry_conformance) calls for each test.
+///
+/// # Panics
+/// When the case fails, or the runtime cannot be built.
+pub fn run_registry<O, OF, C, CF>(test: &'static str, open: O, case: C)
+where
+    O: FnOnce(&'static str) -> OF,
+    OF: Future<Output = Option<Arc<dyn ClientRegistry>>>,
+    C: FnOnce(Arc<dyn ClientRegistry>) -> CF,
+    CF: Future<Output = ()>,
+{
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime for the conformance case");
+    runtime.block_on(async {
+        match open(test).await {
+            Some(registry) => case(registry).await,
+            None => eprintln!("SKIPPED: {test}: no registry to run it on"),
+        }
+    });
+}
+
+/// Define a module of tests, one per [registry case](crate::conformance::registry), for the
+/// [`ClientRegistry`] that `$open` opens: a function (or closure) taking the test's name and
+/// returning a future of `Option<Arc<dyn ClientRegistry>>` — a fresh, empty registry, or
+/// `None` to skip.
+///
+/// ```
+/// use std::sync::Arc;
+/// use tower_oauth2::{client::{ClientRegistry, StoredClients}, store::MemoryStore};
+///
+/// async fn open(_test: &'static str) -> Option<Arc<dyn ClientRegistry>> {
+///     Some(Arc::new(StoredClients::new(Arc::new(MemoryStore::new()))))
+/// }
+///
+/// tower_oauth2::client_registry_conformance!(stored_clients, open);
+/// # fn main() {}
+/// ```
+#[macro_export]
+macro_rules! client_registry_conformance {
+    ($module:ident, $open:expr) => {
+        mod $module {
+            #[allow(unused_imports)]
+            use super::*;
+            $crate::client_registry_conformance!(@case $module, $open,
+                inserted_reads_back_whole,
+                one_insert_per_live_id,
+                replace_and_extend_touch_live_registrations_only,
+                a_client_with_a_custom_verifier_is_refused,
+            );
+        }
+    };
+    (@case $module:ident, $open:expr, $($case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                $crate::conformance::run_registry(
+                    concat!(stringify!($module), "_", stringify!($case)),
+                    $open,
+                    $crate::conformance::registry::$case,
+                );
+            }
+        )*
     };
 }

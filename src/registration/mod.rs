@@ -1,7 +1,11 @@
 //! Dynamic Client Registration (RFC 7591) and its management protocol (RFC 7592), with the
 //! hygiene an open endpoint needs: [`Registration`] configures it, a [`RegistrationPolicy`]
 //! decides who may register what, and the registered clients live in the token store
-//! ([`StoredClients`]) so every instance serves them.
+//! ([`StoredClients`]) so every instance serves them — or in the app's own
+//! [`ClientRegistry`] ([`Registration::registry`]).
+//!
+//! Client ID metadata documents ([`ClientIdMetadataDocuments`]) are the other way a client
+//! nobody configured gets in: its `client_id` is the URL of its metadata.
 //!
 //! - A client registers by posting its metadata ([`ClientMetadata`]); it gets a `client_id`, a
 //!   secret when it is confidential (256 bits, shown once, stored as its SHA-256), and a
@@ -59,10 +63,14 @@ pub use self::metadata::{
     ApplicationType, AuthMethod, ClientMetadata, MAX_REDIRECT_URIS, MAX_URI_BYTES, RedirectKind,
 };
 use crate::{
-    client::{Client, ClientStore, GrantType, GrantTypes, Registered, StoredClients},
+    client::{
+        Client, ClientRegistry, ClientStore, GrantType, GrantTypes, Registered, RegisteredClient,
+        StoredClients,
+    },
     clock::{Clock, UnixTime},
     error::{ConfigError, OAuthError, StoreError},
     scope::Scope,
+    store::GrantFilter,
     store::{
         TokenStore,
         records::{Put, Record, RecordKey, RecordKind},
@@ -156,6 +164,7 @@ pub struct Registration {
     max_clients: u64,
     rate: (u64, Duration),
     allowed_scope: Option<Scope>,
+    registry: Option<Arc<dyn ClientRegistry>>,
 }
 
 impl fmt::Debug for Registration {
@@ -172,6 +181,7 @@ impl fmt::Debug for Registration {
             .field("max_clients", &self.max_clients)
             .field("rate", &self.rate)
             .field("allowed_scope", &self.allowed_scope)
+            .field("own_registry", &self.registry.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -196,6 +206,7 @@ impl Registration {
             max_clients: 10_000,
             rate: (60, Duration::from_secs(60)),
             allowed_scope: None,
+            registry: None,
         }
     }
 
@@ -258,6 +269,14 @@ impl Registration {
     /// and one naming none gets these. Default: whatever it names (none: any).
     pub fn allowed_scope(mut self, scope: Scope) -> Self {
         self.allowed_scope = Some(scope);
+        self
+    }
+
+    /// Keep registered clients in `registry` (the app's own client database) instead of the
+    /// token store ([`StoredClients`], the default). The bounds are still counted in the token
+    /// store.
+    pub fn registry(mut self, registry: impl ClientRegistry) -> Self {
+        self.registry = Some(Arc::new(registry));
         self
     }
 
@@ -339,7 +358,7 @@ pub(crate) struct Registry {
     config: Registration,
     issuer: String,
     allowed_grants: GrantTypes,
-    stored: StoredClients,
+    stored: Arc<dyn ClientRegistry>,
     store: Arc<dyn TokenStore>,
     clock: Arc<dyn Clock>,
 }
@@ -368,7 +387,9 @@ impl Registry {
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
-            stored: StoredClients::new(Arc::clone(&store)).with_clock(Arc::clone(&clock)),
+            stored: config.registry.clone().unwrap_or_else(|| {
+                Arc::new(StoredClients::new(Arc::clone(&store)).with_clock(Arc::clone(&clock)))
+            }),
             config,
             issuer,
             allowed_grants,
@@ -382,8 +403,12 @@ impl Registry {
     }
 
     /// The registry, to put after the app's own clients.
-    pub(crate) fn stored(&self) -> &StoredClients {
+    pub(crate) fn stored(&self) -> &Arc<dyn ClientRegistry> {
         &self.stored
+    }
+
+    pub(crate) fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
     }
 
     /// The endpoint's URL.
@@ -511,11 +536,8 @@ impl Registry {
             issued_at: now,
             slot,
         };
-        if !self
-            .stored
-            .register_with(&client, registered, expires_at)
-            .await?
-        {
+        let record = RegisteredClient::new(client, expires_at).with_registration(registered);
+        if !self.stored.insert(&record, now).await? {
             // 132 random bits collided: say so rather than pretend.
             self.release_slot(slot, &id).await?;
             return Err(OAuthError::temporarily_unavailable("try again").into());
@@ -556,11 +578,16 @@ impl Registry {
             ));
         };
         let presented = hex(&Sha256::digest(token.as_bytes()));
-        match self.stored.read(id).await? {
-            Some((client, Some(registered), until))
+        let found = self.stored.get(id, self.clock.now()).await?;
+        match found.as_ref().and_then(|r| Some((r, r.registration()?))) {
+            Some((record, registered))
                 if ct_eq(presented.as_bytes(), registered.token_sha256.as_bytes()) =>
             {
-                Ok((client, registered, until))
+                Ok((
+                    record.client().clone(),
+                    registered.clone(),
+                    record.expires_at(),
+                ))
             }
             _ => Err(invalid_token(
                 "the registration access token is not valid for this client",
@@ -642,11 +669,9 @@ impl Registry {
         let secret = client.secret_sha256();
         let updated = Self::client(&metadata, id, secret)?;
         registered.metadata = metadata.to_json();
-        if !self
-            .stored
-            .update_with(&updated, registered.clone(), until)
-            .await?
-        {
+        let record =
+            RegisteredClient::new(updated.clone(), until).with_registration(registered.clone());
+        if !self.stored.replace(&record, self.clock.now()).await? {
             return Err(invalid_token("the registration is gone"));
         }
         Ok(self.read_body(&updated, &registered))
@@ -655,7 +680,11 @@ impl Registry {
     /// RFC 7592 §2.3: delete a registration, and revoke every grant its client holds.
     pub(crate) async fn delete(&self, id: &str, token: Option<&str>) -> Result<(), Refusal> {
         let (_, registered, _) = self.authorized(id, token).await?;
-        self.stored.delete(id).await?;
+        self.stored.remove(id).await?;
+        // Its tokens stop working at once (every instance's near-cache included).
+        self.store
+            .revoke_grants(&GrantFilter::Client(id.to_owned()))
+            .await?;
         self.release_slot(registered.slot, id).await?;
         Ok(())
     }
@@ -671,13 +700,14 @@ impl Registry {
         if until.saturating_add(TOUCH_EVERY) > target {
             return Ok(());
         }
-        let Some((_, Some(registered), _)) = self.stored.read(client.id()).await? else {
+        let found = self.stored.get(client.id(), now).await?;
+        let Some(registered) = found.as_ref().and_then(RegisteredClient::registration) else {
             return Ok(());
         };
         self.store
             .extend_record(&slot_key(registered.slot), target, now)
             .await?;
-        self.stored.touch(client.id(), target).await?;
+        self.stored.extend(client.id(), target, now).await?;
         Ok(())
     }
 
@@ -752,7 +782,8 @@ fn slot_key(slot: u64) -> RecordKey {
 /// The app's clients first, then the registered ones.
 pub(crate) struct AppThenRegistered {
     pub(crate) app: Arc<dyn ClientStore>,
-    pub(crate) registered: StoredClients,
+    pub(crate) registered: Arc<dyn ClientRegistry>,
+    pub(crate) clock: Arc<dyn Clock>,
 }
 
 #[async_trait::async_trait]
@@ -761,7 +792,11 @@ impl ClientStore for AppThenRegistered {
         match self.app.find_client(client_id).await? {
             Some(client) => Ok(Some(client)),
             // Only ids this endpoint hands out are looked for in the store.
-            None if client_id.starts_with("dcr_") => self.registered.find_client(client_id).await,
+            None if client_id.starts_with("dcr_") => Ok(self
+                .registered
+                .get(client_id, self.clock.now())
+                .await?
+                .map(|r| Arc::new(r.client().clone()))),
             None => Ok(None),
         }
     }

@@ -225,7 +225,12 @@ fn without_the_app_allowing_it_the_example_refuses_a_document_on_loopback() {
         host.url.replace(':', "%3A").replace('/', "%2F")
     );
     let mut tcp = std::net::TcpStream::connect(server.addr).unwrap();
-    write!(tcp, "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", server.addr).unwrap();
+    write!(
+        tcp,
+        "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        server.addr
+    )
+    .unwrap();
     let mut page = String::new();
     tcp.read_to_string(&mut page).unwrap();
     assert!(page.starts_with("HTTP/1.1 400"), "{page}");

@@ -1108,3 +1108,88 @@ fn futures_lite_block<F: std::future::Future>(f: F) -> F::Output {
         .unwrap()
         .block_on(f)
 }
+
+/// The app's own client database as the registry: registrations go there, not into the token
+/// store, and lookups find them there.
+#[tokio::test]
+async fn registrations_can_live_in_the_apps_own_registry() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tower_oauth2::{
+        client::{ClientRegistry, RegisteredClient, StoredClients},
+        clock::UnixTime,
+        error::StoreError,
+    };
+
+    /// Keeps registrations in a database of its own (here another memory store), counting.
+    struct AppRegistry {
+        inner: StoredClients,
+        calls: Arc<AtomicUsize>,
+    }
+
+    #[async_trait::async_trait]
+    impl ClientRegistry for AppRegistry {
+        async fn insert(&self, c: &RegisteredClient, now: UnixTime) -> Result<bool, StoreError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            self.inner.insert(c, now).await
+        }
+        async fn replace(&self, c: &RegisteredClient, now: UnixTime) -> Result<bool, StoreError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            self.inner.replace(c, now).await
+        }
+        async fn get(
+            &self,
+            id: &str,
+            now: UnixTime,
+        ) -> Result<Option<RegisteredClient>, StoreError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            self.inner.get(id, now).await
+        }
+        async fn extend(
+            &self,
+            id: &str,
+            until: UnixTime,
+            now: UnixTime,
+        ) -> Result<bool, StoreError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            self.inner.extend(id, until, now).await
+        }
+        async fn remove(&self, id: &str) -> Result<bool, StoreError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            self.inner.remove(id).await
+        }
+    }
+
+    let database = MemoryStore::new();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let registry = AppRegistry {
+        inner: StoredClients::new(Arc::new(database.clone())),
+        calls: Arc::clone(&calls),
+    };
+    let (s, tokens) = setup(
+        Registration::new()
+            .initial_access_token(IAT)
+            .registry(registry),
+    );
+    let v = register(&s.server, Some(IAT), &service()).await.json();
+    let (id, secret) = (
+        v["client_id"].as_str().unwrap(),
+        v["client_secret"].as_str().unwrap(),
+    );
+    token(
+        &s.server,
+        Some((id, secret)),
+        "grant_type=client_credentials",
+    )
+    .await
+    .assert_token();
+    assert!(
+        calls.load(Ordering::SeqCst) >= 2,
+        "inserted and looked up there"
+    );
+    // The app's database holds the client; the token store holds only the bounds' counters
+    // and slot, and the token.
+    let mine = StoredClients::new(Arc::new(database));
+    assert!(mine.get(id, START).await.unwrap().is_some());
+    let in_token_store = StoredClients::new(Arc::new(tokens));
+    assert!(in_token_store.get(id, START).await.unwrap().is_none());
+}
