@@ -157,6 +157,12 @@ pub enum Event {
         /// The client.
         client_id: Arc<str>,
     },
+    /// A registration lapsed unused or idle (reported when its place is taken by a new
+    /// registration, or by [`AuthServer::sweep_registrations`](crate::AuthServer::sweep_registrations)).
+    ClientExpired {
+        /// The client.
+        client_id: Arc<str>,
+    },
     /// A registration was refused by a bound: too many registrations in the window, or too
     /// many live ones.
     RegistrationLimited {
@@ -190,6 +196,7 @@ impl Event {
             Self::ClientRegistered { .. } => "client_registered",
             Self::ClientUpdated { .. } => "client_updated",
             Self::ClientDeleted { .. } => "client_deleted",
+            Self::ClientExpired { .. } => "client_expired",
             Self::RegistrationLimited { .. } => "registration_limited",
         }
     }
@@ -282,6 +289,9 @@ pub(crate) fn trace(event: &Event) {
         }
         Event::ClientDeleted { client_id } => {
             tracing::info!(target: "tower_oauth2::events", event = "client_deleted", client_id = &**client_id)
+        }
+        Event::ClientExpired { client_id } => {
+            tracing::info!(target: "tower_oauth2::events", event = "client_expired", client_id = &**client_id)
         }
         Event::RegistrationLimited { bound } => {
             tracing::warn!(target: "tower_oauth2::events", event = "registration_limited", bound)

@@ -59,8 +59,8 @@
 //! | `postgres` | `store::PostgresStore`: one statement per operation, migrations included | `tokio-postgres`, `deadpool-postgres` |
 //! | `introspection` | `bearer::IntrospectionValidator`: RFC 7662 against a remote authorization server | `hyper`, `hyper-util` |
 //! | `jwt` | `jose::KeySet`: JWT access tokens (RFC 9068, ES256, EdDSA or RS256), the JWKS endpoint, `bearer::JwtValidator` | `jsonwebtoken` (AWS-LC backend), `aws-lc-rs`, `pem`, `hyper` |
-//! | `tls` | `https://` for `IntrospectionValidator` and `JwtValidator`: the system's root certificates, or the app's (`tls_root_certificates`) | `rustls` (AWS-LC), `hyper-rustls`, `rustls-native-certs` |
-//! | `test-util` | `conformance` and `token_store_conformance!`: the conformance suite for a `TokenStore` of your own | tokio's multi-threaded runtime |
+//! | `tls` | `https://` for `IntrospectionValidator` and `JwtValidator`, and client ID metadata documents (`registration::ClientIdMetadataDocuments`): the system's root certificates, or the app's (`tls_root_certificates`) | `rustls` (AWS-LC), `hyper-rustls`, `rustls-native-certs` |
+//! | `test-util` | `conformance`, `token_store_conformance!` and `client_registry_conformance!`: the conformance suites for a `TokenStore` or a `ClientRegistry` of your own | tokio's multi-threaded runtime |
 //!
 #![doc = include_str!("../docs/mounting.md")]
 #![cfg_attr(docsrs, feature(doc_cfg))]

@@ -118,6 +118,9 @@ where
                 check_json(&parts.headers)?;
                 let bytes = body::read_capped(&parts.headers, body, limit).await?;
                 let done = registry.register(&bytes, token.as_deref()).await?;
+                for client_id in done.expired {
+                    server.emit(Event::ClientExpired { client_id });
+                }
                 server.emit(Event::ClientRegistered {
                     client_id: done.client_id,
                     confidential: done.confidential,
@@ -212,6 +215,24 @@ impl AuthServer {
     /// tower `Service`; see [`AuthServerBuilder::registration`](crate::AuthServerBuilder::registration).
     pub fn registration_endpoint(&self) -> RegistrationEndpoint {
         RegistrationEndpoint::new(self.clone())
+    }
+
+    /// Report every client registration that lapsed (unused or idle) and was not reported yet
+    /// — an [`Event::ClientExpired`] each — freeing its place among
+    /// [`Registration::max_clients`](crate::registration::Registration::max_clients); the
+    /// number reported. Lapsed registrations are reported anyway when a new registration takes
+    /// their place; call this (say, daily) to hear of them sooner. One store read per place
+    /// (`max_clients` of them). Without registration, 0.
+    pub async fn sweep_registrations(&self) -> Result<u64, crate::error::StoreError> {
+        let Some(registry) = &self.inner.registry else {
+            return Ok(0);
+        };
+        let expired = registry.sweep().await?;
+        let count = expired.len() as u64;
+        for client_id in expired {
+            self.emit(Event::ClientExpired { client_id });
+        }
+        Ok(count)
     }
 
     /// A client obtained a token: a registered one's registration moves on.

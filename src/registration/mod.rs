@@ -350,6 +350,8 @@ pub(crate) struct Done {
     pub(crate) client_id: Arc<str>,
     pub(crate) confidential: bool,
     pub(crate) body: Map<String, Value>,
+    /// Registrations found lapsed in the place this one took.
+    pub(crate) expired: Vec<Arc<str>>,
 }
 
 /// The registration endpoint's state: the configuration, the registry of stored clients, and
@@ -529,7 +531,7 @@ impl Registry {
                 .map(|s| Sha256::digest(s.expose().as_bytes()).into()),
         )?;
         let expires_at = now.saturating_add(self.config.unused_lifetime.as_secs());
-        let slot = self.claim_slot(&id, expires_at, now).await?;
+        let (slot, expired) = self.claim_slot(&id, expires_at, now).await?;
         let registered = Registered {
             metadata: metadata.to_json(),
             token_sha256: hex(&Sha256::digest(registration_token.expose().as_bytes())),
@@ -562,6 +564,7 @@ impl Registry {
             client_id: Arc::from(id),
             confidential: secret.is_some(),
             body,
+            expired,
         })
     }
 
@@ -704,8 +707,17 @@ impl Registry {
         let Some(registered) = found.as_ref().and_then(RegisteredClient::registration) else {
             return Ok(());
         };
+        let holder = Holder {
+            id: client.id().to_owned(),
+            until: target,
+        };
         self.store
-            .extend_record(&slot_key(registered.slot), target, now)
+            .put_record(
+                &slot_key(registered.slot),
+                holder.record(),
+                Put::IfPresent,
+                now,
+            )
             .await?;
         self.stored.extend(client.id(), target, now).await?;
         Ok(())
@@ -730,29 +742,35 @@ impl Registry {
 
     /// Claim a free slot among the `max_clients` for the registration `id`, until
     /// `expires_at`: of concurrent claims on one slot, one wins. The sequence points at the
-    /// oldest slots (those most likely to have lapsed) first.
+    /// oldest slots (those most likely to have lapsed) first. A slot whose registration lapsed
+    /// is taken over, and that registration reported expired (once: of concurrent claimers,
+    /// the one that takes the slot).
     async fn claim_slot(
         &self,
         id: &str,
         expires_at: UnixTime,
         now: UnixTime,
-    ) -> Result<u64, Refusal> {
+    ) -> Result<(u64, Vec<Arc<str>>), Refusal> {
         let max = self.config.max_clients;
         let seq_key = RecordKey::new(SLOT_SEQUENCE, TokenHash::of("sequence"));
         let forever = now.saturating_add(crate::config::MAX_LIFETIME.as_secs());
         let start = self.store.increment(&seq_key, forever, now).await?;
+        let mut expired = Vec::new();
+        let holder = Holder {
+            id: id.to_owned(),
+            until: expires_at,
+        };
         for i in 0..PROBES.min(max) {
             let slot = (start + i) % max;
-            let record = Record {
-                data: id.as_bytes().into(),
-                expires_at,
-            };
+            if let Some(lapsed) = self.free_if_lapsed(slot, now).await? {
+                expired.push(lapsed);
+            }
             if self
                 .store
-                .put_record(&slot_key(slot), record, Put::IfAbsent, now)
+                .put_record(&slot_key(slot), holder.record(), Put::IfAbsent, now)
                 .await?
             {
-                return Ok(slot);
+                return Ok((slot, expired));
             }
         }
         Err(Refusal::Limited {
@@ -762,16 +780,87 @@ impl Registry {
         })
     }
 
+    /// Empty `slot` if the registration holding it lapsed; that registration's id, if this
+    /// call emptied it.
+    async fn free_if_lapsed(
+        &self,
+        slot: u64,
+        now: UnixTime,
+    ) -> Result<Option<Arc<str>>, StoreError> {
+        let key = slot_key(slot);
+        let Some(held) = self.store.get_record(&key, now).await? else {
+            return Ok(None);
+        };
+        match Holder::decode(&held.data) {
+            Some(h) if h.until > now => return Ok(None),
+            _ => {}
+        }
+        // Of concurrent claimers, one takes it.
+        let Some(taken) = self.store.take_record(&key, now).await? else {
+            return Ok(None);
+        };
+        match Holder::decode(&taken.data) {
+            Some(h) if h.until <= now => Ok(Some(Arc::from(h.id))),
+            // Moved on since it was read (cannot happen to a lapsed registration): put back.
+            Some(_) => {
+                self.store
+                    .put_record(&key, taken, Put::IfAbsent, now)
+                    .await?;
+                Ok(None)
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Report every registration that lapsed since the last look, freeing its place: the ids.
+    /// One store read per slot (`max_clients` of them); lapsed registrations are otherwise
+    /// reported when a new registration takes their place.
+    pub(crate) async fn sweep(&self) -> Result<Vec<Arc<str>>, StoreError> {
+        let now = self.clock.now();
+        let mut expired = Vec::new();
+        for slot in 0..self.config.max_clients {
+            if let Some(id) = self.free_if_lapsed(slot, now).await? {
+                expired.push(id);
+            }
+        }
+        Ok(expired)
+    }
+
     /// Give a slot back, if `id` still holds it.
     async fn release_slot(&self, slot: u64, id: &str) -> Result<(), StoreError> {
         let key = slot_key(slot);
         let now = self.clock.now();
         if let Some(r) = self.store.get_record(&key, now).await? {
-            if &*r.data == id.as_bytes() {
+            if Holder::decode(&r.data).is_some_and(|h| h.id == id) {
                 self.store.delete_record(&key).await?;
             }
         }
         Ok(())
+    }
+}
+
+/// Who holds a slot, and until when their registration lives. The slot record itself lives a
+/// year longer, so that a lapsed registration is still there to be reported (the slots are
+/// bounded by `max_clients`, so this keeps at most that many small records).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Holder {
+    id: String,
+    until: UnixTime,
+}
+
+/// How long a slot record outlives its registration, to be found lapsed and reported.
+const SLOT_KEPT: u64 = 365 * 86_400;
+
+impl Holder {
+    fn record(&self) -> Record {
+        Record {
+            data: serde_json::to_vec(self).unwrap_or_default().into(),
+            expires_at: self.until.saturating_add(SLOT_KEPT),
+        }
+    }
+
+    fn decode(bytes: &[u8]) -> Option<Self> {
+        serde_json::from_slice(bytes).ok()
     }
 }
 

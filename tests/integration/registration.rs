@@ -1193,3 +1193,68 @@ async fn registrations_can_live_in_the_apps_own_registry() {
     let in_token_store = StoredClients::new(Arc::new(tokens));
     assert!(in_token_store.get(id, START).await.unwrap().is_none());
 }
+
+#[tokio::test]
+async fn lapsed_registrations_are_reported_expired_once_by_a_sweep_or_a_new_registration() {
+    let (s, _) = setup(Registration::new().initial_access_token(IAT).max_clients(4));
+    let mut ids = Vec::new();
+    let mut used = None;
+    for i in 0..3 {
+        let v = register(&s.server, Some(IAT), &service()).await.json();
+        let id = v["client_id"].as_str().unwrap().to_owned();
+        if i == 0 {
+            used = Some((id.clone(), v["client_secret"].as_str().unwrap().to_owned()));
+        }
+        ids.push(id);
+    }
+    let (used_id, secret) = used.unwrap();
+    token(
+        &s.server,
+        Some((&used_id, &secret)),
+        "grant_type=client_credentials",
+    )
+    .await
+    .assert_token();
+    let expired = |s: &Setup| -> Vec<String> {
+        s.events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|e| match e {
+                Event::ClientExpired { client_id } => Some(client_id.to_string()),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(
+        s.server.sweep_registrations().await.unwrap(),
+        0,
+        "nothing lapsed yet"
+    );
+    // A day on: the two unused ones lapsed; the used one lives on.
+    s.clock.advance(Duration::from_secs(DAY));
+    assert_eq!(s.server.sweep_registrations().await.unwrap(), 2);
+    let mut reported = expired(&s);
+    reported.sort();
+    let mut unused = ids[1..].to_vec();
+    unused.sort();
+    assert_eq!(reported, unused);
+    assert_eq!(
+        s.server.sweep_registrations().await.unwrap(),
+        0,
+        "reported once"
+    );
+    // Idle for 90 days: the used one too — reported by the registration that takes its place
+    // (all four places are probed from where the sequence points, so fill them).
+    s.clock.advance(Duration::from_secs(90 * DAY));
+    for _ in 0..4 {
+        assert_eq!(
+            register(&s.server, None, &public_cli()).await.status,
+            StatusCode::CREATED
+        );
+    }
+    let reported = expired(&s);
+    assert_eq!(reported.len(), 3, "{reported:?}");
+    assert_eq!(reported[2], used_id);
+    assert_eq!(s.server.sweep_registrations().await.unwrap(), 0);
+}
