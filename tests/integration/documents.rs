@@ -554,3 +554,43 @@ async fn a_slow_document_is_cut_off_and_fetches_are_shared_and_bounded() {
     assert_eq!(err.kind(), ErrorKind::TemporarilyUnavailable);
     assert!(first.await.unwrap().unwrap().is_some());
 }
+
+#[tokio::test]
+async fn plain_http_documents_on_loopback_only_when_the_app_allows_them() {
+    // A document host without TLS, on loopback: what an app's own tests might run.
+    let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "http://127.0.0.1:{}/client.json",
+        tcp.local_addr().unwrap().port()
+    );
+    let body = doc(&url);
+    let app = Router::new().route(
+        "/client.json",
+        get(move || {
+            let body = body.clone();
+            async move { json_response(&body, "") }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(tcp, app).await });
+    let clock = Arc::new(ManualClock::new(START));
+    // Allowed: the client resolves.
+    let allowing = server_on(
+        Arc::new(MemoryStore::new()),
+        Arc::clone(&clock),
+        ClientIdMetadataDocuments::new()
+            .allow_http_loopback(true)
+            .allow_addresses(|ip| ip.is_loopback()),
+    );
+    let client = allowing.client(&url).await.unwrap().unwrap();
+    assert_eq!(client.name(), Some("Example Agent"));
+    // Not allowed (the default): an http URL is no document's id.
+    let default = server_on(
+        Arc::new(MemoryStore::new()),
+        Arc::clone(&clock),
+        ClientIdMetadataDocuments::new().allow_addresses(|ip| ip.is_loopback()),
+    );
+    assert!(default.client(&url).await.unwrap().is_none());
+    // Allowed for loopback, an http URL elsewhere is still refused.
+    let why = refusal(&allowing, "http://example.com/client.json").await;
+    assert!(why.contains("https"), "{why}");
+}
