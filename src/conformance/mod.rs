@@ -1,4 +1,5 @@
-//! The conformance suite every [`TokenStore`] must pass, for stores written outside this crate.
+//! The conformance suites every [`TokenStore`](crate::store::TokenStore) (and every
+//! [`ClientRegistry`](crate::client::ClientRegistry)) must pass, for ones written outside this crate.
 //! Requires the `test-util` feature.
 //!
 //! The memory, Redis and PostgreSQL stores run these very cases in this crate's tests. A store
@@ -33,7 +34,7 @@
 //! own clock keep what a case wrote), and drives it through the token, revocation and
 //! introspection endpoints and the bearer layer; a few call the trait directly for guarantees
 //! the endpoints cannot reach. A store passes when it implements the contract documented on
-//! [`TokenStore`]; nothing here depends on how it stores things.
+//! [`TokenStore`](crate::store::TokenStore); nothing here depends on how it stores things.
 
 pub mod cases;
 mod gate;
@@ -42,21 +43,20 @@ pub mod registry;
 
 pub use self::gate::gate;
 
-use std::{future::Future, sync::Arc};
+use std::future::Future;
 
-use crate::{client::ClientRegistry, store::TokenStore};
-
-/// Run one case: open its store with `open(test)` on a fresh multi-threaded runtime, then run
-/// `case` on it; skip it (saying so on standard error) when `open` returns `None`. What
-/// [`token_store_conformance!`](crate::token_store_conformance) calls for each test.
+/// Run one case: open its store (or registry) with `open(test)` on a fresh multi-threaded
+/// runtime, then run `case` on it; skip it (saying so on standard error) when `open` returns
+/// `None`. What [`token_store_conformance!`](crate::token_store_conformance) and
+/// [`client_registry_conformance!`](crate::client_registry_conformance) call for each test.
 ///
 /// # Panics
 /// When the case fails, or the runtime cannot be built.
-pub fn run<O, OF, C, CF>(test: &'static str, open: O, case: C)
+pub fn run<T, O, OF, C, CF>(test: &'static str, open: O, case: C)
 where
     O: FnOnce(&'static str) -> OF,
-    OF: Future<Output = Option<Arc<dyn TokenStore>>>,
-    C: FnOnce(Arc<dyn TokenStore>) -> CF,
+    OF: Future<Output = Option<T>>,
+    C: FnOnce(T) -> CF,
     CF: Future<Output = ()>,
 {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -66,8 +66,8 @@ where
         .expect("a tokio runtime for the conformance case");
     runtime.block_on(async {
         match open(test).await {
-            Some(store) => case(store).await,
-            None => eprintln!("SKIPPED: {test}: no store to run it on"),
+            Some(subject) => case(subject).await,
+            None => eprintln!("SKIPPED: {test}: nothing to run it on"),
         }
     });
 }
@@ -131,34 +131,8 @@ macro_rules! token_store_conformance {
     };
 }
 
-/// Run one [`ClientRegistry`] case: open its registry with `open(test)` on a fresh
-/// multi-threaded runtime, then run `case` on it; skip it when `open` returns `None`. What
-/// [`client_registry_conformance!`](crate::client_registry_conformance) calls for each test.
-///
-/// # Panics
-/// When the case fails, or the runtime cannot be built.
-pub fn run_registry<O, OF, C, CF>(test: &'static str, open: O, case: C)
-where
-    O: FnOnce(&'static str) -> OF,
-    OF: Future<Output = Option<Arc<dyn ClientRegistry>>>,
-    C: FnOnce(Arc<dyn ClientRegistry>) -> CF,
-    CF: Future<Output = ()>,
-{
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(4)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime for the conformance case");
-    runtime.block_on(async {
-        match open(test).await {
-            Some(registry) => case(registry).await,
-            None => eprintln!("SKIPPED: {test}: no registry to run it on"),
-        }
-    });
-}
-
 /// Define a module of tests, one per [registry case](crate::conformance::registry), for the
-/// [`ClientRegistry`] that `$open` opens: a function (or closure) taking the test's name and
+/// [`ClientRegistry`](crate::client::ClientRegistry) that `$open` opens: a function (or closure) taking the test's name and
 /// returning a future of `Option<Arc<dyn ClientRegistry>>` — a fresh, empty registry, or
 /// `None` to skip.
 ///
@@ -191,7 +165,7 @@ macro_rules! client_registry_conformance {
         $(
             #[test]
             fn $case() {
-                $crate::conformance::run_registry(
+                $crate::conformance::run(
                     concat!(stringify!($module), "_", stringify!($case)),
                     $open,
                     $crate::conformance::registry::$case,
