@@ -365,9 +365,104 @@ fn jwt(c: &mut Criterion) {
     }
 }
 
+/// A client registered through the registration endpoint (kept in the store, looked up per
+/// request) beside one written in code, on the same server; and a registration itself.
+fn registered(c: &mut Criterion) {
+    use tower_oauth2::registration::Registration;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let server = AuthServer::builder()
+        .clients(
+            InMemoryClients::new().with(
+                Client::confidential("bench", "bench-secret")
+                    .grant_types([GrantType::ClientCredentials])
+                    .build()
+                    .unwrap(),
+            ),
+        )
+        .configure(|c| c.issuer = Some("https://auth.example".into()))
+        .registration(
+            Registration::new()
+                .initial_access_token("iat")
+                .max_clients(u64::MAX)
+                .rate(u64::MAX, Duration::from_secs(60)),
+        )
+        .store(MemoryStore::new())
+        .build()
+        .unwrap();
+    let register = |body: &'static str, token: Option<&str>| {
+        let mut req =
+            http::Request::post("/oauth/register").header("content-type", "application/json");
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        req.body(Full::new(Bytes::from_static(body.as_bytes())))
+            .unwrap()
+    };
+    let created = rt.block_on(async {
+        let res = server
+            .registration_endpoint()
+            .oneshot(register(
+                r#"{"grant_types":["client_credentials"],"response_types":[],"token_endpoint_auth_method":"client_secret_basic"}"#,
+                Some("iat"),
+            ))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+        res.into_body().collect().await.unwrap().to_bytes()
+    });
+    let v: serde_json::Value = serde_json::from_slice(&created).unwrap();
+    let basic = format!(
+        "Basic {}",
+        base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            format!(
+                "{}:{}",
+                v["client_id"].as_str().unwrap(),
+                v["client_secret"].as_str().unwrap()
+            )
+        )
+    );
+    let cc = |authorization: &str| {
+        http::Request::post("/oauth/token")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("authorization", authorization)
+            .body(Full::new(Bytes::from_static(
+                b"grant_type=client_credentials",
+            )))
+            .unwrap()
+    };
+    c.bench_function("registered/client_credentials/client_in_code", |b| {
+        b.iter(|| {
+            let res = rt.block_on(
+                server
+                    .token_endpoint()
+                    .oneshot(cc("Basic YmVuY2g6YmVuY2gtc2VjcmV0")),
+            );
+            assert_eq!(res.unwrap().status(), 200);
+        })
+    });
+    c.bench_function("registered/client_credentials/registered_client", |b| {
+        b.iter(|| {
+            let res = rt.block_on(server.token_endpoint().oneshot(cc(&basic)));
+            assert_eq!(res.unwrap().status(), 200);
+        })
+    });
+    c.bench_function("registered/register_public_client", |b| {
+        b.iter(|| {
+            let res = rt.block_on(server.registration_endpoint().oneshot(register(
+                r#"{"redirect_uris":["http://127.0.0.1/callback"],"token_endpoint_auth_method":"none","grant_types":["authorization_code","refresh_token"],"client_name":"bench"}"#,
+                None,
+            )));
+            assert_eq!(res.unwrap().status(), 201);
+        })
+    });
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
-    targets = validate, issue, endpoint, hostile_bodies, jwt
+    targets = validate, issue, endpoint, hostile_bodies, jwt, registered
 }
 criterion_main!(benches);
