@@ -62,6 +62,9 @@ pub(crate) struct Registered {
     pub(crate) issued_at: u64,
     /// The slot it holds among the live registrations the server allows.
     pub(crate) slot: u64,
+    /// Whether it registered with an initial access token: its updates are judged so too.
+    #[serde(default)]
+    pub(crate) with_initial_access_token: bool,
 }
 
 /// A client as kept in the store: every setting of a [`Client`] that can be written down (a

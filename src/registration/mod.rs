@@ -105,8 +105,8 @@ use crate::{
 /// ```
 pub trait RegistrationPolicy: Send + Sync + 'static {
     /// Whether a client with this metadata may register (or update to it);
-    /// `with_initial_access_token`: the request carried a valid initial access token (always
-    /// false on an update).
+    /// `with_initial_access_token`: the request carried a valid initial access token (on an
+    /// update: the registration did).
     fn check(
         &self,
         metadata: &ClientMetadata,
@@ -536,6 +536,7 @@ impl Registry {
             metadata: metadata.to_json(),
             token_sha256: hex(&Sha256::digest(registration_token.expose().as_bytes())),
             issued_at: now,
+            with_initial_access_token: with_iat,
             slot,
         };
         let record = RegisteredClient::new(client, expires_at).with_registration(registered);
@@ -668,7 +669,7 @@ impl Registry {
             )
             .into());
         }
-        self.admit(&mut metadata, false)?;
+        self.admit(&mut metadata, registered.with_initial_access_token)?;
         let secret = client.secret_sha256();
         let updated = Self::client(&metadata, id, secret)?;
         registered.metadata = metadata.to_json();

@@ -1258,3 +1258,63 @@ async fn lapsed_registrations_are_reported_expired_once_by_a_sweep_or_a_new_regi
     assert_eq!(reported[2], used_id);
     assert_eq!(s.server.sweep_registrations().await.unwrap(), 0);
 }
+
+#[tokio::test]
+async fn an_update_is_judged_as_its_registration_was() {
+    let (s, _) = setup(Registration::new().initial_access_token(IAT));
+    // Registered with the initial access token: a confidential client may update itself.
+    let v = register(&s.server, Some(IAT), &service()).await.json();
+    let (id, rat, secret) = (
+        v["client_id"].as_str().unwrap(),
+        v["registration_access_token"].as_str().unwrap(),
+        v["client_secret"].as_str().unwrap(),
+    );
+    let update = json!({
+        "client_id": id,
+        "client_secret": secret,
+        "token_endpoint_auth_method": "client_secret_post",
+        "grant_types": ["client_credentials"],
+        "response_types": [],
+        "client_name": "Renamed service",
+    });
+    let uri = format!("/oauth/register/{id}");
+    let r = call(
+        &s.server,
+        json_request("PUT", &uri, Some(rat), &update.to_string()),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.json()["client_name"], "Renamed service");
+    // The secret is unchanged and still works.
+    token(
+        &s.server,
+        Some((id, secret)),
+        "grant_type=client_credentials",
+    )
+    .await
+    .assert_token();
+    // Registered openly: a public client cannot take a private-use redirect URI by updating,
+    // which open registration would not have given it.
+    let v = register(&s.server, None, &public_cli()).await.json();
+    let (id, rat) = (
+        v["client_id"].as_str().unwrap(),
+        v["registration_access_token"].as_str().unwrap(),
+    );
+    let update = json!({
+        "client_id": id,
+        "application_type": "native",
+        "token_endpoint_auth_method": "none",
+        "redirect_uris": ["com.example.app:/cb"],
+    });
+    call(
+        &s.server,
+        json_request(
+            "PUT",
+            &format!("/oauth/register/{id}"),
+            Some(rat),
+            &update.to_string(),
+        ),
+    )
+    .await
+    .assert_error(400, "invalid_redirect_uri");
+}
