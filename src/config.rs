@@ -124,7 +124,7 @@ pub struct Config {
     /// Issue refresh tokens at all. Default true.
     pub issue_refresh_token: bool,
     /// The grants that issue refresh tokens (never `client_credentials`, RFC 6749 §4.4.3).
-    /// Default: `authorization_code` and `password`.
+    /// Default: `authorization_code`, `password` and the device grant.
     pub issue_refresh_token_for: GrantTypes,
     /// Issue a refresh token only when the `offline_access` scope is granted. Default false.
     pub refresh_token_requires_offline_access: bool,
@@ -210,6 +210,16 @@ pub struct Config {
     /// announces revocations (Redis, PostgreSQL): on by default, with its bounds. See
     /// [`NearCache`](crate::store::NearCache) for the staleness guarantee.
     pub near_cache: crate::store::NearCacheConfig,
+    /// The device grant (RFC 8628): where the user enters the code (`verification_uri`, an
+    /// absolute URL; a path is joined to [`issuer`](Self::issuer)). Required when
+    /// `allowed_grant_types` has `DeviceCode`. Default `/device`.
+    pub device_verification_uri: String,
+    /// How long a device code and its user code live (RFC 8628 §3.2 `expires_in`). Default
+    /// 600 s.
+    pub device_code_lifetime: Duration,
+    /// The least time between two polls of one device code (`interval`): a poll sooner is
+    /// `slow_down`, and the interval grows by 5 s (RFC 8628 §3.5). Default 5 s.
+    pub device_poll_interval: Duration,
 }
 
 impl Default for Config {
@@ -227,9 +237,13 @@ impl Default for Config {
             refresh_token_max_lifetime: Some(Duration::from_secs(90 * 24 * 3600)),
             authorization_code_lifetime: Duration::from_secs(60),
             issue_refresh_token: true,
-            issue_refresh_token_for: [GrantType::AuthorizationCode, GrantType::Password]
-                .into_iter()
-                .collect(),
+            issue_refresh_token_for: [
+                GrantType::AuthorizationCode,
+                GrantType::Password,
+                GrantType::DeviceCode,
+            ]
+            .into_iter()
+            .collect(),
             refresh_token_requires_offline_access: false,
             rotate_refresh_token: true,
             refresh_token_grace_period: Duration::ZERO,
@@ -253,6 +267,9 @@ impl Default for Config {
             pushed_authorization_request_lifetime: Duration::from_secs(60),
             require_pushed_authorization_requests: false,
             near_cache: crate::store::NearCacheConfig::default(),
+            device_verification_uri: "/device".to_owned(),
+            device_code_lifetime: Duration::from_secs(600),
+            device_poll_interval: Duration::from_secs(5),
         }
     }
 }
@@ -270,6 +287,7 @@ impl Config {
             Some(self.authorization_code_lifetime),
             Some(self.authorization_request_lifetime),
             Some(self.pushed_authorization_request_lifetime),
+            Some(self.device_code_lifetime),
         ];
         if lifetimes.into_iter().flatten().any(|d| d > MAX_LIFETIME) {
             return Err(ConfigError::Lifetime(
@@ -284,6 +302,16 @@ impl Config {
         if secs(self.refresh_token_lifetime) == 0 {
             return Err(ConfigError::Lifetime(
                 "refresh_token_lifetime must be at least 1 s",
+            ));
+        }
+        if secs(self.device_code_lifetime) < 10 || secs(self.device_poll_interval) == 0 {
+            return Err(ConfigError::Lifetime(
+                "device_code_lifetime must be at least 10 s and device_poll_interval at least 1 s",
+            ));
+        }
+        if self.device_poll_interval >= self.device_code_lifetime {
+            return Err(ConfigError::Lifetime(
+                "device_poll_interval must be shorter than device_code_lifetime (else every poll is slow_down)",
             ));
         }
         if secs(self.authorization_code_lifetime) == 0 {

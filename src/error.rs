@@ -85,6 +85,12 @@ pub enum ErrorKind {
     /// RFC 6750 §3.1 (as RFC 7592 uses it): the registration access token is missing, wrong,
     /// or its client is gone (answered as 401 with a `Bearer` challenge).
     InvalidToken,
+    /// RFC 8628 §3.5: the user has not decided yet; poll again after the interval.
+    AuthorizationPending,
+    /// RFC 8628 §3.5: polled sooner than the interval, which grows by 5 s.
+    SlowDown,
+    /// RFC 8628 §3.5: the device code expired; start again.
+    ExpiredToken,
 }
 
 impl ErrorKind {
@@ -107,6 +113,9 @@ impl ErrorKind {
             Self::InvalidRedirectUri => "invalid_redirect_uri",
             Self::InvalidClientMetadata => "invalid_client_metadata",
             Self::InvalidToken => "invalid_token",
+            Self::AuthorizationPending => "authorization_pending",
+            Self::SlowDown => "slow_down",
+            Self::ExpiredToken => "expired_token",
         }
     }
 

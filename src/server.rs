@@ -118,6 +118,37 @@ impl AuthServer {
         Ok(record.filter(|r| r.expires_at > now))
     }
 
+    /// The device request (RFC 8628) a user code names, while it waits for a decision: for the
+    /// verification page to show which client asks, for what, and the code to compare with
+    /// the device's screen. The code is read loosely (case, a dash or spaces do not matter).
+    pub async fn device_request(
+        &self,
+        user_code: &str,
+    ) -> Result<Option<grant::PendingDevice>, OAuthError> {
+        grant::device::find(self.context(), user_code).await
+    }
+
+    /// Record the user's decision on the device request a user code names: approved (by a
+    /// subject, for at most the asked scope) or denied — the device hears it at its next poll.
+    /// The user code is used up; `Ok(false)` when it names no pending request.
+    pub async fn complete_device(
+        &self,
+        user_code: &str,
+        decision: crate::grant::authorize::Decision,
+    ) -> Result<bool, OAuthError> {
+        grant::device::decide(self.context(), user_code, decision).await
+    }
+
+    /// The device grant's `verification_uri`: `Config::device_verification_uri`, joined to the
+    /// issuer when it is a path.
+    pub(crate) fn device_verification_uri(&self) -> String {
+        let uri = &self.config().device_verification_uri;
+        match (&self.config().issuer, uri.starts_with('/')) {
+            (Some(issuer), true) => format!("{issuer}{uri}"),
+            _ => uri.clone(),
+        }
+    }
+
     /// Revoke one grant: every access and refresh token of the family.
     pub async fn revoke_grant(&self, id: GrantId) -> Result<bool, StoreError> {
         let revoked = self.inner.store.revoke_grant(id).await?;
@@ -376,6 +407,17 @@ impl AuthServerBuilder {
             && self.users.is_none()
         {
             return Err(ConfigError::MissingUserAuthenticator);
+        }
+        if self
+            .config
+            .allowed_grant_types
+            .contains(GrantType::DeviceCode)
+            && self.config.device_verification_uri.starts_with('/')
+            && self.config.issuer.is_none()
+        {
+            return Err(ConfigError::Authorization(
+                "the device grant's verification_uri is a path: set Config::issuer (or an absolute device_verification_uri)",
+            ));
         }
         if self.authorization.is_some() && self.config.issuer.is_none() {
             return Err(ConfigError::Authorization(

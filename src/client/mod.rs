@@ -49,15 +49,19 @@ pub enum GrantType {
     ClientCredentials,
     /// RFC 6749 §6.
     RefreshToken,
+    /// RFC 8628: the device authorization grant
+    /// (`urn:ietf:params:oauth:grant-type:device_code`).
+    DeviceCode,
 }
 
 impl GrantType {
     /// Every grant type, in a fixed order.
-    pub const ALL: [GrantType; 4] = [
+    pub const ALL: [GrantType; 5] = [
         Self::AuthorizationCode,
         Self::Password,
         Self::ClientCredentials,
         Self::RefreshToken,
+        Self::DeviceCode,
     ];
 
     /// The `grant_type` parameter value.
@@ -67,6 +71,7 @@ impl GrantType {
             Self::Password => "password",
             Self::ClientCredentials => "client_credentials",
             Self::RefreshToken => "refresh_token",
+            Self::DeviceCode => "urn:ietf:params:oauth:grant-type:device_code",
         }
     }
 
@@ -81,6 +86,7 @@ impl GrantType {
             Self::Password => 2,
             Self::ClientCredentials => 4,
             Self::RefreshToken => 8,
+            Self::DeviceCode => 16,
         }
     }
 }

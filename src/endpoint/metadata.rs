@@ -33,6 +33,7 @@ pub struct Metadata {
     jwks_uri: Option<String>,
     revocation_endpoint: Option<String>,
     introspection_endpoint: Option<String>,
+    device_authorization_endpoint: Option<String>,
     scopes_supported: Option<Vec<String>>,
 }
 
@@ -49,6 +50,7 @@ impl Metadata {
             jwks_uri: None,
             revocation_endpoint: Some("/oauth/revoke".into()),
             introspection_endpoint: Some("/oauth/introspect".into()),
+            device_authorization_endpoint: None,
             scopes_supported: None,
         }
     }
@@ -90,6 +92,13 @@ impl Metadata {
     /// The introspection endpoint's path or URL (`None` to leave it out).
     pub fn introspection_endpoint(mut self, path: Option<String>) -> Self {
         self.introspection_endpoint = path;
+        self
+    }
+
+    /// The device authorization endpoint's path or URL (RFC 8628; default
+    /// `/oauth/device_authorization` when the device grant is allowed).
+    pub fn device_authorization_endpoint(mut self, path: impl Into<String>) -> Self {
+        self.device_authorization_endpoint = Some(path.into());
         self
     }
 
@@ -145,6 +154,9 @@ struct Document<'a> {
     /// RFC 7591 §3, RFC 8414 §2.
     #[serde(skip_serializing_if = "Option::is_none")]
     registration_endpoint: Option<String>,
+    /// RFC 8628 §4.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    device_authorization_endpoint: Option<String>,
     /// draft-ietf-oauth-client-id-metadata-document §5.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     client_id_metadata_document_supported: bool,
@@ -234,6 +246,14 @@ impl MetadataEndpoint {
                 .registry
                 .as_ref()
                 .map(|r| metadata.url(r.config().mounted_at())),
+            device_authorization_endpoint: metadata
+                .device_authorization_endpoint
+                .as_deref()
+                .or(config
+                    .allowed_grant_types
+                    .contains(GrantType::DeviceCode)
+                    .then_some("/oauth/device_authorization"))
+                .map(|p| metadata.url(p)),
             #[cfg(feature = "tls")]
             client_id_metadata_document_supported: server.inner.ctx.documents.is_some(),
             #[cfg(not(feature = "tls"))]

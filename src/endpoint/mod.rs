@@ -47,7 +47,10 @@ pub use self::{
     future::ResponseFuture,
     jwks::{JWKS_MAX_AGE_SECS, JwksEndpoint},
     metadata::{Metadata, MetadataEndpoint},
-    post::{IntrospectionEndpoint, PushedAuthorizationEndpoint, RevocationEndpoint, TokenEndpoint},
+    post::{
+        DeviceAuthorizationEndpoint, IntrospectionEndpoint, PushedAuthorizationEndpoint,
+        RevocationEndpoint, TokenEndpoint,
+    },
     register::RegistrationEndpoint,
     response::EndpointResponse,
 };
@@ -63,6 +66,12 @@ impl AuthServer {
     /// The revocation endpoint (RFC 7009) as a tower `Service`.
     pub fn revocation_endpoint(&self) -> RevocationEndpoint {
         RevocationEndpoint::new(self.clone())
+    }
+
+    /// The device authorization endpoint (RFC 8628) as a tower `Service`; the device grant
+    /// must be allowed (`GrantType::DeviceCode`).
+    pub fn device_authorization_endpoint(&self) -> DeviceAuthorizationEndpoint {
+        DeviceAuthorizationEndpoint::new(self.clone())
     }
 
     /// The introspection endpoint (RFC 7662) as a tower `Service`.

@@ -23,6 +23,7 @@ enum Kind {
     Revocation,
     Introspection,
     PushedAuthorization,
+    DeviceAuthorization,
 }
 
 /// The common path of the POST endpoints: method, body, form, client — each once — then the
@@ -51,6 +52,14 @@ where
             Kind::Revocation => revoke::revoke(&server, &client, &form).await,
             Kind::Introspection => introspect::introspect(&server, &client, &form).await,
             Kind::PushedAuthorization => authorize::push(&server, &client, &form).await,
+            Kind::DeviceAuthorization => {
+                let started = crate::grant::device::start(
+                    server.context(),
+                    &TokenRequest::new(&client, &form),
+                )
+                .await?;
+                Ok(response::device_authorization(&server, &started))
+            }
         }
     }
     .await;
@@ -96,6 +105,14 @@ post_endpoint!(
     /// authorization endpoint with its `client_id`.
     PushedAuthorizationEndpoint,
     Kind::PushedAuthorization
+);
+post_endpoint!(
+    /// The device authorization endpoint (RFC 8628 §3.1): the client authenticates as at the
+    /// token endpoint (a public client by its `client_id`) and asks with `scope` (and
+    /// `resource`); the answer is a `device_code` (256 bits, kept hashed), a `user_code`
+    /// (`XXXX-XXXX`), the `verification_uri` (and `_complete`), `expires_in` and `interval`.
+    DeviceAuthorizationEndpoint,
+    Kind::DeviceAuthorization
 );
 post_endpoint!(
     /// The introspection endpoint (RFC 7662), for authorised clients only. Anything not active

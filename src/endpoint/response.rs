@@ -102,6 +102,24 @@ fn push_json_string(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
 }
 
+/// RFC 8628 §3.2: the device authorization response.
+pub(crate) fn device_authorization(
+    server: &crate::server::AuthServer,
+    started: &crate::grant::device::DeviceAuthorization,
+) -> EndpointResponse {
+    let uri = server.device_verification_uri();
+    let complete = crate::wire::uri::with_query(&uri, &[("user_code", &started.user_code)]);
+    let body = serde_json::json!({
+        "device_code": started.device_code.expose(),
+        "user_code": started.user_code,
+        "verification_uri": uri,
+        "verification_uri_complete": complete,
+        "expires_in": started.expires_in,
+        "interval": started.interval,
+    });
+    json(StatusCode::OK, to_json(&body))
+}
+
 /// An error response. `basic_challenge`: the client tried HTTP authentication, so a 401 carries
 /// `WWW-Authenticate: Basic` (RFC 6749 §5.2).
 pub(crate) fn error(err: &OAuthError, realm: &str, basic_challenge: bool) -> EndpointResponse {

@@ -6,6 +6,7 @@ pub(crate) mod authorization_code;
 pub(crate) mod authorize;
 mod client_credentials;
 pub(crate) mod context;
+pub(crate) mod device;
 mod grace;
 mod password;
 pub(crate) mod pkce;
@@ -14,7 +15,10 @@ mod refresh_token;
 use std::{fmt, sync::Arc};
 
 use self::context::Context;
-pub use self::{authorization_code::AuthorizationRequest, authorize::PendingAuthorization};
+pub use self::{
+    authorization_code::AuthorizationRequest, authorize::PendingAuthorization,
+    device::PendingDevice,
+};
 use crate::{
     client::{Client, GrantType},
     clock::UnixTime,
@@ -116,6 +120,7 @@ pub(crate) async fn exchange(
         GrantType::Password => password::exchange(ctx, request).await,
         GrantType::ClientCredentials => client_credentials::exchange(ctx, request).await,
         GrantType::RefreshToken => refresh_token::exchange(ctx, request).await,
+        GrantType::DeviceCode => device::exchange(ctx, request).await,
     }
 }
 

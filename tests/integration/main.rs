@@ -12,6 +12,7 @@ mod bearer;
 mod browser;
 mod conformance;
 mod demo;
+mod device;
 mod documents;
 mod failure;
 mod grpc;
