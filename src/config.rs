@@ -220,6 +220,12 @@ pub struct Config {
     /// The least time between two polls of one device code (`interval`): a poll sooner is
     /// `slow_down`, and the interval grows by 5 s (RFC 8628 §3.5). Default 5 s.
     pub device_poll_interval: Duration,
+    /// Wrong user codes one user agent may enter at the verification page within one device
+    /// code lifetime; past it the page refuses (429) until the window ends. Default 10.
+    pub device_max_failed_entries_per_agent: u64,
+    /// Wrong user codes all user agents together may enter within one device code lifetime
+    /// (counted across instances on a shared store). Default 1 000.
+    pub device_max_failed_entries: u64,
 }
 
 impl Default for Config {
@@ -270,6 +276,8 @@ impl Default for Config {
             device_verification_uri: "/device".to_owned(),
             device_code_lifetime: Duration::from_secs(600),
             device_poll_interval: Duration::from_secs(5),
+            device_max_failed_entries_per_agent: 10,
+            device_max_failed_entries: 1000,
         }
     }
 }

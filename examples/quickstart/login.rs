@@ -112,6 +112,17 @@ impl DemoLogin {
         let error = error
             .map(|e| format!("<p class=error role=alert>{}</p>", html_escape(e)))
             .unwrap_or_default();
+        // A device (RFC 8628): the user checks the code against the device's screen (§5.4).
+        let device = request
+            .device_user_code()
+            .map(|code| {
+                format!(
+                    "<p>Check that your device shows this code: <strong id=user-code>{}</strong>. \
+                     If it does not, choose Deny.</p>\n",
+                    html_escape(&code)
+                )
+            })
+            .unwrap_or_default();
         let body = format!(
             r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Sign in — tower-oauth2 quickstart</title>
@@ -123,7 +134,7 @@ label{{display:block;margin:.6rem 0}}input[type=text],input[type=password]{{widt
 <p><strong id=client>{client}</strong>{registered} asks to access your account with these scopes:</p>
 <ul id=scopes>{scopes}</ul>
 {resources}
-{error}
+{device}{error}
 <form method="post" action="{action}">
 <input type="hidden" name="handle" value="{handle}">
 <input type="hidden" name="csrf" value="{csrf}">

@@ -20,6 +20,9 @@
 //! - `POST /oauth/token` — the token endpoint (also at `/token`, the path of the
 //!   oauth2-server-php examples, and `/api/oauth/token`, the Grape::OAuth2 one);
 //! - `POST /oauth/revoke` (RFC 7009), `POST /oauth/introspect` (RFC 7662);
+//! - `POST /oauth/device_authorization` and `GET|POST /device` — the device grant (RFC 8628)
+//!   for the public client `quickstart-cli` (`cargo run --example device_cli`): the user enters
+//!   the code at `http://localhost:3000/device` and signs in on the demo login page;
 //! - `POST /oauth/register` — dynamic client registration (RFC 7591), open to public clients
 //!   with `https` or loopback redirect URIs; `GET|PUT|DELETE /oauth/register/{client_id}` with
 //!   the registration access token (RFC 7592). A registration that obtains no token within a
@@ -166,6 +169,16 @@ fn spa_client() -> Result<Client, tower_oauth2::ConfigError> {
         .build()
 }
 
+/// The CLI of `examples/device_cli.rs`: a public client that logs in with the device grant
+/// (RFC 8628) and keeps a refresh token.
+fn cli_client() -> Result<Client, tower_oauth2::ConfigError> {
+    Client::public("quickstart-cli")
+        .grant_types([GrantType::DeviceCode, GrantType::RefreshToken])
+        .scope("read write offline_access")
+        .name("quickstart CLI")
+        .build()
+}
+
 /// The flow printed at start: its state and PKCE verifier, so `/callback` can show the exact
 /// exchange command.
 #[derive(Clone)]
@@ -255,7 +268,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let clients = InMemoryClients::new()
         .with(demo_client("testclient", "secret")?)
         .with(demo_client("TestClient", "TestSecret")?)
-        .with(spa_client()?);
+        .with(spa_client()?)
+        .with(cli_client()?);
     // The demo users of the refresh-token guides.
     let accounts = [("test", "test"), ("bshaffer", "brent123")];
     let issuer = format!("http://localhost:{port}");
@@ -278,6 +292,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .clients(clients)
         .users(login::DemoLogin::users_of(&accounts))
         .allow_grant_type(GrantType::Password)
+        // The device grant (RFC 8628) for `examples/device_cli.rs`: codes live 600 s, polls
+        // every 5 s; the user enters the code at /device.
+        .allow_grant_type(GrantType::DeviceCode)
         .configure(|c| {
             c.issuer = Some(issuer.clone());
             c.access_token_format = args.access_token_format;
@@ -324,6 +341,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route_service("/api/oauth/token", token)
         .route_service("/oauth/revoke", server.revocation_endpoint())
         .route_service("/oauth/introspect", server.introspection_endpoint())
+        .route_service(
+            "/oauth/device_authorization",
+            server.device_authorization_endpoint(),
+        )
+        .route_service("/device", server.device_verification_endpoint())
         .route_service("/oauth/register", server.registration_endpoint())
         .route_service(
             "/oauth/register/{client_id}",

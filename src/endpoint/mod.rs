@@ -42,7 +42,7 @@ mod revoke;
 pub use self::{
     authorize::{
         AGENT_COOKIE, AuthorizationContext, AuthorizationEndpoint, AuthorizationHandler, Decision,
-        Interaction, SECURE_AGENT_COOKIE, html_escape,
+        DeviceVerificationEndpoint, Interaction, SECURE_AGENT_COOKIE, html_escape,
     },
     future::ResponseFuture,
     jwks::{JWKS_MAX_AGE_SECS, JwksEndpoint},
@@ -72,6 +72,14 @@ impl AuthServer {
     /// must be allowed (`GrantType::DeviceCode`).
     pub fn device_authorization_endpoint(&self) -> DeviceAuthorizationEndpoint {
         DeviceAuthorizationEndpoint::new(self.clone())
+    }
+
+    /// The device grant's verification page (RFC 8628 §3.3) as a tower `Service`, for
+    /// `Config::device_verification_uri`: the user enters the device's code, and the app's
+    /// [`AuthorizationHandler`](crate::endpoint::AuthorizationHandler) decides, as for an
+    /// authorization request.
+    pub fn device_verification_endpoint(&self) -> DeviceVerificationEndpoint {
+        DeviceVerificationEndpoint::new(self.clone())
     }
 
     /// The introspection endpoint (RFC 7662) as a tower `Service`.

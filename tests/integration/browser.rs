@@ -340,5 +340,48 @@ async fn a_browser_signs_in_approves_and_the_code_exchanges_then_a_denial() {
     assert!(landed.contains("error=invalid_target"), "{landed}");
     assert!(landed.contains("&state="), "{landed}");
     assert!(driver.text("#error").await.contains("invalid_target"));
+
+    // A device (RFC 8628): the user opens the verification page, types the code the device
+    // shows (in lower case, without the dash), checks it on the login page, signs in and
+    // approves; the device's next poll gets the tokens.
+    let started = http(form(
+        &format!("http://127.0.0.1:{port}/oauth/device_authorization"),
+        None,
+        "client_id=quickstart-cli&scope=read",
+    ))
+    .await
+    .json();
+    let user_code = started["user_code"].as_str().unwrap().to_owned();
+    let device_code = started["device_code"].as_str().unwrap().to_owned();
+    let verification = started["verification_uri"].as_str().unwrap().to_owned();
+    assert_eq!(verification, format!("http://localhost:{port}/device"));
+    driver.goto(&verification).await;
+    assert_eq!(driver.text("h1").await, "Connect a device");
+    driver
+        .type_into("#user_code", &user_code.replace('-', "").to_lowercase())
+        .await;
+    driver.screenshot("device-enter").await;
+    driver.click("#continue").await;
+    assert_eq!(driver.text("#user-code").await, user_code);
+    assert_eq!(driver.text("#client").await, "quickstart CLI");
+    driver.screenshot("device-login").await;
+    driver.type_into("#username", "test").await;
+    driver.type_into("#password", "test").await;
+    driver.click("#approve").await;
+    assert!(
+        driver
+            .text("#message")
+            .await
+            .contains("the device is connected")
+    );
+    driver.screenshot("device-done").await;
+    let poll = format!(
+        "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code&client_id=quickstart-cli&device_code={device_code}"
+    );
+    let v = http(form(&token_url, None, &poll)).await.assert_token();
+    assert_eq!(v["scope"], "read");
+    http(form(&token_url, None, &poll))
+        .await
+        .assert_error(400, "invalid_grant");
     driver.cmd(Method::DELETE, "", None).await;
 }

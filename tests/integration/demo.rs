@@ -111,3 +111,76 @@ async fn the_login_denies_a_request_after_five_wrong_passwords_and_secures_every
     assert_eq!(r.status, 400);
     assert!(String::from_utf8_lossy(&r.body).contains("expired or was already used"));
 }
+
+/// RFC 8628's "done when": `examples/device_cli` against the running quickstart prints a code,
+/// the user signs in at the printed URL (here: the pages over HTTP, as a browser would post
+/// them), and the CLI prints the protected resource.
+#[tokio::test]
+async fn the_device_cli_signs_in_through_the_quickstarts_verification_page() {
+    use std::io::{BufRead, BufReader};
+    let qs = quickstart::start(&[]);
+    let base = format!("http://localhost:{}", qs.addr.port());
+    let mut cli = std::process::Command::new(quickstart::binary("device_cli"))
+        .arg(&base)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(cli.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    let prefix = format!("To sign in, open {base}/device and enter the code ");
+    let code = first
+        .trim_end()
+        .strip_prefix(&prefix)
+        .unwrap_or_else(|| panic!("{first}"))
+        .to_owned();
+    assert_eq!(code.len(), 9, "{code}");
+    // The browser: the verification page with the code typed in lower case, the demo login
+    // naming the code to compare, then sign in and approve.
+    let page = http(form(
+        &format!("http://{}/device", qs.addr),
+        None,
+        &format!("user_code={}", code.to_lowercase()),
+    ))
+    .await;
+    assert_eq!(page.status, 200);
+    assert_secured(&page);
+    let cookie = page
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let html = String::from_utf8_lossy(&page.body).into_owned();
+    assert!(
+        html.contains(&format!("<strong id=user-code>{code}</strong>")),
+        "{html}"
+    );
+    assert!(html.contains("quickstart CLI"), "{html}");
+    let (handle, csrf) = (field(&html, "handle"), field(&html, "csrf"));
+    let mut post = form(
+        &format!("http://{}/oauth/authorize/login", qs.addr),
+        None,
+        &format!("handle={handle}&csrf={csrf}&username=test&password=test&action=approve"),
+    );
+    post.headers_mut().insert("cookie", cookie.parse().unwrap());
+    let done = http(post).await;
+    assert_eq!(done.status, 200);
+    assert!(
+        String::from_utf8_lossy(&done.body).contains("the device is connected"),
+        "{:?}",
+        done.body
+    );
+    // The CLI, at its next poll, gets the tokens and calls /api/me.
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    assert!(cli.wait().unwrap().success(), "{rest}");
+    assert!(
+        rest.contains("Signed in: scope offline_access read, a refresh token too"),
+        "{rest}"
+    );
+    assert!(rest.contains("GET /api/me: 200 OK"), "{rest}");
+    assert!(rest.contains("\"client_id\":\"quickstart-cli\""), "{rest}");
+    assert!(rest.contains("\"user\":\"test\""), "{rest}");
+}

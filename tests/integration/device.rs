@@ -13,7 +13,7 @@ use tower::ServiceExt;
 use tower_oauth2::{
     AuthServer, Client, GrantType, InMemoryClients, Metadata, Scope,
     clock::ManualClock,
-    endpoint::Decision,
+    endpoint::{AuthorizationContext, Decision, Interaction},
     events::Event,
     store::{MemoryStore, TokenStore},
 };
@@ -58,6 +58,26 @@ fn clients() -> InMemoryClients {
         )
 }
 
+/// Approves as alice with `x-test: approve`, denies with `x-test: deny`; else a page with the
+/// handle, the client and the code to compare, as a consent page would.
+async fn consent(ctx: AuthorizationContext) -> Interaction {
+    match ctx.headers().get("x-test").map(|v| v.as_bytes()) {
+        Some(b"approve") => return Interaction::Decided(Decision::approve("alice")),
+        Some(b"deny") => return Interaction::Decided(Decision::Deny),
+        _ => {}
+    }
+    let body = format!(
+        "handle={} client={} code={} scope={}",
+        ctx.handle(),
+        ctx.client().id(),
+        ctx.request().device_user_code().unwrap_or_default(),
+        ctx.request().scope()
+    );
+    Interaction::Respond(http::Response::new(http_body_util::Full::new(
+        bytes::Bytes::from(body),
+    )))
+}
+
 fn setup_on(store: Arc<dyn TokenStore>, clock: Arc<ManualClock>) -> Setup {
     let events = Arc::new(std::sync::Mutex::new(Vec::new()));
     let sink = Arc::clone(&events);
@@ -70,6 +90,7 @@ fn setup_on(store: Arc<dyn TokenStore>, clock: Arc<ManualClock>) -> Setup {
         })
         .shared_store(store)
         .clock(Arc::clone(&clock))
+        .authorization_handler(consent)
         .on_event(move |e: &Event| sink.lock().unwrap().push(e.clone()))
         .build()
         .unwrap();
@@ -515,4 +536,235 @@ async fn across_instances_on_redis_cluster() {
 #[tokio::test]
 async fn across_instances_on_postgres() {
     across_instances(Backend::Postgres, "device_across").await;
+}
+
+/// The verification page, as a browser would use it: `method` with `user_code` (in the query
+/// for GET, the form for POST), the binding cookie if given, and an `x-test` header.
+async fn verify(
+    server: &AuthServer,
+    method: &str,
+    user_code: Option<&str>,
+    cookie: Option<&str>,
+    test: Option<&str>,
+) -> Reply {
+    let query = match (method, user_code) {
+        ("GET", Some(c)) => format!("?user_code={c}"),
+        _ => String::new(),
+    };
+    let mut req = Request::builder()
+        .method(method)
+        .uri(format!("/device{query}"))
+        .header("content-type", "application/x-www-form-urlencoded");
+    if let Some(c) = cookie {
+        req = req.header("cookie", c);
+    }
+    if let Some(t) = test {
+        req = req.header("x-test", t);
+    }
+    let body = match (method, user_code) {
+        ("POST", Some(c)) => format!("user_code={c}"),
+        _ => String::new(),
+    };
+    reply(
+        server
+            .device_verification_endpoint()
+            .oneshot(
+                req.body(http_body_util::Full::new(bytes::Bytes::from(body)))
+                    .unwrap(),
+            )
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
+fn body(r: &Reply) -> String {
+    String::from_utf8_lossy(&r.body).into_owned()
+}
+
+/// The binding cookie a page set, as the browser sends it back.
+fn cookie_of(r: &Reply) -> String {
+    r.header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn the_verification_page_hands_the_code_to_the_apps_login_and_the_device_gets_the_decision() {
+    let s = setup();
+    // The bare page: a form for the code, served as the authorization endpoint's pages are.
+    let r = verify(&s.server, "GET", None, None, None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    assert_eq!(r.header("x-frame-options"), Some("DENY"));
+    assert!(body(&r).contains("name=\"user_code\""));
+    // Arriving with the code (verification_uri_complete): the app's page, which names the
+    // client and the code to compare with the device's screen.
+    let (device_code, user_code) = started(&s.server).await;
+    let r = verify(&s.server, "GET", Some(&user_code), None, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", body(&r));
+    let page = body(&r);
+    assert!(
+        page.contains(&format!("client=cli code={user_code} scope=read write")),
+        "{page}"
+    );
+    let handle = page
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .strip_prefix("handle=")
+        .unwrap()
+        .to_owned();
+    let cookie = cookie_of(&r);
+    poll(&s.server, "cli", &device_code)
+        .await
+        .assert_error(400, "authorization_pending");
+    // The app's form completes it, from the same browser: the browser is told, the device
+    // gets the pair at its next poll.
+    let mut headers = http::HeaderMap::new();
+    headers.insert("cookie", cookie.parse().unwrap());
+    let done = reply(
+        s.server
+            .complete_authorization(&handle, &headers, Decision::approve("alice"))
+            .await,
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::OK);
+    assert!(
+        body(&done).contains("the device is connected"),
+        "{}",
+        body(&done)
+    );
+    assert!(done.header("location").is_none());
+    s.clock.advance(Duration::from_secs(5));
+    poll(&s.server, "cli", &device_code).await.assert_token();
+    // The handle and the code are used up.
+    let again = reply(
+        s.server
+            .complete_authorization(&handle, &headers, Decision::approve("mallory"))
+            .await,
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::BAD_REQUEST);
+    let r = verify(&s.server, "POST", Some(&user_code), Some(&cookie), None).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(body(&r).contains("not valid, or it expired"));
+    // Another browser cannot complete someone else's handle.
+    let (_, code2) = started(&s.server).await;
+    let r = verify(&s.server, "POST", Some(&code2.to_lowercase()), None, None).await;
+    let handle2 = body(&r)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .strip_prefix("handle=")
+        .unwrap()
+        .to_owned();
+    let stranger = reply(
+        s.server
+            .complete_authorization(
+                &handle2,
+                &http::HeaderMap::new(),
+                Decision::approve("mallory"),
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(stranger.status, StatusCode::BAD_REQUEST);
+    assert!(
+        s.server.device_request(&code2).await.unwrap().is_some(),
+        "still pending"
+    );
+}
+
+#[tokio::test]
+async fn an_app_that_decides_at_once_approves_or_denies_from_the_page() {
+    let s = setup();
+    let (device_code, user_code) = started(&s.server).await;
+    let r = verify(&s.server, "POST", Some(&user_code), None, Some("approve")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(body(&r).contains("the device is connected"));
+    poll(&s.server, "cli", &device_code).await.assert_token();
+    let (device_code, user_code) = started(&s.server).await;
+    let r = verify(&s.server, "GET", Some(&user_code), None, Some("deny")).await;
+    assert!(body(&r).contains("was not connected"));
+    poll(&s.server, "cli", &device_code)
+        .await
+        .assert_error(400, "access_denied");
+}
+
+#[tokio::test]
+async fn wrong_codes_are_bounded_per_browser_and_in_all() {
+    let store = Arc::new(MemoryStore::new());
+    let clock = Arc::new(ManualClock::new(START));
+    let s = setup_on(store, Arc::clone(&clock));
+    let (_, user_code) = started(&s.server).await;
+    // A browser gets its cookie on its first try.
+    let first = verify(&s.server, "POST", Some("BBBB-BBBB"), None, None).await;
+    assert_eq!(first.status, StatusCode::BAD_REQUEST);
+    let cookie = cookie_of(&first);
+    for i in 1..9 {
+        let r = verify(&s.server, "POST", Some("BBBB-BBBB"), Some(&cookie), None).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "try {i}");
+    }
+    // The tenth wrong code reaches the limit: from then on, even the right code is refused
+    // for this browser, until the window ends.
+    let r = verify(&s.server, "POST", Some("BBBB-BBBB"), Some(&cookie), None).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(body(&r).contains("Too many wrong codes"));
+    let r = verify(&s.server, "POST", Some(&user_code), Some(&cookie), None).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    // Another browser is not blocked.
+    let r = verify(&s.server, "POST", Some(&user_code), None, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", body(&r));
+    // After the window, this one may try again.
+    clock.advance(Duration::from_secs(600));
+    let (_, fresh) = started(&s.server).await;
+    let r = verify(&s.server, "POST", Some(&fresh), Some(&cookie), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", body(&r));
+}
+
+#[tokio::test]
+async fn the_global_bound_on_wrong_codes_holds_across_browsers_and_instances() {
+    let Some(store) = open(Backend::Redis, "device_guessing").await else {
+        return;
+    };
+    let clock = Arc::new(ManualClock::new(tower_oauth2::clock::Clock::now(
+        &tower_oauth2::clock::SystemClock,
+    )));
+    let limited = |store: Arc<dyn TokenStore>| {
+        AuthServer::builder()
+            .clients(clients())
+            .allow_grant_type(GrantType::DeviceCode)
+            .configure(|c| {
+                c.issuer = Some(ISS.into());
+                c.device_max_failed_entries = 4;
+            })
+            .authorization_handler(consent)
+            .shared_store(store)
+            .clock(Arc::clone(&clock))
+            .build()
+            .unwrap()
+    };
+    let a = limited(store);
+    let b = limited(open_again(Backend::Redis, "device_guessing", None));
+    // Four wrong codes from four browsers, on two instances.
+    for (i, server) in [&a, &b, &a, &b].into_iter().enumerate() {
+        let r = verify(server, "POST", Some("CCCC-CCCC"), None, None).await;
+        let expected = if i < 3 {
+            StatusCode::BAD_REQUEST
+        } else {
+            StatusCode::TOO_MANY_REQUESTS
+        };
+        assert_eq!(r.status, expected, "try {i}");
+    }
+    let (_, user_code) = started(&a).await;
+    assert_eq!(
+        verify(&b, "POST", Some(&user_code), None, None)
+            .await
+            .status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
 }

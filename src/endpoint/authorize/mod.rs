@@ -38,6 +38,7 @@
 mod cookie;
 pub(crate) mod handler;
 mod page;
+mod verify;
 
 use std::sync::Arc;
 
@@ -54,6 +55,7 @@ pub use self::{
     cookie::{AGENT_COOKIE, SECURE_AGENT_COOKIE},
     handler::{AuthorizationContext, AuthorizationHandler, Interaction},
     page::html_escape,
+    verify::DeviceVerificationEndpoint,
 };
 use super::{body, future::endpoint_service, response::EndpointResponse};
 pub use crate::grant::authorize::Decision;
@@ -209,6 +211,11 @@ async fn complete(
     };
     let ctx = server.context();
     match authorize::resume(ctx, handle, &agent).await {
+        // A device request (RFC 8628): the decision goes to the device, the browser is told.
+        Ok(request) if request.device_code().is_some() => {
+            let code = request.device_code().unwrap_or_default().to_owned();
+            verify::decide(server, &request, &code, decision).await
+        }
         Ok(request) => {
             let answer = authorize::decide(ctx, &request, decision).await;
             answered(server, answer, &Method::POST)

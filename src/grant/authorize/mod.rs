@@ -63,6 +63,10 @@ pub struct PendingAuthorization {
     /// `request_uri`, never as a completion handle.
     #[serde(default)]
     pushed: bool,
+    /// A device request (RFC 8628) entered at the verification page: its user code
+    /// (normalised). No redirect then: the decision goes to the device.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    device: Option<String>,
     created_at: u64,
     expires_at: u64,
 }
@@ -121,6 +125,44 @@ impl PendingAuthorization {
     /// When the request lapses (Unix seconds).
     pub fn expires_at(&self) -> u64 {
         self.expires_at
+    }
+
+    /// For a device request (RFC 8628) entered at the verification page, the user code as the
+    /// device shows it (`XXXX-XXXX`): the page asks the user to check it against the device's
+    /// screen (§5.4). `None` for an authorization request from a browser redirect.
+    pub fn device_user_code(&self) -> Option<String> {
+        self.device
+            .as_deref()
+            .map(|c| format!("{}-{}", &c[..4.min(c.len())], &c[4.min(c.len())..]))
+    }
+
+    /// The user code (normalised) of a device request.
+    pub(crate) fn device_code(&self) -> Option<&str> {
+        self.device.as_deref()
+    }
+
+    /// A device request (RFC 8628), found by its user code, as the app's login and consent
+    /// see it: no redirect, no state, no PKCE.
+    pub(crate) fn for_device(
+        client_id: &str,
+        scope: &Scope,
+        resources: &Resources,
+        user_code: String,
+    ) -> Self {
+        Self {
+            client_id: client_id.to_owned(),
+            redirect_uri: String::new(),
+            redirect_uri_sent: false,
+            scope: scope.to_string(),
+            resources: resources.as_str().to_owned(),
+            state: None,
+            code_challenge: None,
+            binding: String::new(),
+            pushed: false,
+            device: Some(user_code),
+            created_at: 0,
+            expires_at: 0,
+        }
     }
 
     pub(crate) fn bind(&mut self, agent: &str, created_at: u64, expires_at: u64) {
@@ -241,6 +283,21 @@ pub(crate) async fn user_agent(
         }
     }
     Ok((token::generate().expose().to_owned(), true))
+}
+
+/// Remember `agent` as a binding this server issued (so its cookie binds its next requests),
+/// for a page that set the cookie without suspending a request (the device verification page
+/// counts wrong codes per browser).
+pub(crate) async fn remember_agent(ctx: &Context, agent: &str) -> Result<(), StoreError> {
+    let now = ctx.now();
+    Records::<IssuedAgent>::new(&ctx.store)
+        .put(
+            &TokenHash::of(agent),
+            &IssuedAgent,
+            now.saturating_add(AGENT_REMEMBERED_FOR),
+            now,
+        )
+        .await
 }
 
 /// Bind a validated request to the user agent `agent` (the value of its binding cookie), for

@@ -150,6 +150,7 @@ pub(super) fn validate_for(
             code_challenge: code_challenge.map(|(c, m)| (c, m.as_str().to_owned())),
             binding: String::new(),
             pushed: false,
+            device: None,
             created_at: 0,
             expires_at: 0,
         },

@@ -33,7 +33,7 @@ impl Drop for Instance {
     }
 }
 
-fn binary(example: &str) -> std::path::PathBuf {
+pub fn binary(example: &str) -> std::path::PathBuf {
     // target/<profile>/deps/integration-… → target/<profile>/examples/<example>
     let exe = std::env::current_exe().unwrap();
     let bin = exe
