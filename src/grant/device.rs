@@ -320,14 +320,26 @@ fn pending_error() -> OAuthError {
     )
 }
 
-/// A device request as the user's page sees it, found by its user code.
-#[derive(Debug, Clone)]
+/// A device request as the user's page sees it, found by its user code. `Debug` hides the code.
+#[derive(Clone)]
 pub struct PendingDevice {
     client_id: String,
     scope: Scope,
     resources: Resources,
     user_code: String,
     expires_at: UnixTime,
+}
+
+impl std::fmt::Debug for PendingDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingDevice")
+            .field("client_id", &self.client_id)
+            .field("scope", &self.scope)
+            .field("resources", &self.resources)
+            .field("user_code", &"<redacted>")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
 }
 
 impl PendingDevice {

@@ -190,6 +190,10 @@ async fn the_device_authorization_response_is_rfc_8628_section_3_2() {
     assert_eq!(pending.scope().as_str(), "read");
     assert_eq!(pending.user_code(), user_code);
     assert_eq!(pending.expires_at(), START + 600);
+    assert!(
+        !format!("{pending:?}").contains(&user_code[..4]),
+        "no code in Debug"
+    );
     // The metadata names the endpoint and the grant.
     let doc = reply(
         s.server
