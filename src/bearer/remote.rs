@@ -197,7 +197,7 @@ pub(crate) fn client(timeout: Duration, roots: Option<&str>) -> Result<Http, Con
     let connector = {
         connector.enforce_http(false);
         hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(crate::wire::tls::client_config(roots)?)
+            .with_tls_config(crate::wire::tls::client_config(roots).map_err(ConfigError::Endpoint)?)
             .https_or_http()
             .enable_http1()
             .wrap_connector(connector)

@@ -58,7 +58,10 @@ where
                     &TokenRequest::new(&client, &form),
                 )
                 .await?;
-                Ok(response::device_authorization(&server, &started))
+                Ok(response::device_authorization(
+                    &started,
+                    &server.device_verification_uri(),
+                ))
             }
         }
     }

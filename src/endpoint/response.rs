@@ -104,11 +104,10 @@ fn push_json_string(out: &mut Vec<u8>, s: &str) {
 
 /// RFC 8628 §3.2: the device authorization response.
 pub(crate) fn device_authorization(
-    server: &crate::server::AuthServer,
     started: &crate::grant::device::DeviceAuthorization,
+    uri: &str,
 ) -> EndpointResponse {
-    let uri = server.device_verification_uri();
-    let complete = crate::wire::uri::with_query(&uri, &[("user_code", &started.user_code)]);
+    let complete = crate::wire::uri::with_query(uri, &[("user_code", &started.user_code)]);
     let body = serde_json::json!({
         "device_code": started.device_code.expose(),
         "user_code": started.user_code,

@@ -265,7 +265,8 @@ impl Documents {
                 "ClientIdMetadataDocuments::min_cache must not exceed max_cache (at most ten years)",
             );
         }
-        let tls = crate::wire::tls::client_config(config.tls_roots.as_deref())?;
+        let tls = crate::wire::tls::client_config(config.tls_roots.as_deref())
+            .map_err(ConfigError::Registration)?;
         Ok(Self {
             fetcher: super::fetch::Fetcher {
                 tls: Arc::new(tls),
