@@ -96,23 +96,9 @@ where
     let Some(handler) = server.inner.authorization.clone() else {
         return page(&server, &OAuthError::bare(ErrorKind::ServerError));
     };
-    let input = match parts.method {
-        Method::GET => Ok(Bytes::copy_from_slice(
-            parts.uri.query().unwrap_or("").as_bytes(),
-        )),
-        Method::POST => {
-            body::read_form_bytes(&parts.headers, body, ctx.config.max_body_bytes).await
-        }
-        _ => {
-            let mut res = page(
-                &server,
-                &OAuthError::new(ErrorKind::MethodNotAllowed, "use GET or POST"),
-            );
-            *res.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
-            res.headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
-            return res;
-        }
+    let input = match front_channel_input(&server, &parts, body).await {
+        Ok(input) => input,
+        Err(res) => return res,
     };
     let parsed = input.and_then(|b| Form::parse_with_repeats(&b).map_err(OAuthError::from));
     let (form, repeated) = match parsed {
@@ -168,6 +154,37 @@ where
         cookie::set_agent(&server, &mut res, &agent);
     }
     res
+}
+
+/// What a front-channel page was sent: the query of a GET, the form body of a POST (capped);
+/// any other method is answered 405 with `Allow: GET, POST`.
+pub(super) async fn front_channel_input<B>(
+    server: &AuthServer,
+    parts: &http::request::Parts,
+    body: B,
+) -> Result<Result<Bytes, OAuthError>, EndpointResponse>
+where
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    match parts.method {
+        Method::GET => Ok(Ok(Bytes::copy_from_slice(
+            parts.uri.query().unwrap_or("").as_bytes(),
+        ))),
+        Method::POST => {
+            Ok(body::read_form_bytes(&parts.headers, body, server.config().max_body_bytes).await)
+        }
+        _ => {
+            let mut res = page(
+                server,
+                &OAuthError::new(ErrorKind::MethodNotAllowed, "use GET or POST"),
+            );
+            *res.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+            res.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
+            Err(res)
+        }
+    }
 }
 
 /// The app's page completes what the authorization endpoint suspended.

@@ -7,7 +7,7 @@
 //! its next poll. Wrong codes are bounded per browser and in all.
 
 use bytes::Bytes;
-use http::{HeaderValue, Method, Request, Response, StatusCode, header::CONTENT_TYPE};
+use http::{HeaderValue, Request, Response, StatusCode, header::CONTENT_TYPE};
 use http_body::Body;
 use http_body_util::Full;
 
@@ -16,7 +16,7 @@ use super::{
     page::{html_escape, page, with_page_headers},
 };
 use crate::{
-    endpoint::{body, future::endpoint_service, response::EndpointResponse},
+    endpoint::{future::endpoint_service, response::EndpointResponse},
     error::{BoxError, ErrorKind, OAuthError},
     events::Event,
     grant::{
@@ -137,23 +137,9 @@ where
     let Some(handler) = server.inner.authorization.clone() else {
         return page(&server, &OAuthError::bare(ErrorKind::ServerError));
     };
-    let input = match parts.method {
-        Method::GET => Ok(Bytes::copy_from_slice(
-            parts.uri.query().unwrap_or("").as_bytes(),
-        )),
-        Method::POST => {
-            body::read_form_bytes(&parts.headers, body, ctx.config.max_body_bytes).await
-        }
-        _ => {
-            let mut res = page(
-                &server,
-                &OAuthError::new(ErrorKind::MethodNotAllowed, "use GET or POST"),
-            );
-            *res.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
-            res.headers_mut()
-                .insert(http::header::ALLOW, HeaderValue::from_static("GET, POST"));
-            return res;
-        }
+    let input = match super::front_channel_input(&server, &parts, body).await {
+        Ok(input) => input,
+        Err(res) => return res,
     };
     let form = match input.and_then(|b| Form::parse(&b).map_err(OAuthError::from)) {
         Ok(form) => form,
