@@ -772,3 +772,27 @@ async fn the_global_bound_on_wrong_codes_holds_across_browsers_and_instances() {
         StatusCode::TOO_MANY_REQUESTS
     );
 }
+
+#[tokio::test]
+async fn a_store_outage_is_503_at_every_step() {
+    let store = tower_oauth2::store::RedisStore::builder("redis://127.0.0.1:1")
+        .timeout(Duration::from_millis(300))
+        .connect_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let s = setup_on(Arc::new(store), Arc::new(ManualClock::new(START)));
+    start(&s.server, "client_id=cli&scope=read")
+        .await
+        .assert_error(503, "temporarily_unavailable");
+    poll(&s.server, "cli", "some-device-code")
+        .await
+        .assert_error(503, "temporarily_unavailable");
+    let r = verify(&s.server, "POST", Some("BBBB-BBBB"), None, None).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", body(&r));
+    let err = s
+        .server
+        .complete_device("BBBB-BBBB", Decision::Deny)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "temporarily_unavailable");
+}
