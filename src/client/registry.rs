@@ -46,7 +46,7 @@ use crate::{
     scope::Scope,
     store::{
         GrantFilter, TokenStore,
-        records::{Put, RecordKey, RecordKind, RecordStore, RecordType, Records},
+        records::{Put, RecordKey, RecordStore, RecordType, Records},
     },
     token::{AccessTokenFormat, TokenHash},
 };
@@ -91,17 +91,7 @@ struct Stored {
     registered: Option<Registered>,
 }
 
-impl RecordType for Stored {
-    const KIND: RecordKind = RecordKind::new("client");
-
-    fn encode(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_default()
-    }
-
-    fn decode(bytes: &[u8]) -> Option<Self> {
-        serde_json::from_slice(bytes).ok()
-    }
-}
+crate::store::records::json_record!(Stored, "client");
 
 impl Stored {
     fn of(client: &Client) -> Result<Self, StoreError> {

@@ -30,7 +30,7 @@ use crate::{
     error::{ErrorKind, OAuthError},
     resource::Resources,
     scope::Scope,
-    store::records::{RecordKind, RecordType, Records},
+    store::records::Records,
     token::{self, TokenHash},
 };
 
@@ -68,15 +68,7 @@ struct Request {
     state: State,
 }
 
-impl RecordType for Request {
-    const KIND: RecordKind = RecordKind::new("device");
-    fn encode(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_default()
-    }
-    fn decode(bytes: &[u8]) -> Option<Self> {
-        serde_json::from_slice(bytes).ok()
-    }
-}
+crate::store::records::json_record!(Request, "device");
 
 /// Which request a user code names: the device code's hash.
 #[derive(Serialize, Deserialize)]
@@ -84,15 +76,7 @@ struct UserCode {
     device: String,
 }
 
-impl RecordType for UserCode {
-    const KIND: RecordKind = RecordKind::new("device_user");
-    fn encode(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_default()
-    }
-    fn decode(bytes: &[u8]) -> Option<Self> {
-        serde_json::from_slice(bytes).ok()
-    }
-}
+crate::store::records::json_record!(UserCode, "device_user");
 
 /// When the device last polled, and the interval it must keep.
 #[derive(Serialize, Deserialize)]
@@ -101,15 +85,7 @@ struct Poll {
     interval: u64,
 }
 
-impl RecordType for Poll {
-    const KIND: RecordKind = RecordKind::new("device_poll");
-    fn encode(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_default()
-    }
-    fn decode(bytes: &[u8]) -> Option<Self> {
-        serde_json::from_slice(bytes).ok()
-    }
-}
+crate::store::records::json_record!(Poll, "device_poll");
 
 /// A user code as typed: case and a dash (or spaces) do not matter. `None` when it cannot be
 /// one.

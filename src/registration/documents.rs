@@ -12,10 +12,7 @@ use {
         client::{Client, GrantType},
         clock::Clock,
         error::{ConfigError, OAuthError},
-        store::{
-            TokenStore,
-            records::{RecordKind, RecordType, Records},
-        },
+        store::{TokenStore, records::Records},
         token::TokenHash,
     },
     dashmap::DashMap,
@@ -180,17 +177,7 @@ enum Cached {
 }
 
 #[cfg(feature = "tls")]
-impl RecordType for Cached {
-    const KIND: RecordKind = RecordKind::new("client_doc");
-
-    fn encode(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_default()
-    }
-
-    fn decode(bytes: &[u8]) -> Option<Self> {
-        serde_json::from_slice(bytes).ok()
-    }
-}
+crate::store::records::json_record!(Cached, "client_doc");
 
 /// What resolving a document URL gave.
 #[cfg(feature = "tls")]

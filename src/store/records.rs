@@ -377,3 +377,23 @@ impl<'s> Counter<'s> {
             .await
     }
 }
+
+/// Make a serde type a [`RecordType`] of kind `$kind`, stored as its JSON: what most records
+/// are (a pending request, a device code, a stored client…).
+macro_rules! json_record {
+    ($ty:ty, $kind:literal) => {
+        impl $crate::store::records::RecordType for $ty {
+            const KIND: $crate::store::records::RecordKind =
+                $crate::store::records::RecordKind::new($kind);
+
+            fn encode(&self) -> Vec<u8> {
+                serde_json::to_vec(self).unwrap_or_default()
+            }
+
+            fn decode(bytes: &[u8]) -> Option<Self> {
+                serde_json::from_slice(bytes).ok()
+            }
+        }
+    };
+}
+pub(crate) use json_record;

@@ -192,19 +192,9 @@ impl PendingAuthorization {
     }
 }
 
-/// Kept as a short-lived record between the request and the decision (or, pushed, between PAR
-/// and the browser's visit), under the hash of an unguessable handle, taken once.
-impl RecordType for PendingAuthorization {
-    const KIND: RecordKind = RecordKind::new("authz_request");
-
-    fn encode(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_default()
-    }
-
-    fn decode(bytes: &[u8]) -> Option<Self> {
-        serde_json::from_slice(bytes).ok()
-    }
-}
+// Kept as a short-lived record between the request and the decision (or, pushed, between PAR
+// and the browser's visit), under the hash of an unguessable handle, taken once.
+crate::store::records::json_record!(PendingAuthorization, "authz_request");
 
 /// Why an authorization request is refused, and how the refusal must travel.
 #[derive(Debug)]
