@@ -91,6 +91,15 @@ pub enum ErrorKind {
     SlowDown,
     /// RFC 8628 §3.5: the device code expired; start again.
     ExpiredToken,
+    /// OpenID Connect Core §3.1.2.6: `prompt=none`, and the user must sign in (or sign in
+    /// again: `max_age` passed, `prompt=login`).
+    LoginRequired,
+    /// OpenID Connect Core §3.1.2.6: `prompt=none`, and the user must consent.
+    ConsentRequired,
+    /// OpenID Connect Core §3.1.2.6: `prompt=none`, and the app must show a page.
+    InteractionRequired,
+    /// OpenID Connect Core §3.1.2.6: `prompt=none`, and the user must choose an account.
+    AccountSelectionRequired,
 }
 
 impl ErrorKind {
@@ -116,6 +125,10 @@ impl ErrorKind {
             Self::AuthorizationPending => "authorization_pending",
             Self::SlowDown => "slow_down",
             Self::ExpiredToken => "expired_token",
+            Self::LoginRequired => "login_required",
+            Self::ConsentRequired => "consent_required",
+            Self::InteractionRequired => "interaction_required",
+            Self::AccountSelectionRequired => "account_selection_required",
         }
     }
 
@@ -331,6 +344,9 @@ pub enum ConfigError {
     Resource(&'static str),
     /// The registration endpoint's configuration ([`Registration`](crate::registration::Registration)).
     Registration(&'static str),
+    /// The OpenID Connect configuration ([`OpenId`](crate::openid::OpenId)), or a client's
+    /// OpenID settings.
+    OpenId(&'static str),
 }
 
 impl fmt::Display for ConfigError {
@@ -353,6 +369,7 @@ impl fmt::Display for ConfigError {
             Self::Pkce(what) => write!(f, "invalid PKCE setting: {what}"),
             Self::Resource(what) => write!(f, "invalid resource indicator: {what}"),
             Self::Registration(what) => write!(f, "invalid registration setting: {what}"),
+            Self::OpenId(what) => write!(f, "invalid OpenID Connect setting: {what}"),
         }
     }
 }

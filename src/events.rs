@@ -152,6 +152,15 @@ pub enum Event {
         /// The client.
         client_id: Arc<str>,
     },
+    /// RP-initiated logout (OpenID Connect) ended a session: its grants were revoked.
+    LoggedOut {
+        /// The client that asked, when known.
+        client_id: Option<Arc<str>>,
+        /// The user, when known.
+        subject: Option<Arc<str>>,
+        /// How many grants were revoked.
+        revoked: u64,
+    },
     /// A registered client was deleted (RFC 7592, or the Rust API); its grants were revoked.
     ClientDeleted {
         /// The client.
@@ -196,6 +205,7 @@ impl Event {
             Self::ClientRegistered { .. } => "client_registered",
             Self::ClientUpdated { .. } => "client_updated",
             Self::ClientDeleted { .. } => "client_deleted",
+            Self::LoggedOut { .. } => "logged_out",
             Self::ClientExpired { .. } => "client_expired",
             Self::RegistrationLimited { .. } => "registration_limited",
         }
@@ -287,6 +297,17 @@ pub(crate) fn trace(event: &Event) {
         Event::ClientUpdated { client_id } => {
             tracing::info!(target: "tower_oauth2::events", event = "client_updated", client_id = &**client_id)
         }
+        Event::LoggedOut {
+            client_id,
+            subject,
+            revoked,
+        } => tracing::info!(
+            target: "tower_oauth2::events",
+            event = "logged_out",
+            client_id = client_id.as_deref(),
+            subject = subject.as_deref(),
+            revoked
+        ),
         Event::ClientDeleted { client_id } => {
             tracing::info!(target: "tower_oauth2::events", event = "client_deleted", client_id = &**client_id)
         }

@@ -58,7 +58,7 @@
 //! | `redis` | `store::RedisStore`: Lua scripts, one round trip per operation | `redis` |
 //! | `postgres` | `store::PostgresStore`: one statement per operation, migrations included | `tokio-postgres`, `deadpool-postgres` |
 //! | `introspection` | `bearer::IntrospectionValidator`: RFC 7662 against a remote authorization server | `hyper`, `hyper-util` |
-//! | `jwt` | `jose::KeySet`: JWT access tokens (RFC 9068, ES256, EdDSA or RS256), the JWKS endpoint, `bearer::JwtValidator` | `jsonwebtoken` (AWS-LC backend), `aws-lc-rs`, `pem`, `hyper` |
+//! | `jwt` | `jose::KeySet`: JWT access tokens (RFC 9068, ES256, EdDSA or RS256), the JWKS endpoint, `bearer::JwtValidator`; OpenID Connect (`openid::OpenId`: ID tokens, userinfo, discovery, logout) | `jsonwebtoken` (AWS-LC backend), `aws-lc-rs`, `pem`, `hyper` |
 //! | `tls` | `https://` for `IntrospectionValidator` and `JwtValidator`, and client ID metadata documents (`registration::ClientIdMetadataDocuments`): the system's root certificates, or the app's (`tls_root_certificates`) | `rustls` (AWS-LC), `hyper-rustls`, `rustls-native-certs` |
 //! | `test-util` | `conformance`, `token_store_conformance!` and `client_registry_conformance!`: the conformance suites for a `TokenStore` or a `ClientRegistry` of your own | tokio's multi-threaded runtime |
 //!
@@ -83,6 +83,7 @@ pub mod fuzz;
 pub mod grant;
 #[cfg(feature = "jwt")]
 pub mod jose;
+pub mod openid;
 pub mod registration;
 pub mod resource;
 pub mod scope;

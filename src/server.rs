@@ -200,6 +200,13 @@ impl AuthServer {
         self.find_client(id).await
     }
 
+    /// The `sub` `client` sees for the app's user `subject` (OpenID Connect Core §8): the same,
+    /// or for a client with pairwise subjects the pairwise one — to compare with an
+    /// `id_token_hint`'s subject. `server_error` when pairwise subjects have no key.
+    pub fn subject_for(&self, client: &Client, subject: &str) -> Result<String, OAuthError> {
+        crate::grant::openid::subject_for(self.context(), client, subject)
+    }
+
     pub(crate) fn emit(&self, event: Event) {
         self.inner.emit(event);
     }
@@ -229,6 +236,7 @@ pub struct AuthServerBuilder {
     keys: Option<crate::jose::KeySet>,
     #[cfg(feature = "jwt")]
     claims_hook: Option<Arc<dyn crate::jose::ClaimsHook>>,
+    openid: Option<crate::openid::OpenId>,
     listeners: Vec<Arc<dyn EventListener>>,
 }
 
@@ -324,6 +332,18 @@ impl AuthServerBuilder {
         self
     }
 
+    /// Speak OpenID Connect (feature `jwt`): ID tokens for authorization requests with the
+    /// `openid` scope, the [userinfo](AuthServer::userinfo_endpoint) and
+    /// [end-session](AuthServer::end_session_endpoint) endpoints, and the OpenID fields of the
+    /// [metadata](AuthServer::metadata_endpoint) (mount it at
+    /// `/.well-known/openid-configuration` too). Needs [`Config::issuer`] and
+    /// [`signing_keys`](Self::signing_keys) with an RS256 key
+    /// ([`KeySet::with_signing_key`](crate::jose::KeySet::with_signing_key) beside another).
+    pub fn openid(mut self, openid: crate::openid::OpenId) -> Self {
+        self.openid = Some(openid);
+        self
+    }
+
     /// Decide which resources (RFC 8707) a client may ask tokens for with the app's own rule,
     /// instead of the fixed list `Config::resources`. A client's own list
     /// (`ClientBuilder::resource`) still narrows what the policy allows.
@@ -356,6 +376,31 @@ impl AuthServerBuilder {
         self
     }
 
+    /// What OpenID Connect needs of the rest: an issuer, and keys with RS256 among them.
+    fn check_openid(&self) -> Result<(), ConfigError> {
+        if self.config.issuer.is_none() {
+            return Err(ConfigError::OpenId(
+                "OpenID Connect needs Config::issuer (the ID tokens' iss)",
+            ));
+        }
+        #[cfg(not(feature = "jwt"))]
+        return Err(ConfigError::OpenId(
+            "OpenID Connect signs ID tokens: enable the crate's `jwt` feature",
+        ));
+        #[cfg(feature = "jwt")]
+        match &self.keys {
+            None => Err(ConfigError::OpenId(
+                "OpenID Connect needs signing keys (AuthServerBuilder::signing_keys)",
+            )),
+            Some(keys) if !keys.signing_algorithms().contains(&"RS256") => {
+                Err(ConfigError::OpenId(
+                    "OpenID Connect requires an RS256 signing key (KeySet::with_signing_key)",
+                ))
+            }
+            Some(_) => Ok(()),
+        }
+    }
+
     /// Check the configuration and build.
     pub fn build(mut self) -> Result<AuthServer, ConfigError> {
         self.config.validate()?;
@@ -364,6 +409,10 @@ impl AuthServerBuilder {
         if let Some(issuer) = &mut self.config.issuer {
             let kept = issuer.trim_end_matches('/').len();
             issuer.truncate(kept);
+        }
+        if let Some(openid) = &self.openid {
+            openid.validate()?;
+            self.check_openid()?;
         }
         let resource = |r: &mut String| {
             *r = crate::resource::normalize(r).map_err(|e| ConfigError::Resource(e.0))?;
@@ -455,14 +504,28 @@ impl AuthServerBuilder {
                 self.config.near_cache.clone(),
             ));
         }
+        #[cfg(feature = "jwt")]
+        let algorithms = match (&self.openid, &self.keys) {
+            (Some(_), Some(keys)) => keys.signing_algorithms(),
+            _ => Vec::new(),
+        };
+        #[cfg(not(feature = "jwt"))]
+        let algorithms = Vec::new();
+        let pairwise = self
+            .openid
+            .as_ref()
+            .is_some_and(|o| o.pairwise_key.is_some());
         let registry = self.registration.map(|r| {
-            Arc::new(Registry::new(
-                r,
-                self.config.issuer.clone().unwrap_or_default(),
-                self.config.allowed_grant_types,
-                Arc::clone(&store),
-                Arc::clone(&clock),
-            ))
+            Arc::new(
+                Registry::new(
+                    r,
+                    self.config.issuer.clone().unwrap_or_default(),
+                    self.config.allowed_grant_types,
+                    Arc::clone(&store),
+                    Arc::clone(&clock),
+                )
+                .with_openid(algorithms, pairwise),
+            )
         });
         let clients: Arc<dyn ClientStore> = match &registry {
             Some(r) => Arc::new(AppThenRegistered {
@@ -494,6 +557,7 @@ impl AuthServerBuilder {
                     store,
                     clock,
                     resource_policy: self.resource_policy,
+                    openid: self.openid.map(Arc::new),
                     listeners: self.listeners,
                     #[cfg(feature = "tls")]
                     documents,

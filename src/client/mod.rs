@@ -185,6 +185,16 @@ pub struct Client {
     registered_until: Option<crate::clock::UnixTime>,
     /// Known by its client ID metadata document (its id is the document's URL).
     metadata_document: bool,
+    /// OpenID Connect: the ID token's algorithm (`None`: RS256).
+    id_token_alg: Option<String>,
+    /// OpenID Connect: userinfo answered as a JWT of this algorithm (`None`: JSON).
+    userinfo_alg: Option<String>,
+    /// OpenID Connect: public or pairwise subjects.
+    subject_type: crate::openid::SubjectType,
+    /// The sector of pairwise subjects: the one given, else the redirect URIs' host.
+    sector: Option<String>,
+    /// OpenID Connect RP-initiated logout: where the user agent may be sent afterwards.
+    post_logout_redirect_uris: Vec<String>,
 }
 
 impl fmt::Debug for Client {
@@ -201,7 +211,8 @@ impl fmt::Debug for Client {
             .field("introspect", &self.introspect)
             .field("resources", &self.resources)
             .field("name", &self.name)
-            .finish()
+            .field("subject_type", &self.subject_type)
+            .finish_non_exhaustive()
     }
 }
 
@@ -363,6 +374,35 @@ impl Client {
         }
     }
 
+    /// The algorithm of this client's ID tokens (`id_token_signed_response_alg`; RS256 by
+    /// default, as OpenID Connect says).
+    pub fn id_token_signed_response_alg(&self) -> &str {
+        self.id_token_alg.as_deref().unwrap_or("RS256")
+    }
+
+    /// The algorithm its userinfo responses are signed with; `None`: plain JSON.
+    pub fn userinfo_signed_response_alg(&self) -> Option<&str> {
+        self.userinfo_alg.as_deref()
+    }
+
+    /// Whether it sees public or pairwise subjects.
+    pub fn subject_type(&self) -> crate::openid::SubjectType {
+        self.subject_type
+    }
+
+    /// The sector of its pairwise subjects (`None` for public subjects).
+    pub fn sector_identifier(&self) -> Option<&str> {
+        match self.subject_type {
+            crate::openid::SubjectType::Pairwise => self.sector.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Where the user agent may go after logout (RP-Initiated Logout 1.0).
+    pub fn post_logout_redirect_uris(&self) -> &[String] {
+        &self.post_logout_redirect_uris
+    }
+
     /// Check a presented secret in constant time.
     pub async fn verify_secret(&self, presented: &str) -> bool {
         match &self.secret {
@@ -372,6 +412,9 @@ impl Client {
         }
     }
 }
+
+/// The JWS algorithms a client may ask its ID tokens and userinfo responses to be signed with.
+pub(crate) const SIGNING_ALGORITHMS: [&str; 3] = ["RS256", "ES256", "EdDSA"];
 
 /// Builds a [`Client`].
 #[derive(Debug)]
@@ -401,6 +444,11 @@ impl ClientBuilder {
                 name: None,
                 registered_until: None,
                 metadata_document: false,
+                id_token_alg: None,
+                userinfo_alg: None,
+                subject_type: crate::openid::SubjectType::Public,
+                sector: None,
+                post_logout_redirect_uris: Vec::new(),
             },
             scope: None,
             default_scope: None,
@@ -487,6 +535,44 @@ impl ClientBuilder {
         self
     }
 
+    /// OpenID Connect: sign this client's ID tokens with `alg` (`RS256`, the default;
+    /// `ES256` or `EdDSA`), a key of which the server's key set must hold
+    /// (`id_token_signed_response_alg`).
+    pub fn id_token_signed_response_alg(mut self, alg: impl Into<String>) -> Self {
+        self.client.id_token_alg = Some(alg.into());
+        self
+    }
+
+    /// OpenID Connect: answer this client's userinfo requests with a JWT signed with `alg`
+    /// instead of JSON (`userinfo_signed_response_alg`).
+    pub fn userinfo_signed_response_alg(mut self, alg: impl Into<String>) -> Self {
+        self.client.userinfo_alg = Some(alg.into());
+        self
+    }
+
+    /// OpenID Connect: the `sub` this client sees (default [`SubjectType::Public`]).
+    ///
+    /// [`SubjectType::Public`]: crate::openid::SubjectType::Public
+    pub fn subject_type(mut self, subject_type: crate::openid::SubjectType) -> Self {
+        self.client.subject_type = subject_type;
+        self
+    }
+
+    /// OpenID Connect: the sector of this client's pairwise subjects (a host name), for a
+    /// client whose redirect URIs are on several hosts; by default the redirect URIs' host.
+    /// Clients of one sector see the same pairwise subjects.
+    pub fn sector_identifier(mut self, host: impl Into<String>) -> Self {
+        self.client.sector = Some(host.into());
+        self
+    }
+
+    /// OpenID Connect RP-initiated logout: a URI the user agent may be sent to after logout
+    /// (compared exactly); call once per URI.
+    pub fn post_logout_redirect_uri(mut self, uri: impl Into<String>) -> Self {
+        self.client.post_logout_redirect_uris.push(uri.into());
+        self
+    }
+
     /// Known by its client ID metadata document.
     #[cfg_attr(not(feature = "tls"), allow(dead_code))]
     pub(crate) fn metadata_document(mut self, yes: bool) -> Self {
@@ -536,7 +622,45 @@ impl ClientBuilder {
                 *r = crate::resource::normalize(r).map_err(|e| ConfigError::Resource(e.0))?;
             }
         }
+        self.check_openid()?;
         Ok(self.client)
+    }
+
+    /// The OpenID settings: known algorithms, a sector for pairwise subjects, logout URIs that
+    /// could be redirect URIs.
+    fn check_openid(&mut self) -> Result<(), ConfigError> {
+        let client = &mut self.client;
+        for alg in [&client.id_token_alg, &client.userinfo_alg]
+            .into_iter()
+            .flatten()
+        {
+            if !SIGNING_ALGORITHMS.contains(&alg.as_str()) {
+                return Err(ConfigError::OpenId(
+                    "the signing algorithm must be RS256, ES256 or EdDSA",
+                ));
+            }
+        }
+        if let Some(problem) = client
+            .post_logout_redirect_uris
+            .iter()
+            .find_map(|uri| crate::wire::uri::registration_problem(uri))
+        {
+            return Err(ConfigError::OpenId(problem));
+        }
+        if client.subject_type == crate::openid::SubjectType::Pairwise && client.sector.is_none() {
+            let mut hosts = client
+                .redirect_uris
+                .iter()
+                .filter_map(|u| crate::wire::uri::host_of(u));
+            let first = hosts.next();
+            if hosts.any(|h| Some(h) != first) {
+                return Err(ConfigError::OpenId(
+                    "pairwise subjects with redirect URIs on several hosts need a sector_identifier",
+                ));
+            }
+            client.sector = Some(first.map_or_else(|| client.id.to_string(), str::to_owned));
+        }
+        Ok(())
     }
 }
 

@@ -34,6 +34,7 @@
 //! # }
 //! ```
 
+use crate::openid::SubjectType;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -89,6 +90,18 @@ struct Stored {
     name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     registered: Option<Registered>,
+    /// OpenID Connect settings, when any differs from the default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    id_token_alg: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    userinfo_alg: Option<String>,
+    /// `pairwise`, or none for public subjects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    subject_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sector: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    post_logout_redirect_uris: Vec<String>,
 }
 
 crate::store::records::json_record!(Stored, "client");
@@ -129,6 +142,12 @@ impl Stored {
             resources: client.resources.clone(),
             name: client.name.clone(),
             registered: None,
+            id_token_alg: client.id_token_alg.clone(),
+            userinfo_alg: client.userinfo_alg.clone(),
+            subject_type: (client.subject_type != SubjectType::Public)
+                .then(|| client.subject_type.as_str().to_owned()),
+            sector: client.sector.clone(),
+            post_logout_redirect_uris: client.post_logout_redirect_uris.clone(),
         })
     }
 
@@ -182,6 +201,14 @@ impl Stored {
             name: self.name,
             registered_until: Some(until),
             metadata_document: false,
+            id_token_alg: self.id_token_alg,
+            userinfo_alg: self.userinfo_alg,
+            subject_type: match self.subject_type.as_deref() {
+                None => SubjectType::Public,
+                Some(name) => SubjectType::parse(name)?,
+            },
+            sector: self.sector,
+            post_logout_redirect_uris: self.post_logout_redirect_uris,
         })
     }
 }

@@ -34,6 +34,8 @@ pub struct Metadata {
     revocation_endpoint: Option<String>,
     introspection_endpoint: Option<String>,
     device_authorization_endpoint: Option<String>,
+    userinfo_endpoint: Option<String>,
+    end_session_endpoint: Option<String>,
     scopes_supported: Option<Vec<String>>,
 }
 
@@ -51,6 +53,8 @@ impl Metadata {
             revocation_endpoint: Some("/oauth/revoke".into()),
             introspection_endpoint: Some("/oauth/introspect".into()),
             device_authorization_endpoint: None,
+            userinfo_endpoint: None,
+            end_session_endpoint: None,
             scopes_supported: None,
         }
     }
@@ -102,7 +106,22 @@ impl Metadata {
         self
     }
 
-    /// The scopes to advertise.
+    /// The userinfo endpoint's path or URL (OpenID Connect; default `/oauth/userinfo` when the
+    /// server speaks OpenID Connect).
+    pub fn userinfo_endpoint(mut self, path: impl Into<String>) -> Self {
+        self.userinfo_endpoint = Some(path.into());
+        self
+    }
+
+    /// The end-session endpoint's path or URL (RP-Initiated Logout; default `/oauth/logout`
+    /// when the server speaks OpenID Connect).
+    pub fn end_session_endpoint(mut self, path: impl Into<String>) -> Self {
+        self.end_session_endpoint = Some(path.into());
+        self
+    }
+
+    /// The scopes to advertise (with OpenID Connect, `openid` is added when missing; without
+    /// this, OpenID Connect advertises `openid` and the scopes it knows claims for).
     pub fn scopes_supported<I, S>(mut self, scopes: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -130,7 +149,7 @@ struct Document<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     jwks_uri: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    scopes_supported: Option<&'a [String]>,
+    scopes_supported: Option<Vec<&'a str>>,
     response_types_supported: Vec<&'static str>,
     grant_types_supported: Vec<&'static str>,
     token_endpoint_auth_methods_supported: [&'static str; 3],
@@ -160,6 +179,32 @@ struct Document<'a> {
     /// draft-ietf-oauth-client-id-metadata-document §5.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     client_id_metadata_document_supported: bool,
+    /// OpenID Connect Discovery 1.0 §3, when the server speaks it.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    openid: Option<OpenIdFields<'a>>,
+}
+
+/// The fields OpenID Connect Discovery 1.0 §3 and RP-Initiated Logout 1.0 §3.1 add.
+#[derive(Serialize)]
+struct OpenIdFields<'a> {
+    userinfo_endpoint: String,
+    end_session_endpoint: String,
+    subject_types_supported: Vec<&'static str>,
+    id_token_signing_alg_values_supported: Vec<&'static str>,
+    userinfo_signing_alg_values_supported: Vec<&'static str>,
+    claims_supported: Vec<&'a str>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    acr_values_supported: &'a [String],
+    response_modes_supported: [&'static str; 1],
+    prompt_values_supported: [&'static str; 4],
+    display_values_supported: [&'static str; 4],
+    claim_types_supported: [&'static str; 1],
+    claims_parameter_supported: bool,
+    request_parameter_supported: bool,
+    /// `request_uri` only for pushed requests (RFC 9126), which Discovery's field (whose
+    /// default is true) does not mean.
+    request_uri_parameter_supported: bool,
+    require_request_uri_registration: bool,
 }
 
 const CLIENT_AUTH: [&str; 3] = ["client_secret_basic", "client_secret_post", "none"];
@@ -208,7 +253,7 @@ impl MetadataEndpoint {
                     .has_signing_keys()
                     .then_some("/.well-known/jwks.json"))
                 .map(|p| metadata.url(p)),
-            scopes_supported: metadata.scopes_supported.as_deref(),
+            scopes_supported: scopes_supported(server, &metadata),
             response_types_supported: if code { vec!["code"] } else { Vec::new() },
             grant_types_supported: config
                 .allowed_grant_types
@@ -258,12 +303,76 @@ impl MetadataEndpoint {
             client_id_metadata_document_supported: server.inner.ctx.documents.is_some(),
             #[cfg(not(feature = "tls"))]
             client_id_metadata_document_supported: false,
+            openid: openid_fields(server, &metadata),
         };
         Self {
             body: Bytes::from(response::to_json(&doc)),
             cache_control: None,
         }
     }
+}
+
+/// The scopes to advertise: the app's list, with `openid` when the server speaks OpenID
+/// Connect; or, without a list, OpenID Connect's own.
+fn scopes_supported<'a>(server: &'a AuthServer, metadata: &'a Metadata) -> Option<Vec<&'a str>> {
+    let openid = server.context().openid.as_deref();
+    match (&metadata.scopes_supported, openid) {
+        (Some(listed), None) => Some(listed.iter().map(String::as_str).collect()),
+        (Some(listed), Some(_)) => {
+            let mut scopes: Vec<&str> = listed.iter().map(String::as_str).collect();
+            if !scopes.contains(&"openid") {
+                scopes.insert(0, "openid");
+            }
+            Some(scopes)
+        }
+        (None, Some(openid)) => Some(openid.scopes().collect()),
+        (None, None) => None,
+    }
+}
+
+/// The OpenID Connect fields, when the server speaks it.
+fn openid_fields<'a>(server: &'a AuthServer, metadata: &Metadata) -> Option<OpenIdFields<'a>> {
+    let openid = server.context().openid.as_deref()?;
+    #[cfg(feature = "jwt")]
+    let algorithms = server
+        .context()
+        .keys
+        .as_ref()
+        .map(crate::jose::KeySet::signing_algorithms)
+        .unwrap_or_default();
+    #[cfg(not(feature = "jwt"))]
+    let algorithms = Vec::new();
+    let mut subject_types = vec!["public"];
+    if openid.pairwise_key.is_some() {
+        subject_types.push("pairwise");
+    }
+    Some(OpenIdFields {
+        userinfo_endpoint: metadata.url(
+            metadata
+                .userinfo_endpoint
+                .as_deref()
+                .unwrap_or("/oauth/userinfo"),
+        ),
+        end_session_endpoint: metadata.url(
+            metadata
+                .end_session_endpoint
+                .as_deref()
+                .unwrap_or("/oauth/logout"),
+        ),
+        subject_types_supported: subject_types,
+        id_token_signing_alg_values_supported: algorithms.clone(),
+        userinfo_signing_alg_values_supported: algorithms,
+        claims_supported: openid.claims_supported(),
+        acr_values_supported: &openid.acr_values,
+        response_modes_supported: ["query"],
+        prompt_values_supported: ["none", "login", "consent", "select_account"],
+        display_values_supported: ["page", "popup", "touch", "wap"],
+        claim_types_supported: ["normal"],
+        claims_parameter_supported: false,
+        request_parameter_supported: false,
+        request_uri_parameter_supported: false,
+        require_request_uri_registration: false,
+    })
 }
 
 /// The `Service` of an endpoint that serves a document rendered once (`body`, with its

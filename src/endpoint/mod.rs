@@ -38,11 +38,13 @@ mod post;
 mod register;
 pub(crate) mod response;
 mod revoke;
+mod userinfo;
 
 pub use self::{
     authorize::{
         AGENT_COOKIE, AuthorizationContext, AuthorizationEndpoint, AuthorizationHandler, Decision,
-        DeviceVerificationEndpoint, Interaction, SECURE_AGENT_COOKIE, html_escape,
+        DeviceVerificationEndpoint, EndSessionEndpoint, Interaction, SECURE_AGENT_COOKIE,
+        html_escape,
     },
     future::ResponseFuture,
     jwks::{JWKS_MAX_AGE_SECS, JwksEndpoint},
@@ -53,6 +55,7 @@ pub use self::{
     },
     register::RegistrationEndpoint,
     response::EndpointResponse,
+    userinfo::UserinfoEndpoint,
 };
 use crate::server::AuthServer;
 
@@ -61,6 +64,24 @@ impl AuthServer {
     /// The token endpoint (RFC 6749 §3.2) as a tower `Service`.
     pub fn token_endpoint(&self) -> TokenEndpoint {
         TokenEndpoint::new(self.clone())
+    }
+
+    /// The userinfo endpoint (OpenID Connect Core §5.3) as a tower `Service`, for `GET` and
+    /// `POST /oauth/userinfo`: the claims of the access token's user that its scopes release,
+    /// as JSON (or a JWT, for a client that registered `userinfo_signed_response_alg`). Guarded
+    /// by [`bearer_layer`](AuthServer::bearer_layer): scope `openid`, and a token for no
+    /// resource or for the issuer.
+    pub fn userinfo_endpoint(&self) -> UserinfoEndpoint {
+        UserinfoEndpoint::new(self.clone())
+    }
+
+    /// The end-session endpoint (OpenID Connect RP-Initiated Logout 1.0) as a tower `Service`,
+    /// for `GET` and `POST /oauth/logout`: checks `id_token_hint`, `client_id` and
+    /// `post_logout_redirect_uri`, asks the user to confirm unless the hint names a session
+    /// this server knows, revokes the session's grants, calls the app's
+    /// [`LogoutHandler`](crate::openid::LogoutHandler), and redirects (or says it is done).
+    pub fn end_session_endpoint(&self) -> EndSessionEndpoint {
+        EndSessionEndpoint::new(self.clone())
     }
 
     /// The revocation endpoint (RFC 7009) as a tower `Service`.

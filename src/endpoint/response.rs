@@ -40,13 +40,14 @@ pub(crate) fn token(response: &TokenResponse) -> EndpointResponse {
 }
 
 /// The token response's JSON, written directly: the same bytes `serde_json` produces for the
-/// struct `{access_token, token_type, expires_in, refresh_token?, scope?}` (a test holds the two
+/// struct `{access_token, token_type, expires_in, refresh_token?, scope?, id_token?}` (a test holds the two
 /// equal), without its per-field machinery — this is on every token request's path.
 fn token_body(response: &TokenResponse) -> Vec<u8> {
     let mut out = Vec::with_capacity(
         96 + response.access_token.len()
             + response.refresh_token.as_ref().map_or(0, String::len)
-            + response.scope.as_str().len(),
+            + response.scope.as_str().len()
+            + response.id_token.as_ref().map_or(0, String::len),
     );
     out.extend_from_slice(b"{\"access_token\":");
     push_json_string(&mut out, &response.access_token);
@@ -63,6 +64,10 @@ fn token_body(response: &TokenResponse) -> Vec<u8> {
     if !scope.is_empty() {
         out.extend_from_slice(b",\"scope\":");
         push_json_string(&mut out, scope);
+    }
+    if let Some(id_token) = &response.id_token {
+        out.extend_from_slice(b",\"id_token\":");
+        push_json_string(&mut out, id_token);
     }
     out.push(b'}');
     out
@@ -170,6 +175,8 @@ mod tests {
             refresh_token: Option<&'a str>,
             #[serde(skip_serializing_if = "str::is_empty")]
             scope: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            id_token: Option<&'a str>,
         }
         serde_json::to_vec(&Body {
             access_token: &r.access_token,
@@ -177,6 +184,7 @@ mod tests {
             expires_in: r.expires_in,
             refresh_token: r.refresh_token.as_deref(),
             scope: r.scope.as_str(),
+            id_token: r.id_token.as_deref(),
         })
         .unwrap()
     }
@@ -188,9 +196,10 @@ mod tests {
             refresh in proptest::option::of(any::<String>()),
             expires_in in any::<u64>(),
             scope in proptest::option::of("[a-z:._-]{1,8}( [a-z:._-]{1,8}){0,3}"),
+            id_token in proptest::option::of(any::<String>()),
         ) {
             let scope = scope.map_or_else(Scope::empty, |s| Scope::parse(&s).unwrap());
-            let r = TokenResponse { access_token: access, expires_in, refresh_token: refresh, scope };
+            let r = TokenResponse { access_token: access, expires_in, refresh_token: refresh, scope, id_token };
             prop_assert_eq!(token_body(&r), with_serde(&r));
         }
     }
@@ -202,6 +211,7 @@ mod tests {
             expires_in: 3600,
             refresh_token: Some("r".into()),
             scope: Scope::parse("read write").unwrap(),
+            id_token: None,
         };
         assert_eq!(token_body(&r), with_serde(&r));
         assert_eq!(

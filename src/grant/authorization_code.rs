@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::{
     Approval, NewGrant, TokenRequest, TokenResponse, context::Context, invalid_target,
-    narrow_resources, pkce, resolve_scope,
+    narrow_resources, openid, pkce, resolve_scope,
 };
 use crate::{
     client::{Client, GrantType},
@@ -127,6 +127,7 @@ pub(crate) async fn issue(
         scope,
         resources,
         code_challenge,
+        None,
     )
     .await
 }
@@ -157,7 +158,9 @@ pub(crate) fn checked_challenge(
     Ok((challenge.to_owned(), method))
 }
 
-/// Store a new code bound to all it was issued for, and return it.
+/// Store a new code bound to all it was issued for, and return it. An OpenID request's login
+/// is kept first, so a code that exists always finds it.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn mint_code(
     ctx: &Context,
     client_id: Arc<str>,
@@ -166,10 +169,14 @@ pub(crate) async fn mint_code(
     scope: crate::scope::Scope,
     resources: crate::resource::Resources,
     code_challenge: Option<(String, CodeChallengeMethod)>,
+    login: Option<openid::CodeLogin>,
 ) -> Result<String, OAuthError> {
     let now = ctx.now();
     let code = token::generate();
     let lifetime = ctx.config().authorization_code_lifetime.as_secs();
+    if let Some(login) = &login {
+        openid::remember_code(ctx, &code.hash(), login, now.saturating_add(lifetime)).await?;
+    }
     ctx.store
         .create_code(AuthorizationCodeRecord {
             hash: code.hash(),
@@ -220,6 +227,7 @@ pub(super) async fn exchange(
     // one atomic step wherever it keeps them.
     // RFC 8707 §2.2: a token for some of the resources approved (the grant keeps them all).
     let audience = narrow_resources(&record.resources, request)?;
+    let userinfo_reachable = openid::reaches_userinfo(ctx, &audience);
     let route = hash.route().unwrap_or_else(crate::token::Route::random);
     let new = NewGrant::prepare(
         ctx,
@@ -233,7 +241,11 @@ pub(super) async fn exchange(
         audience,
         GrantType::AuthorizationCode,
     )?;
-    let response = new.response();
+    let mut response = new.response();
+    if openid::is_openid(ctx, &record.scope) {
+        response.id_token =
+            Some(id_token(ctx, client, &hash, &record, &new, userinfo_reachable).await?);
+    }
     let event = new.issued_event();
     match store
         .redeem_code(&hash, new.record, new.access, new.refresh)
@@ -246,6 +258,59 @@ pub(super) async fn exchange(
         Redemption::AlreadyRedeemed(first) => Err(code_reused(ctx, first, client.id_arc()).await),
         Redemption::Missing => Err(invalid_code()),
     }
+}
+
+/// The ID token of an OpenID grant's first tokens (Core §3.1.3.3), and what the grant keeps
+/// for its refreshes and its logout — kept before the code is redeemed, so a redeemed code
+/// never lacks it.
+async fn id_token(
+    ctx: &Context,
+    client: &Client,
+    code: &TokenHash,
+    record: &AuthorizationCodeRecord,
+    new: &NewGrant,
+    userinfo_reachable: bool,
+) -> Result<String, OAuthError> {
+    // None for a code the app minted itself (`issue_authorization_code`): no nonce was sent.
+    let login = openid::code_login(ctx, code).await?;
+    let (nonce, authentication) = match login {
+        Some(l) => (l.nonce, l.authentication),
+        None => (None, None),
+    };
+    let claims = if userinfo_reachable {
+        serde_json::Map::new()
+    } else {
+        openid::claims(ctx, client, &record.subject, &record.scope).await
+    };
+    let now = ctx.now();
+    let token = openid::id_token(
+        ctx,
+        openid::IdTokenFor {
+            client,
+            subject: &record.subject,
+            nonce: nonce.as_deref(),
+            authentication: authentication.as_ref(),
+            access_token: new.access_token.expose(),
+            claims,
+            now,
+        },
+    )?;
+    let config = ctx.config();
+    let lives = config
+        .refresh_token_lifetime
+        .max(config.access_token_lifetime)
+        .as_secs();
+    let until = new.record.expires_at.unwrap_or(now.saturating_add(lives));
+    openid::remember_grant(
+        ctx,
+        new.record.id,
+        client.id(),
+        &record.subject,
+        openid::GrantLogin { authentication },
+        until,
+    )
+    .await?;
+    Ok(token)
 }
 
 fn invalid_code() -> OAuthError {

@@ -29,6 +29,8 @@ pub(crate) struct Context {
     /// The app's own claims for JWT access tokens.
     #[cfg(feature = "jwt")]
     pub(crate) claims_hook: Option<Arc<dyn crate::jose::ClaimsHook>>,
+    /// OpenID Connect, when enabled.
+    pub(crate) openid: Option<Arc<crate::openid::OpenId>>,
     /// The app's rule for which resources exist (else `Config::resources`).
     pub(crate) resource_policy: Option<Arc<dyn ResourcePolicy>>,
     pub(crate) listeners: Vec<Arc<dyn EventListener>>,

@@ -393,7 +393,7 @@ pub(crate) async fn decide(
     };
     // Checked before the user code is used up, so a refused approval can be made again.
     let state = match decision {
-        Decision::Approve { subject, scope } => {
+        Decision::Approve { subject, scope, .. } => {
             let asked = Scope::parse(&request.scope).unwrap_or_default();
             let granted = match scope {
                 Some(s) if !s.is_subset_of(&asked) => {
@@ -409,7 +409,8 @@ pub(crate) async fn decide(
                 scope: granted.to_string(),
             }
         }
-        Decision::Deny => State::Denied,
+        // Any refusal (a device request has no `prompt`) is a denial.
+        _ => State::Denied,
     };
     let now = ctx.now();
     // Single use: the decision that takes the user code applies.

@@ -35,12 +35,14 @@ pub(super) struct Kept<'a> {
     pub(super) access_expires_at: UnixTime,
     pub(super) refresh_token: &'a str,
     pub(super) scope: &'a Scope,
+    /// The ID token of an OpenID grant's refresh; empty when none.
+    pub(super) id_token: &'a str,
 }
 
 pub(super) fn seal(presented: &str, kept: &Kept<'_>) -> Option<Vec<u8>> {
     let mut plain = Vec::with_capacity(16 + kept.access_token.len() + kept.refresh_token.len());
     plain.extend_from_slice(&kept.access_expires_at.to_be_bytes());
-    for part in [kept.access_token, kept.refresh_token] {
+    for part in [kept.access_token, kept.refresh_token, kept.id_token] {
         plain.extend_from_slice(&u16::try_from(part.len()).ok()?.to_be_bytes());
         plain.extend_from_slice(part.as_bytes());
     }
@@ -75,12 +77,14 @@ pub(super) fn open(presented: &str, sealed: &[u8], now: UnixTime) -> Option<Toke
     };
     let access_token = take()?;
     let refresh_token = take()?;
+    let id_token = take()?;
     let scope = Scope::parse(std::str::from_utf8(rest).ok()?).ok()?;
     Some(TokenResponse {
         access_token,
         expires_in: u64::from_be_bytes(*expires).saturating_sub(now),
         refresh_token: Some(refresh_token),
         scope,
+        id_token: (!id_token.is_empty()).then_some(id_token),
     })
 }
 
@@ -96,6 +100,7 @@ mod tests {
             access_expires_at: 1_000,
             refresh_token: "rt",
             scope: &scope,
+            id_token: "",
         };
         let sealed = seal("old-refresh", &kept).unwrap();
         let opened = open("old-refresh", &sealed, 400).unwrap();

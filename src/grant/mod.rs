@@ -8,6 +8,7 @@ mod client_credentials;
 pub(crate) mod context;
 pub(crate) mod device;
 mod grace;
+pub(crate) mod openid;
 mod password;
 pub(crate) mod pkce;
 mod refresh_token;
@@ -43,6 +44,8 @@ pub struct TokenResponse {
     pub refresh_token: Option<String>,
     /// The scope of the access token.
     pub scope: Scope,
+    /// The ID token of an OpenID grant (OpenID Connect Core §3.1.3.3, §12.2).
+    pub id_token: Option<String>,
 }
 
 impl TokenResponse {
@@ -60,6 +63,7 @@ impl fmt::Debug for TokenResponse {
                 &self.refresh_token.as_ref().map(|_| "<redacted>"),
             )
             .field("scope", &self.scope)
+            .field("id_token", &self.id_token.as_ref().map(|_| "<redacted>"))
             .finish()
     }
 }
@@ -392,6 +396,7 @@ impl NewGrant {
             expires_in: self.access.expires_at - self.access.issued_at,
             refresh_token: self.refresh_token.as_ref().map(|t| t.expose().to_owned()),
             scope: self.access.scope.clone(),
+            id_token: None,
         }
     }
 

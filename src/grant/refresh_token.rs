@@ -19,10 +19,10 @@ use super::{
     AccessFor, TokenRequest, TokenResponse, cap,
     context::Context,
     grace::{self, Kept},
-    mint_access_token, narrow_resources, parse_scope,
+    mint_access_token, narrow_resources, openid, parse_scope,
 };
 use crate::{
-    client::Client,
+    client::{Client, GrantType},
     config::OnRefresh,
     error::OAuthError,
     events::{Event, ReusedCredential},
@@ -88,6 +88,7 @@ pub(super) async fn exchange(
         };
         // RFC 8707 §2.2, likewise: some of the grant's resources, or all of them.
         let audience = narrow_resources(&record.grant.resources, request)?;
+        let login = openid_login(ctx, client, &record, &scope, &audience).await?;
         let (rotation, response) = prepare(
             ctx,
             client,
@@ -96,10 +97,20 @@ pub(super) async fn exchange(
             scope,
             audience.clone(),
             now,
+            login.as_ref(),
         )?;
         let rotated = rotation.refresh.is_some();
         match store.rotate_refresh_token(rotation).await? {
             RotationOutcome::Rotated => {
+                // A family without an absolute end lives as long as it is refreshed: so does
+                // what its ID tokens need.
+                if login.is_some() && record.grant.expires_at.is_none() {
+                    let until = now.saturating_add(ctx.config().refresh_token_lifetime.as_secs());
+                    // The tokens are rotated already: a failure here must not lose them.
+                    if let Err(e) = openid::keep_grant_until(ctx, record.grant.id, until).await {
+                        tracing::warn!(error = %e, "an OpenID grant's login could not be extended");
+                    }
+                }
                 if let OnRefresh::Call(f) = &ctx.config().on_refresh {
                     f(record.clone()).await;
                 }
@@ -120,7 +131,44 @@ pub(super) async fn exchange(
     Err(invalid())
 }
 
+/// What the ID token of an OpenID grant's refresh says beyond the grant (Core §12.2): the
+/// original authentication, and the claims when the new access token cannot fetch them.
+struct RefreshLogin {
+    subject: Arc<str>,
+    authentication: Option<crate::openid::Authentication>,
+    claims: serde_json::Map<String, serde_json::Value>,
+}
+
+/// For a refresh of an OpenID grant (from the code flow) that keeps `openid` in its scope,
+/// what its new ID token needs.
+async fn openid_login(
+    ctx: &Context,
+    client: &Client,
+    record: &RefreshTokenRecord,
+    scope: &Scope,
+    audience: &Resources,
+) -> Result<Option<RefreshLogin>, OAuthError> {
+    let Some(subject) = &record.grant.subject else {
+        return Ok(None);
+    };
+    if record.grant.grant_type != GrantType::AuthorizationCode || !openid::is_openid(ctx, scope) {
+        return Ok(None);
+    }
+    let login = openid::grant_login(ctx, record.grant.id).await?;
+    let claims = if openid::reaches_userinfo(ctx, audience) {
+        serde_json::Map::new()
+    } else {
+        openid::claims(ctx, client, subject, scope).await
+    };
+    Ok(Some(RefreshLogin {
+        subject: Arc::clone(subject),
+        authentication: login.and_then(|l| l.authentication),
+        claims,
+    }))
+}
+
 /// Build the successor tokens and the store operation that installs them.
+#[allow(clippy::too_many_arguments)]
 fn prepare(
     ctx: &Context,
     client: &Client,
@@ -129,6 +177,7 @@ fn prepare(
     scope: Scope,
     audience: Resources,
     now: u64,
+    login: Option<&RefreshLogin>,
 ) -> Result<(Rotation, TokenResponse), OAuthError> {
     let config = ctx.config();
     let family_end = record.grant.expires_at;
@@ -147,6 +196,22 @@ fn prepare(
         now,
         family_end,
     )?;
+    // Core §12.2: the same `sub`, `auth_time`, `acr`, `amr` and `azp`; a new `iat`; no nonce.
+    let id_token = match login {
+        Some(login) => Some(openid::id_token(
+            ctx,
+            openid::IdTokenFor {
+                client,
+                subject: &login.subject,
+                nonce: None,
+                authentication: login.authentication.as_ref(),
+                access_token: access_token.expose(),
+                claims: login.claims.clone(),
+                now,
+            },
+        )?),
+        None => None,
+    };
     let successor = rotate.then(|| token::generate_for(route));
     let refresh = successor.as_ref().map(|t| NewRefreshToken {
         hash: t.hash(),
@@ -167,6 +232,7 @@ fn prepare(
                 access_expires_at: access.expires_at,
                 refresh_token: next.expose(),
                 scope: &scope,
+                id_token: id_token.as_deref().unwrap_or(""),
             },
         )
         .map(|bytes| Sealed {
@@ -180,6 +246,7 @@ fn prepare(
         expires_in: access.expires_at - now,
         refresh_token: successor.as_ref().map(|t| t.expose().to_owned()),
         scope,
+        id_token,
     };
     let rotation = Rotation {
         presented: record.hash,

@@ -29,13 +29,26 @@ mod verify;
 
 pub(crate) use self::{
     claims::{AccessClaims, extra_claims},
-    verify::{Keyring, Unverified, access_token_kid, keyring, verify},
+    verify::{Keyring, Unverified, access_token_kid, keyring, verify, verify_id_token},
 };
 pub use self::{
     claims::{ClaimsContext, ClaimsHook, RESERVED_CLAIMS},
     keys::{PublicKey, SigningKey},
     set::KeySet,
 };
+
+/// The left half of the hash of `value` that a JWS of `alg` uses, base64url: an ID token's
+/// `at_hash` (OpenID Connect Core §3.1.3.6). SHA-256 for RS256 and ES256; SHA-512 for EdDSA
+/// on Ed25519, the only curve these keys use.
+pub(crate) fn half_hash(alg: &str, value: &str) -> String {
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+    use sha2::{Digest, Sha256, Sha512};
+    let digest = match alg {
+        "EdDSA" => Sha512::digest(value.as_bytes()).to_vec(),
+        _ => Sha256::digest(value.as_bytes()).to_vec(),
+    };
+    URL_SAFE_NO_PAD.encode(&digest[..digest.len() / 2])
+}
 
 /// Choose jsonwebtoken's backend explicitly, before its first use: a build where another crate
 /// enables its other backend too would otherwise panic at the first signature or verification.

@@ -11,10 +11,14 @@ use super::{
 };
 
 /// The keys a server signs and is verified with: one active signing key, and the public keys of
-/// the next and the retiring ones.
+/// the next and the retiring ones. For OpenID Connect, signing keys of other algorithms too
+/// ([`with_signing_key`](Self::with_signing_key)): ID tokens are RS256 unless the client
+/// registered another algorithm.
 #[derive(Clone, Debug)]
 pub struct KeySet {
     active: SigningKey,
+    /// Signing keys for other algorithms (one each), for ID tokens and userinfo responses.
+    signers: Vec<SigningKey>,
     others: Vec<PublicKey>,
 }
 
@@ -24,15 +28,63 @@ impl KeySet {
         install_backend();
         Self {
             active,
+            signers: Vec::new(),
             others: Vec::new(),
         }
     }
 
+    /// Also sign with `key` where its algorithm is asked for (an OpenID client's
+    /// `id_token_signed_response_alg`, say RS256 beside an ES256 active key), and publish it.
+    /// One key per algorithm: a second one for an algorithm already held replaces the first
+    /// (the active key's algorithm stays the active key's).
+    #[must_use]
+    pub fn with_signing_key(mut self, key: SigningKey) -> Self {
+        if key.alg == self.active.alg {
+            return self;
+        }
+        self.others.retain(|k| k.kid != key.public.kid);
+        self.signers.retain(|k| k.alg != key.alg);
+        self.signers.push(key);
+        self
+    }
+
+    /// The algorithms this set signs with: the active key's first.
+    pub fn signing_algorithms(&self) -> Vec<&'static str> {
+        std::iter::once(&self.active)
+            .chain(&self.signers)
+            .map(SigningKey::algorithm)
+            .collect()
+    }
+
+    /// The signing key for `alg` (`RS256`, `ES256`, `EdDSA`), if the set has one.
+    fn signer(&self, alg: &str) -> Option<&SigningKey> {
+        std::iter::once(&self.active)
+            .chain(&self.signers)
+            .find(|k| k.algorithm() == alg)
+    }
+
+    /// Sign `claims` as a JWT with the key for `alg`, with `typ` in the header when given
+    /// (`None` for an ID token, which has none). `None` when the set has no key for `alg`.
+    pub(crate) fn sign_as(
+        &self,
+        alg: &str,
+        typ: Option<&str>,
+        claims: &impl Serialize,
+    ) -> Option<Result<String, jsonwebtoken::errors::Error>> {
+        let key = self.signer(alg)?;
+        let mut header = Header::new(key.alg);
+        header.typ = typ.map(str::to_owned);
+        header.kid = Some(key.public.kid.clone());
+        Some(jsonwebtoken::encode(&header, claims, &key.encoding))
+    }
     /// Also publish `key` for verification: the next key before it becomes active, or the
     /// previous one until the longest access-token lifetime has passed.
     #[must_use]
     pub fn with_verification_key(mut self, key: PublicKey) -> Self {
-        if key.kid != self.active.public.kid && !self.others.iter().any(|k| k.kid == key.kid) {
+        let signs = std::iter::once(&self.active)
+            .chain(&self.signers)
+            .any(|k| k.public.kid == key.kid);
+        if !signs && !self.others.iter().any(|k| k.kid == key.kid) {
             self.others.push(key);
         }
         self
@@ -43,9 +95,11 @@ impl KeySet {
         &self.active
     }
 
-    /// The JWK Set (RFC 7517 §5): the active key's public half, then the others.
+    /// The JWK Set (RFC 7517 §5): the active key's public half, then the other signing keys',
+    /// then the verification-only ones.
     pub fn jwks(&self) -> Value {
         let keys: Vec<&Value> = std::iter::once(&self.active.public.jwk)
+            .chain(self.signers.iter().map(|k| &k.public.jwk))
             .chain(self.others.iter().map(|k| &k.jwk))
             .collect();
         json!({ "keys": keys })

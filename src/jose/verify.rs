@@ -179,3 +179,39 @@ pub(crate) fn verify(
         _ => Ok(claims),
     }
 }
+
+/// The claims of an ID token this server issued, as an `id_token_hint` presents them.
+#[derive(Deserialize)]
+pub(crate) struct HintClaims {
+    pub(crate) sub: String,
+    #[serde(default)]
+    pub(crate) aud: crate::wire::uri::Audience,
+    #[serde(default)]
+    pub(crate) sid: Option<String>,
+}
+
+/// Verify an ID token this server issued (an `id_token_hint`, OpenID Connect Core §3.1.2.1,
+/// RP-Initiated Logout §2): the signature with the key its header names, the algorithm the
+/// key's, `iss` the `issuer`. An access token (`typ: at+jwt`) is not one. Expiry is not
+/// judged: a hint may have expired (both specifications allow it).
+pub(crate) fn verify_id_token(token: &str, keys: &Keyring, issuer: &str) -> Option<HintClaims> {
+    let header = jsonwebtoken::decode_header(token).ok()?;
+    if header.typ.is_some_and(|t| {
+        t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt")
+    }) {
+        return None;
+    }
+    let key = keys.get(header.kid.as_deref()?)?;
+    if header.alg != key.alg {
+        return None;
+    }
+    let mut rules = jsonwebtoken::Validation::new(key.alg);
+    rules.set_issuer(&[issuer]);
+    rules.validate_aud = false;
+    rules.set_required_spec_claims(&["iss", "sub", "aud"]);
+    rules.validate_exp = false;
+    rules.validate_nbf = false;
+    jsonwebtoken::decode::<HintClaims>(token, &key.key, &rules)
+        .ok()
+        .map(|data| data.claims)
+}

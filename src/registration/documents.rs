@@ -422,6 +422,7 @@ impl Documents {
         if let Some(name) = metadata.client_name() {
             b = b.name(name);
         }
+        b = metadata.openid_onto(b);
         b.build().map(Arc::new).map_err(|e| refused(e.to_string()))
     }
 }

@@ -2,7 +2,13 @@
 
 use serde_json::{Map, Value};
 
-use crate::{client::GrantType, error::OAuthError, scope::Scope, wire::uri};
+use crate::{
+    client::{ClientBuilder, GrantType, SIGNING_ALGORITHMS},
+    error::OAuthError,
+    openid::SubjectType,
+    scope::Scope,
+    wire::uri,
+};
 
 /// At most this many redirect URIs in one registration.
 pub const MAX_REDIRECT_URIS: usize = 16;
@@ -96,6 +102,13 @@ pub struct ClientMetadata {
     /// `software_version`, as sent (checked).
     texts: Vec<(&'static str, String)>,
     contacts: Vec<String>,
+    /// OpenID Connect Registration 1.0 §2: `id_token_signed_response_alg`,
+    /// `userinfo_signed_response_alg`, `subject_type`; RP-Initiated Logout §3.1:
+    /// `post_logout_redirect_uris`.
+    id_token_alg: Option<String>,
+    userinfo_alg: Option<String>,
+    subject_type: Option<SubjectType>,
+    post_logout_redirect_uris: Vec<String>,
 }
 
 /// The text fields kept as they are: (name, whether it is a URI).
@@ -278,6 +291,65 @@ impl ClientMetadata {
                 "contacts: at most {MAX_CONTACTS}, each 1 to {MAX_TEXT_CHARS} characters"
             )));
         }
+        let algorithm = |field: &str| -> Result<Option<String>, OAuthError> {
+            match fields.get(field) {
+                None => Ok(None),
+                Some(v) => {
+                    let alg = string(v, field)?;
+                    if !SIGNING_ALGORITHMS.contains(&alg) {
+                        return Err(bad(format!(
+                            "{field} must be one of {}",
+                            SIGNING_ALGORITHMS.join(", ")
+                        )));
+                    }
+                    Ok(Some(alg.to_owned()))
+                }
+            }
+        };
+        let id_token_alg = algorithm("id_token_signed_response_alg")?;
+        let userinfo_alg = algorithm("userinfo_signed_response_alg")?;
+        let subject_type = match fields.get("subject_type") {
+            None => None,
+            Some(v) => {
+                let name = string(v, "subject_type")?;
+                Some(SubjectType::parse(name).ok_or_else(|| {
+                    bad(format!(
+                        "subject_type must be public or pairwise, not {name:?}"
+                    ))
+                })?)
+            }
+        };
+        if fields.contains_key("sector_identifier_uri") {
+            return Err(bad(
+                "sector_identifier_uri is not supported: register redirect URIs on one host",
+            ));
+        }
+        if subject_type == Some(SubjectType::Pairwise) {
+            let mut hosts = redirect_uris.iter().filter_map(|u| uri::host_of(u));
+            let first = hosts.next();
+            if hosts.any(|h| Some(h) != first) {
+                return Err(bad(
+                    "pairwise subjects need redirect URIs on one host (the sector)",
+                ));
+            }
+        }
+        let post_logout_redirect_uris = match fields.get("post_logout_redirect_uris") {
+            None => Vec::new(),
+            Some(v) => strings(v, "post_logout_redirect_uris")?,
+        };
+        if post_logout_redirect_uris.len() > MAX_REDIRECT_URIS {
+            return Err(bad(format!(
+                "at most {MAX_REDIRECT_URIS} post_logout_redirect_uris"
+            )));
+        }
+        for r in &post_logout_redirect_uris {
+            redirect_kind(r, application_type).map_err(|e| {
+                bad(format!(
+                    "post_logout_redirect_uris: {}",
+                    e.description().unwrap_or("")
+                ))
+            })?;
+        }
         Ok(Self {
             redirect_uris,
             auth_method,
@@ -286,7 +358,48 @@ impl ClientMetadata {
             scope,
             texts,
             contacts,
+            id_token_alg,
+            userinfo_alg,
+            subject_type,
+            post_logout_redirect_uris,
         })
+    }
+
+    /// The JWS algorithm it asked its ID tokens to be signed with.
+    pub fn id_token_signed_response_alg(&self) -> Option<&str> {
+        self.id_token_alg.as_deref()
+    }
+
+    /// The JWS algorithm it asked its userinfo responses to be signed with.
+    pub fn userinfo_signed_response_alg(&self) -> Option<&str> {
+        self.userinfo_alg.as_deref()
+    }
+
+    /// The `subject_type` it asked for.
+    pub fn subject_type(&self) -> Option<SubjectType> {
+        self.subject_type
+    }
+
+    /// Where the user agent may go after logout.
+    pub fn post_logout_redirect_uris(&self) -> &[String] {
+        &self.post_logout_redirect_uris
+    }
+
+    /// The OpenID Connect settings onto a client being built.
+    pub(crate) fn openid_onto(&self, mut b: ClientBuilder) -> ClientBuilder {
+        if let Some(alg) = &self.id_token_alg {
+            b = b.id_token_signed_response_alg(alg);
+        }
+        if let Some(alg) = &self.userinfo_alg {
+            b = b.userinfo_signed_response_alg(alg);
+        }
+        if let Some(t) = self.subject_type {
+            b = b.subject_type(t);
+        }
+        for r in &self.post_logout_redirect_uris {
+            b = b.post_logout_redirect_uri(r);
+        }
+        b
     }
 
     /// The redirect URIs.
@@ -380,6 +493,21 @@ impl ClientMetadata {
         }
         if !self.contacts.is_empty() {
             m.insert("contacts".into(), list(&self.contacts));
+        }
+        if let Some(alg) = &self.id_token_alg {
+            m.insert("id_token_signed_response_alg".into(), alg.clone().into());
+        }
+        if let Some(alg) = &self.userinfo_alg {
+            m.insert("userinfo_signed_response_alg".into(), alg.clone().into());
+        }
+        if let Some(t) = self.subject_type {
+            m.insert("subject_type".into(), t.as_str().into());
+        }
+        if !self.post_logout_redirect_uris.is_empty() {
+            m.insert(
+                "post_logout_redirect_uris".into(),
+                list(&self.post_logout_redirect_uris),
+            );
         }
         m
     }

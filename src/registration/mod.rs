@@ -363,6 +363,10 @@ pub(crate) struct Registry {
     stored: Arc<dyn ClientRegistry>,
     store: Arc<dyn TokenStore>,
     clock: Arc<dyn Clock>,
+    /// What the server can do for OpenID clients: the algorithms it signs with, and whether
+    /// it has a pairwise key.
+    signing_algorithms: Vec<&'static str>,
+    pairwise: bool,
 }
 
 impl fmt::Debug for Registry {
@@ -397,7 +401,21 @@ impl Registry {
             allowed_grants,
             store,
             clock,
+            signing_algorithms: Vec::new(),
+            pairwise: false,
         }
+    }
+
+    /// The OpenID settings a registering client may ask for: these signing algorithms, and
+    /// pairwise subjects when `pairwise`.
+    pub(crate) fn with_openid(
+        mut self,
+        signing_algorithms: Vec<&'static str>,
+        pairwise: bool,
+    ) -> Self {
+        self.signing_algorithms = signing_algorithms;
+        self.pairwise = pairwise;
+        self
     }
 
     pub(crate) fn config(&self) -> &Registration {
@@ -453,6 +471,24 @@ impl Registry {
                 "grant type {g} is not enabled on this server"
             )));
         }
+        for alg in [
+            metadata.id_token_signed_response_alg(),
+            metadata.userinfo_signed_response_alg(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if !self.signing_algorithms.contains(&alg) {
+                return Err(OAuthError::invalid_client_metadata(format!(
+                    "this server does not sign with {alg}"
+                )));
+            }
+        }
+        if metadata.subject_type() == Some(crate::openid::SubjectType::Pairwise) && !self.pairwise {
+            return Err(OAuthError::invalid_client_metadata(
+                "this server does not offer pairwise subjects",
+            ));
+        }
         self.config.policy.check(metadata, with_iat)?;
         if let Some(allowed) = &self.config.allowed_scope {
             match metadata.scope() {
@@ -489,6 +525,7 @@ impl Registry {
         if let Some(name) = metadata.client_name() {
             b = b.name(name);
         }
+        b = metadata.openid_onto(b);
         b.build()
             .map_err(|e| OAuthError::invalid_client_metadata(e.to_string()))
     }

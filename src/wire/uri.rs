@@ -87,6 +87,12 @@ pub(crate) fn registration_problem(uri: &str) -> Option<&'static str> {
     None
 }
 
+/// The host of a redirect URI (a private-use URI's scheme, which names its app), as the
+/// sector of pairwise subjects (OpenID Connect Core §8.1).
+pub(crate) fn host_of(uri: &str) -> Option<&str> {
+    parts(uri).map(|p| p.host).or_else(|| private_use(uri))
+}
+
 /// The scheme of a private-use URI (RFC 8252 §7.1: a reverse domain name, so it holds a dot)
 /// written `scheme:/path`.
 fn private_use(uri: &str) -> Option<&str> {

@@ -16,7 +16,7 @@ use tower_oauth2::{
     store::{MemoryStore, TokenStore},
 };
 
-use crate::support::{Reply, backends, form, reply};
+use crate::support::{Reply, backends, encode, form, location, param, reply};
 
 const ISS: &str = "https://auth.example";
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
@@ -152,59 +152,11 @@ impl Auth {
     async fn exchange(&self, code: &str, redirect_uri: &str) -> Reply {
         let body = format!(
             "grant_type=authorization_code&client_id=spa&code={code}&redirect_uri={}&code_verifier={VERIFIER}",
-            tower_oauth2_encode(redirect_uri)
+            encode(redirect_uri)
         );
         let req = form("/oauth/token", None, &body);
         reply(self.server.token_endpoint().oneshot(req).await.unwrap()).await
     }
-}
-
-fn tower_oauth2_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' => (b as char).to_string(),
-            b => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// The redirect's target and its parameters.
-fn location(r: &Reply) -> (String, Vec<(String, String)>) {
-    let loc = r.header("location").expect("a Location header");
-    let (base, query) = loc.split_once('?').unwrap_or((loc, ""));
-    let params = query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (n, v) = p.split_once('=').unwrap_or((p, ""));
-            (n.to_owned(), decode(v))
-        })
-        .collect();
-    (base.to_owned(), params)
-}
-
-fn decode(v: &str) -> String {
-    let bytes = v.replace('+', " ").into_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() + 1 {
-            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap();
-            out.push(u8::from_str_radix(hex, 16).unwrap());
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).unwrap()
-}
-
-fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    params
-        .iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, v)| v.as_str())
 }
 
 #[track_caller]
@@ -541,10 +493,7 @@ async fn a_handle_completes_once_for_the_browser_that_started_it() {
     assert_page(&r, 400, "invalid_request");
     // A wider scope than requested is refused at the redirect URI.
     let (handle, cookie) = started(&a, &spa("&scope=read")).await;
-    let wide = Decision::Approve {
-        subject: "alice".into(),
-        scope: Some("read write".parse().unwrap()),
-    };
+    let wide = Decision::approve("alice").with_scope("read write".parse().unwrap());
     let r = a.complete(&handle, Some(&cookie), wide).await;
     assert_error_redirect(&r, "https://spa.example/cb", "invalid_scope", Some("xyz"));
 }
@@ -685,7 +634,7 @@ async fn a_pushed_request_resumes_once_at_the_authorization_endpoint() {
         "response_type=code&client_id=app&state=pushed&scope=read&code_challenge={CHALLENGE}&code_challenge_method=S256"
     );
     let uri = pushed(&a.push(Some(APP), &body).await);
-    let query = format!("client_id=app&request_uri={}", tower_oauth2_encode(&uri));
+    let query = format!("client_id=app&request_uri={}", encode(&uri));
     let r = a.get(&query, &[("x-test", "approve:alice")]).await;
     let (to, params) = location(&r);
     assert_eq!(to, "https://app.example/cb");
@@ -765,12 +714,7 @@ async fn a_pushed_request_is_refused_as_json_and_resumed_only_by_its_client() {
     }
     // Another client's request_uri, an unknown one, a lapsed one: pages.
     let uri = pushed(&a.push(Some(APP), ok).await);
-    let by = |client: &str, uri: &str| {
-        format!(
-            "client_id={client}&request_uri={}",
-            tower_oauth2_encode(uri)
-        )
-    };
+    let by = |client: &str, uri: &str| format!("client_id={client}&request_uri={}", encode(uri));
     assert_page(&a.get(&by("spa", &uri), &[]).await, 400, "invalid_request");
     assert_page(
         &a.get(&by("app", "urn:ietf:params:oauth:request_uri:nope"), &[])
@@ -800,10 +744,7 @@ async fn a_client_that_must_push_is_refused_otherwise() {
     let r = a.get(direct, &[("x-test", "approve:alice")]).await;
     assert_error_redirect(&r, "https://par.example/cb", "invalid_request", Some("s"));
     let uri = pushed(&a.push(Some(("par-only", "par-secret")), direct).await);
-    let query = format!(
-        "client_id=par-only&request_uri={}",
-        tower_oauth2_encode(&uri)
-    );
+    let query = format!("client_id=par-only&request_uri={}", encode(&uri));
     let r = a.get(&query, &[("x-test", "approve:alice")]).await;
     assert!(param(&location(&r).1, "code").is_some());
     // The metadata names the endpoint.
@@ -879,7 +820,7 @@ async fn over_real_http_the_answers_are_the_same() {
     .await;
     let uri = pushed(&r);
     let r = get(
-        format!("client_id=app&request_uri={}", tower_oauth2_encode(&uri)),
+        format!("client_id=app&request_uri={}", encode(&uri)),
         "deny",
     )
     .await;
@@ -1029,7 +970,7 @@ async fn a_loopback_port_must_be_a_port_and_a_redirect_uri_must_be_ascii() {
     let with = |uri: &str| {
         format!(
             "response_type=code&client_id=spa&redirect_uri={}&code_challenge={CHALLENGE}&code_challenge_method=S256",
-            tower_oauth2_encode(uri)
+            encode(uri)
         )
     };
     for port in ["99999999999999999999", "65536", ""] {

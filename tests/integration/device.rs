@@ -438,10 +438,7 @@ async fn another_clients_code_and_bad_polls_change_nothing() {
         .server
         .complete_device(
             &user_code,
-            Decision::Approve {
-                subject: "alice".into(),
-                scope: Some(Scope::parse("admin").unwrap()),
-            },
+            Decision::approve("alice").with_scope(Scope::parse("admin").unwrap()),
         )
         .await
         .unwrap_err();
@@ -456,10 +453,7 @@ async fn another_clients_code_and_bad_polls_change_nothing() {
         s.server
             .complete_device(
                 &user_code,
-                Decision::Approve {
-                    subject: "alice".into(),
-                    scope: Some(Scope::parse("read").unwrap()),
-                },
+                Decision::approve("alice").with_scope(Scope::parse("read").unwrap()),
             )
             .await
             .unwrap()

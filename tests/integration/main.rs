@@ -27,6 +27,7 @@ mod loopback;
 mod mcp;
 mod near_cache;
 mod oauth2_client;
+mod openid;
 mod refresh_token;
 mod registration;
 mod resources;

@@ -37,6 +37,7 @@
 
 mod cookie;
 pub(crate) mod handler;
+mod logout;
 mod page;
 mod verify;
 
@@ -54,6 +55,7 @@ use self::page::{page, with_page_headers};
 pub use self::{
     cookie::{AGENT_COOKIE, SECURE_AGENT_COOKIE},
     handler::{AuthorizationContext, AuthorizationHandler, Interaction},
+    logout::EndSessionEndpoint,
     page::html_escape,
     verify::DeviceVerificationEndpoint,
 };
@@ -142,6 +144,12 @@ where
         // round trip; the handle was never shown to anyone.
         Interaction::Decided(decision) => {
             let answer = authorize::decide(ctx, &request, decision).await;
+            answered(&server, answer, &parts.method)
+        }
+        // OpenID Connect Core §3.1.2.1: with `prompt=none` no page is shown; the app could not
+        // decide at once, so the client hears `interaction_required`.
+        Interaction::Respond(_) if request.openid().is_some_and(|o| o.prompt().none()) => {
+            let answer = authorize::decide(ctx, &request, Decision::InteractionRequired).await;
             answered(&server, answer, &parts.method)
         }
         // A page that will complete the request later: keep it under the handle first.

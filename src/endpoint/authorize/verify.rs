@@ -110,7 +110,7 @@ pub(super) async fn decide(
             client_id: request.client_id().into(),
             subject: subject.as_str().into(),
         },
-        Decision::Deny => Event::AuthorizationDenied {
+        _ => Event::AuthorizationDenied {
             client_id: request.client_id().into(),
         },
     };

@@ -67,6 +67,10 @@ pub struct PendingAuthorization {
     /// (normalised). No redirect then: the decision goes to the device.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     device: Option<String>,
+    /// The OpenID parameters, when the scope has `openid` on a server that speaks OpenID
+    /// Connect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    openid: Option<crate::openid::OpenIdRequest>,
     created_at: u64,
     expires_at: u64,
 }
@@ -83,6 +87,7 @@ impl std::fmt::Debug for PendingAuthorization {
                 "code_challenge_method",
                 &self.code_challenge.as_ref().map(|(_, m)| m),
             )
+            .field("openid", &self.openid.is_some())
             .field("expires_at", &self.expires_at)
             .finish_non_exhaustive()
     }
@@ -120,6 +125,13 @@ impl PendingAuthorization {
     /// The PKCE method (`S256`, or `plain` where allowed), if the request carried a challenge.
     pub fn code_challenge_method(&self) -> Option<&str> {
         self.code_challenge.as_ref().map(|(_, m)| m.as_str())
+    }
+
+    /// The OpenID parameters (OpenID Connect Core §3.1.2.1) of a request whose scope has
+    /// `openid`, on a server that speaks OpenID Connect: `prompt`, `max_age`, `login_hint`,
+    /// `id_token_hint`, `acr_values`, `ui_locales`, … for the app's login page.
+    pub fn openid(&self) -> Option<&crate::openid::OpenIdRequest> {
+        self.openid.as_ref()
     }
 
     /// When the request lapses (Unix seconds).
@@ -160,6 +172,7 @@ impl PendingAuthorization {
             binding: String::new(),
             pushed: false,
             device: Some(user_code),
+            openid: None,
             created_at: 0,
             expires_at: 0,
         }

@@ -17,7 +17,7 @@ use crate::{
 
 /// The parameters an authorization request may carry only once. A repeat of `client_id` or
 /// `redirect_uri` is answered on a page; of the others, at the redirect URI.
-const UNIQUE: [&str; 8] = [
+const UNIQUE: [&str; 17] = [
     "client_id",
     "redirect_uri",
     "response_type",
@@ -26,6 +26,16 @@ const UNIQUE: [&str; 8] = [
     "code_challenge",
     "code_challenge_method",
     "request_uri",
+    // OpenID Connect Core §3.1.2.1.
+    "nonce",
+    "prompt",
+    "max_age",
+    "id_token_hint",
+    "login_hint",
+    "acr_values",
+    "ui_locales",
+    "claims_locales",
+    "display",
 ];
 
 /// Validate an authorization request. `repeated` names the parameters that appear more than
@@ -138,6 +148,8 @@ pub(super) fn validate_for(
         .and_then(|named| ctx.requested_resources(&client, &named))
         .map_err(back)?;
     let code_challenge = challenge(ctx, &client, form).map_err(back)?;
+    let openid =
+        crate::grant::openid::validate_request(ctx, &client, &scope, form).map_err(back)?;
     Ok((
         Arc::clone(&client),
         PendingAuthorization {
@@ -151,6 +163,7 @@ pub(super) fn validate_for(
             binding: String::new(),
             pushed: false,
             device: None,
+            openid,
             created_at: 0,
             expires_at: 0,
         },

@@ -70,3 +70,66 @@ where
         body: body.collect().await.unwrap().to_bytes(),
     }
 }
+
+impl Reply {
+    /// The `name=value` part of its `Set-Cookie`, to send back as a `Cookie` header.
+    #[track_caller]
+    pub fn cookie(&self) -> String {
+        let set = self.header("set-cookie").expect("a Set-Cookie header");
+        set.split(';').next().unwrap().to_owned()
+    }
+}
+
+/// Percent-encode a form or query value (RFC 3986 unreserved characters kept).
+pub fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            b => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A redirect's target and its query parameters, decoded.
+#[track_caller]
+pub fn location(r: &Reply) -> (String, Vec<(String, String)>) {
+    let loc = r.header("location").expect("a Location header");
+    let (base, query) = loc.split_once('?').unwrap_or((loc, ""));
+    let params = query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (n, v) = p.split_once('=').unwrap_or((p, ""));
+            (n.to_owned(), decode(v))
+        })
+        .collect();
+    (base.to_owned(), params)
+}
+
+/// A form-encoded value, decoded (`+` is a space).
+pub fn decode(v: &str) -> String {
+    let bytes = v.replace('+', " ").into_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() + 1 {
+            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap();
+            out.push(u8::from_str_radix(hex, 16).unwrap());
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+/// The value of parameter `name`, if present.
+pub fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
