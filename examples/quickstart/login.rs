@@ -10,10 +10,12 @@ use axum::{Form, Router, extract::State, http::HeaderMap, response::Response, ro
 use bytes::Bytes;
 use http_body_util::Full;
 use serde::Deserialize;
+use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use tower_oauth2::{
     AuthServer, Client, PendingAuthorization,
     endpoint::{AuthorizationContext, Decision, EndpointResponse, Interaction, html_escape},
+    openid::{Authentication, ClaimsRequest},
     store::records::{Counter, RecordKind},
     token,
     user::{DemoUsers, UserAuthenticator},
@@ -57,20 +59,44 @@ impl DemoLogin {
             .fold(DemoUsers::new(), |users, (u, p)| users.with(*u, *p))
     }
 
-    /// The authorization handler: always the login page (the demo keeps no session).
+    /// The authorization handler: always the login page (the demo keeps no session), so an
+    /// OpenID request with `prompt=none` is answered `login_required` at once.
     pub fn handler(
         self: &Arc<Self>,
     ) -> impl Fn(AuthorizationContext) -> std::future::Ready<Interaction> + Send + Sync + 'static
     {
         let login = Arc::clone(self);
         move |ctx: AuthorizationContext| {
-            std::future::ready(Interaction::Respond(login.page(
-                ctx.handle(),
-                ctx.request(),
-                ctx.client(),
-                None,
-            )))
+            let silent = ctx.request().openid().is_some_and(|o| o.prompt().none());
+            std::future::ready(if silent {
+                Interaction::Decided(Decision::LoginRequired)
+            } else {
+                Interaction::Respond(login.page(ctx.handle(), ctx.request(), ctx.client(), None))
+            })
         }
+    }
+
+    /// The demo users' OpenID claims (what a user directory would answer): the server sends
+    /// only those the granted scopes release (`profile`: the name; `email`: the email).
+    // The MCP example shares this page and does not speak OpenID.
+    #[allow(dead_code)]
+    pub fn claims(request: ClaimsRequest) -> std::future::Ready<Map<String, Value>> {
+        let (name, email) = match &*request.subject {
+            "bshaffer" => ("Brent Shaffer", "bshaffer@example.com"),
+            "test" => ("Test User", "test@example.com"),
+            other => (other, ""),
+        };
+        let mut claims = Map::new();
+        claims.insert("name".into(), name.into());
+        claims.insert(
+            "preferred_username".into(),
+            request.subject.to_string().into(),
+        );
+        if !email.is_empty() {
+            claims.insert("email".into(), email.into());
+            claims.insert("email_verified".into(), true.into());
+        }
+        std::future::ready(claims)
     }
 
     /// The route that receives the page's form.
@@ -242,9 +268,19 @@ async fn submit(
         .authenticate(&form.username, &form.password, &client)
         .await
     {
+        // Signed in just now, with a password (OpenID: `auth_time`, `amr`), in a new session
+        // (`sid`: logout with this sign-in's ID token ends it without asking again).
         Ok(Some(subject)) => respond(
             server
-                .complete_authorization(&form.handle, &headers, Decision::approve(subject))
+                .complete_authorization(
+                    &form.handle,
+                    &headers,
+                    Decision::approve(subject).authenticated(
+                        Authentication::at(server.now())
+                            .amr(["pwd"])
+                            .session_id(&token::generate().expose()[..22]),
+                    ),
+                )
                 .await,
         ),
         // Wrong credentials: the same page again, the request still pending — a few times.

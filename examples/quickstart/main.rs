@@ -70,6 +70,7 @@ use tower_oauth2::{
     endpoint::html_escape,
     events::Event,
     jose::{KeySet, SigningKey},
+    openid::OpenId,
     registration::{ClientIdMetadataDocuments, Registration},
     store::{MemoryStore, PostgresStore, RedisStore, TokenStore},
 };
@@ -154,19 +155,28 @@ fn demo_client(id: &str, secret: &str) -> Result<Client, tower_oauth2::ConfigErr
             GrantType::AuthorizationCode,
         ])
         .redirect_uri("http://localhost:3000/callback")
-        .scope("read write offline_access")
+        .scope("openid profile email read write offline_access")
+        // What a request without `scope` gets (the guides' curl lines): the API's scopes.
+        .default_scope("read write offline_access")
         // May call the introspection endpoint, so the README's curl works.
         .introspect(true)
         .build()
 }
 
-/// The public client a browser, SPA or CLI would be: no secret, PKCE S256, loopback callback.
-fn spa_client() -> Result<Client, tower_oauth2::ConfigError> {
-    Client::public("quickstart-spa")
+/// The public client a browser, SPA or CLI would be: no secret, PKCE S256, loopback callback;
+/// after logout (OpenID Connect) it may send the user back to the quickstart's home page.
+fn spa_client(port: u16) -> Result<Client, tower_oauth2::ConfigError> {
+    let mut client = Client::public("quickstart-spa")
         .grant_types([GrantType::AuthorizationCode, GrantType::RefreshToken])
         .redirect_uri("http://127.0.0.1:3000/callback")
-        .scope("read write offline_access")
-        .build()
+        .scope("openid profile email read write offline_access")
+        .default_scope("read write offline_access")
+        .post_logout_redirect_uri("http://127.0.0.1:3000/");
+    if port != 3000 {
+        // Post-logout URIs compare exactly (no loopback port leeway): this run's port too.
+        client = client.post_logout_redirect_uri(format!("http://127.0.0.1:{port}/"));
+    }
+    client.build()
 }
 
 /// The CLI of `examples/device_cli.rs`: a public client that logs in with the device grant
@@ -184,6 +194,7 @@ fn cli_client() -> Result<Client, tower_oauth2::ConfigError> {
 #[derive(Clone)]
 struct Printed {
     state: String,
+    nonce: String,
     verifier: String,
     port: u16,
 }
@@ -198,7 +209,10 @@ struct CallbackQuery {
 }
 
 /// The demo clients' redirect URI: the code, and how to exchange it.
-async fn callback(State(printed): State<Printed>, Query(q): Query<CallbackQuery>) -> Html<String> {
+async fn callback(
+    State((printed, _)): State<(Printed, AuthServer)>,
+    Query(q): Query<CallbackQuery>,
+) -> Html<String> {
     let esc = |s: &Option<String>| html_escape(s.as_deref().unwrap_or(""));
     if let Some(error) = &q.error {
         return Html(format!(
@@ -225,10 +239,21 @@ async fn callback(State(printed): State<Printed>, Query(q): Query<CallbackQuery>
         ));
     }
     let port = printed.port;
-    let verifier = if q.state.as_deref() == Some(printed.state.as_str()) {
+    let printed_flow = q.state.as_deref() == Some(printed.state.as_str());
+    let verifier = if printed_flow {
         printed.verifier.clone()
     } else {
         "<the code_verifier of your request>".to_owned()
+    };
+    // The printed flow's code can also be exchanged here, to see the ID token's claims.
+    let exchange_here = if printed_flow {
+        format!(
+            "<form method=post action=/callback><input type=hidden name=code value=\"{}\">\
+             <button id=exchange-here>Exchange it here and show the ID token</button></form>",
+            html_escape(&code)
+        )
+    } else {
+        String::new()
     };
     let spa = format!(
         "curl -d grant_type=authorization_code -d client_id=quickstart-spa -d code={code} -d redirect_uri=http://127.0.0.1:{port}/callback -d code_verifier={verifier} localhost:{port}/oauth/token"
@@ -243,12 +268,129 @@ async fn callback(State(printed): State<Printed>, Query(q): Query<CallbackQuery>
          <h1>Authorization code received</h1>\
          <p>code: <code id=code>{}</code></p><p>state: <code id=state>{}</code> · iss: <code>{}</code></p>\
          <p>Exchange it (within 60 s; codes are single-use) as <code>quickstart-spa</code>:</p><pre id=exchange>{}</pre>\
+         {}\
          <p>or, for a request made by <code>testclient</code>:</p><pre>{}</pre>",
         html_escape(&code),
         esc(&q.state),
         esc(&q.iss),
         html_escape(&spa),
+        exchange_here,
         html_escape(&confidential)
+    ))
+}
+
+#[derive(serde::Deserialize)]
+struct Exchange {
+    code: String,
+}
+
+/// The printed flow's code, exchanged by the quickstart itself (it knows the verifier): the
+/// token response, the ID token's claims decoded (its signature is the client's to check:
+/// `openid-client` or `openidconnect` do), userinfo, and how to refresh and sign out.
+async fn callback_exchange(
+    State((printed, server)): State<(Printed, AuthServer)>,
+    axum::Form(form): axum::Form<Exchange>,
+) -> Html<String> {
+    use tower::ServiceExt;
+    let port = printed.port;
+    let body = format!(
+        "grant_type=authorization_code&client_id=quickstart-spa&code={}&redirect_uri=http%3A%2F%2F127.0.0.1%3A{port}%2Fcallback&code_verifier={}",
+        percent(&form.code),
+        printed.verifier
+    );
+    let request = http::Request::post("/oauth/token")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(axum::body::Body::from(body))
+        .expect("a valid request");
+    let response = server.token_endpoint().oneshot(request).await;
+    let Ok(response) = response;
+    let bytes = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
+    let tokens: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    let style = "<style>body{font-family:system-ui,sans-serif;max-width:48rem;margin:2rem auto;padding:0 1rem}\
+         pre{white-space:pre-wrap;word-break:break-all;background:#f4f4f4;padding:.6rem}</style>";
+    let Some(id_token) = tokens["id_token"].as_str() else {
+        return Html(format!(
+            "<!doctype html><meta charset=utf-8><title>Exchange failed</title>{style}\
+             <h1>The exchange failed</h1><pre id=response>{}</pre>",
+            html_escape(&String::from_utf8_lossy(&bytes))
+        ));
+    };
+    let claims = id_token
+        .split('.')
+        .nth(1)
+        .and_then(|p| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(p)
+                .ok()
+        })
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .unwrap_or(Value::Null);
+    let nonce_ok = claims["nonce"].as_str() == Some(printed.nonce.as_str());
+    let access = tokens["access_token"].as_str().unwrap_or("");
+    let refresh = tokens["refresh_token"].as_str().unwrap_or("<none>");
+    let commands = format!(
+        "curl -H 'Authorization: Bearer {access}' localhost:{port}/oauth/userinfo\n\
+         curl -d grant_type=refresh_token -d client_id=quickstart-spa -d refresh_token={refresh} localhost:{port}/oauth/token"
+    );
+    let logout = format!(
+        "/oauth/logout?id_token_hint={id_token}&post_logout_redirect_uri=http%3A%2F%2F127.0.0.1%3A{port}%2F&state=bye"
+    );
+    Html(format!(
+        "<!doctype html><meta charset=utf-8><title>Signed in</title>{style}\
+         <h1>Signed in: ID token received</h1>\
+         <p>The ID token's claims (nonce {}):</p><pre id=claims>{}</pre>\
+         <p>Call userinfo and refresh:</p><pre id=commands>{}</pre>\
+         <p><a id=logout href=\"{}\">Sign out</a> (RP-initiated logout, back to the home page)</p>\
+         <p>The token response:</p><pre id=response>{}</pre>",
+        if nonce_ok {
+            "matches the printed one"
+        } else {
+            "<strong>does not match</strong>"
+        },
+        html_escape(&serde_json::to_string_pretty(&claims).unwrap_or_default()),
+        html_escape(&commands),
+        html_escape(&logout),
+        html_escape(&serde_json::to_string_pretty(&tokens).unwrap_or_default()),
+    ))
+}
+
+/// Percent-encode a form value (a code has the token alphabet; anything else is encoded).
+fn percent(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[derive(serde::Deserialize)]
+struct HomeQuery {
+    state: Option<String>,
+}
+
+/// The home page: where `quickstart-spa` returns after logout (its post-logout redirect URI).
+async fn home(Query(q): Query<HomeQuery>) -> Html<String> {
+    let back = q
+        .state
+        .map(|s| {
+            format!(
+                "<p id=signed-out>Signed out (state <code id=state>{}</code>).</p>",
+                html_escape(&s)
+            )
+        })
+        .unwrap_or_default();
+    Html(format!(
+        "<!doctype html><meta charset=utf-8><title>tower-oauth2 quickstart</title>\
+         <style>body{{font-family:system-ui,sans-serif;max-width:48rem;margin:2rem auto;padding:0 1rem}}</style>\
+         <h1>tower-oauth2 quickstart</h1>{back}\
+         <p>Discovery: <a href=/.well-known/openid-configuration>/.well-known/openid-configuration</a> ·\
+         <a href=/.well-known/oauth-authorization-server>/.well-known/oauth-authorization-server</a></p>"
     ))
 }
 
@@ -268,7 +410,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let clients = InMemoryClients::new()
         .with(demo_client("testclient", "secret")?)
         .with(demo_client("TestClient", "TestSecret")?)
-        .with(spa_client()?)
+        .with(spa_client(port)?)
         .with(cli_client()?);
     // The demo users of the refresh-token guides.
     let accounts = [("test", "test"), ("bshaffer", "brent123")];
@@ -281,6 +423,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let pem = std::fs::read_to_string(file).map_err(|e| format!("{file}: {e}"))?;
             SigningKey::from_pem(&pem).map_err(|e| format!("{file}: {e}"))?
         }
+    };
+    // OpenID Connect signs ID tokens with RS256 unless a client asks otherwise: an RSA key
+    // beside the access tokens' one (the file's, when it is RSA).
+    let keys = match key.algorithm() {
+        "RS256" => KeySet::new(key),
+        _ => KeySet::new(key).with_signing_key(SigningKey::generate_rs256()),
     };
     let login = login::DemoLogin::new(&accounts);
     // The protected API's resource identifier and metadata (RFC 9728).
@@ -301,7 +449,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             // The protected API as a resource (RFC 8707) clients may name with `resource`.
             c.resources = vec![api.resource().to_owned()];
         })
-        .signing_keys(KeySet::new(key))
+        .signing_keys(keys)
+        // OpenID Connect: ID tokens, /oauth/userinfo, /.well-known/openid-configuration and
+        // /oauth/logout. The demo users' names and emails are their claims; pairwise subjects
+        // for clients that ask (keyed per run: a real server keeps its key).
+        .openid(
+            OpenId::new()
+                .claims(login::DemoLogin::claims)
+                .pairwise_key(tower_oauth2::token::generate().expose()),
+        )
         .authorization_handler(login.handler())
         // Clients may register themselves (RFC 7591): public ones with https or loopback
         // redirect URIs; unused registrations lapse after a day.
@@ -316,6 +472,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let verifier = tower_oauth2::token::generate().expose().to_owned();
     let printed = Printed {
         state: tower_oauth2::token::generate().expose()[..16].to_owned(),
+        nonce: tower_oauth2::token::generate().expose()[..16].to_owned(),
         verifier,
         port,
     };
@@ -331,7 +488,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .resource_metadata(api.metadata_url()),
         )
         .route_service(&api.well_known_path(), api.endpoint())
-        .route("/callback", get(callback).with_state(printed.clone()))
+        .route(
+            "/callback",
+            get(callback)
+                .post(callback_exchange)
+                .with_state((printed.clone(), server.clone())),
+        )
         .route_service("/oauth/authorize", server.authorization_endpoint())
         .route_service("/oauth/par", server.pushed_authorization_endpoint())
         .route_service("/.well-known/jwks.json", server.jwks_endpoint())
@@ -351,9 +513,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "/oauth/register/{client_id}",
             server.registration_endpoint(),
         )
+        .route_service("/oauth/userinfo", server.userinfo_endpoint())
+        .route_service("/oauth/logout", server.end_session_endpoint())
+        .route("/", get(home))
         .route_service(
             "/.well-known/oauth-authorization-server",
-            server.metadata_endpoint(Metadata::new(issuer)),
+            server.metadata_endpoint(Metadata::new(&issuer)),
+        )
+        // OpenID Connect Discovery: the same document, field for field.
+        .route_service(
+            "/.well-known/openid-configuration",
+            server.metadata_endpoint(Metadata::new(&issuer)),
         );
 
     let listener = tokio::net::TcpListener::bind(addr).await?;
@@ -374,8 +544,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let port = addr.port();
     let _ = writeln!(
         std::io::stdout(),
-        "Authorization code flow: open this in a browser and sign in as test / test:\n  http://127.0.0.1:{port}/oauth/authorize?response_type=code&client_id=quickstart-spa&redirect_uri=http%3A%2F%2F127.0.0.1%3A{port}%2Fcallback&scope=read+offline_access&state={state}&code_challenge={challenge}&code_challenge_method=S256\nthen exchange the code the callback page shows (it prints this command with the code filled in):\n  curl -d grant_type=authorization_code -d client_id=quickstart-spa -d code=CODE -d redirect_uri=http://127.0.0.1:{port}/callback -d code_verifier={verifier} localhost:{port}/oauth/token",
+        "Authorization code flow: open this in a browser and sign in as test / test:\n  http://127.0.0.1:{port}/oauth/authorize?response_type=code&client_id=quickstart-spa&redirect_uri=http%3A%2F%2F127.0.0.1%3A{port}%2Fcallback&scope=openid+profile+email+offline_access&state={state}&nonce={nonce}&code_challenge={challenge}&code_challenge_method=S256\nthen exchange the code the callback page shows (it prints this command with the code filled in, or exchanges it for you and shows the ID token):\n  curl -d grant_type=authorization_code -d client_id=quickstart-spa -d code=CODE -d redirect_uri=http://127.0.0.1:{port}/callback -d code_verifier={verifier} localhost:{port}/oauth/token",
         state = printed.state,
+        nonce = printed.nonce,
         verifier = printed.verifier,
     );
     axum::serve(listener, app)

@@ -250,10 +250,9 @@ async fn a_browser_signs_in_approves_and_the_code_exchanges_then_a_denial() {
     driver.goto(&authorize).await;
     assert_eq!(driver.text("h1").await, "Sign in");
     let scopes = driver.text("#scopes").await;
-    assert!(
-        scopes.contains("read") && scopes.contains("offline_access"),
-        "{scopes}"
-    );
+    for scope in ["openid", "profile", "email", "offline_access"] {
+        assert!(scopes.contains(scope), "{scope} in {scopes}");
+    }
     driver.screenshot("authorize-login").await;
     // A wrong password first: the same page, with the error.
     driver.type_into("#username", "test").await;
@@ -383,5 +382,38 @@ async fn a_browser_signs_in_approves_and_the_code_exchanges_then_a_denial() {
     http(form(&token_url, None, &poll))
         .await
         .assert_error(400, "invalid_grant");
+
+    // OpenID Connect: the printed flow asks for openid with a nonce; the callback exchanges
+    // the code on request and shows the ID token's claims; its logout link signs the user out
+    // and comes back to the home page with state.
+    driver.goto(&authorize).await;
+    driver.type_into("#username", "test").await;
+    driver.type_into("#password", "test").await;
+    driver.click("#approve").await;
+    driver
+        .wait_for_url(&format!("http://127.0.0.1:{port}/callback?"))
+        .await;
+    driver.click("#exchange-here").await;
+    assert_eq!(driver.text("h1").await, "Signed in: ID token received");
+    let claims: serde_json::Value = serde_json::from_str(&driver.text("#claims").await).unwrap();
+    assert_eq!(claims["sub"], "test");
+    assert_eq!(claims["aud"], "quickstart-spa");
+    assert_eq!(claims["iss"], format!("http://localhost:{port}"));
+    assert_eq!(claims["amr"], serde_json::json!(["pwd"]));
+    assert!(claims["nonce"].is_string() && claims["sid"].is_string());
+    assert!(
+        driver
+            .text("body")
+            .await
+            .contains("nonce matches the printed one")
+    );
+    driver.screenshot("openid-claims").await;
+    driver.click("#logout").await;
+    let landed = driver
+        .wait_for_url(&format!("http://127.0.0.1:{port}/?state=bye"))
+        .await;
+    assert!(landed.ends_with("/?state=bye"), "{landed}");
+    assert!(driver.text("#signed-out").await.contains("bye"));
+    driver.screenshot("openid-logged-out").await;
     driver.cmd(Method::DELETE, "", None).await;
 }

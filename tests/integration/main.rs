@@ -28,6 +28,7 @@ mod mcp;
 mod near_cache;
 mod oauth2_client;
 mod openid;
+mod openid_clients;
 mod refresh_token;
 mod registration;
 mod resources;

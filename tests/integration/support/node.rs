@@ -1,4 +1,4 @@
-//! The node clients nobody here wrote (`tests/interop/node`: oauth4webapi, jose, the MCP SDK and
+//! The node clients nobody here wrote (`tests/interop/node`: oauth4webapi, jose, openid-client, the MCP SDK and
 //! the MCP conformance suite), run as separate processes.
 
 use std::process::Command;
@@ -12,6 +12,7 @@ pub fn clients() -> Option<std::path::PathBuf> {
     let installed = [
         "oauth4webapi",
         "jose",
+        "openid-client",
         "@modelcontextprotocol/sdk",
         "@modelcontextprotocol/conformance",
         "node/bin",
