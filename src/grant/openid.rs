@@ -124,21 +124,71 @@ pub(crate) struct GrantLogin {
 
 crate::store::records::json_record!(GrantLogin, "oidc_grant");
 
-/// The grants of one session (`sid`), for logout: the user, and the grant ids.
+/// Grants indexed under one key, for logout: those of a session (`sid`), or of a client for a
+/// user. Each with when it lapses, so an index drops what is gone.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct SessionGrants {
+pub(crate) struct GrantIndex {
     pub(crate) subject: String,
-    pub(crate) grants: Vec<String>,
+    pub(crate) grants: Vec<(String, UnixTime)>,
 }
 
-crate::store::records::json_record!(SessionGrants, "oidc_session");
+crate::store::records::json_record!(GrantIndex, "oidc_grants");
 
-/// Grants remembered per session: enough for every app a user signs in to in one session.
-const MAX_SESSION_GRANTS: usize = 64;
+/// Grants remembered per index: enough for every app a user signs in to in one session.
+const MAX_INDEXED_GRANTS: usize = 64;
 
 /// A session's key in the store.
 pub(crate) fn session_key(sid: &str) -> TokenHash {
     TokenHash::of(&format!("sid\0{sid}"))
+}
+
+/// The key of a client's grants for a user.
+fn client_user_key(client_id: &str, subject: &str) -> TokenHash {
+    TokenHash::of(&format!("cu\0{client_id}\0{subject}"))
+}
+
+/// Add `grant` (lapsing at `until`) to the index under `key`, without losing a concurrent
+/// addition: the index is taken (atomically, so only one caller holds it), merged, and put back
+/// only if nobody put one meanwhile — else taken again and merged with that one. A logout that
+/// comes between a take and a put misses the grants in flight, as it would miss a sign-in that
+/// finishes a moment after it.
+async fn index_grant(
+    ctx: &Context,
+    key: &TokenHash,
+    subject: &str,
+    grant: GrantId,
+    until: UnixTime,
+) -> Result<(), StoreError> {
+    let records = Records::<GrantIndex>::new(&ctx.store);
+    let now = ctx.now();
+    let mut merged = vec![(grant.to_string(), until)];
+    // Each round, one of the callers contending for this index puts it back and is done: as
+    // many rounds as there can be contenders, and then some.
+    for _ in 0..4 * MAX_INDEXED_GRANTS {
+        if let Some(held) = records.take(key, now).await? {
+            // Another user's index under this key (an app reusing a session id) is replaced.
+            if held.subject == subject {
+                for entry in held.grants {
+                    if entry.1 > now && !merged.iter().any(|(g, _)| *g == entry.0) {
+                        merged.push(entry);
+                    }
+                }
+            }
+        }
+        // The most recent ones, when there are too many.
+        merged.sort_by_key(|entry| std::cmp::Reverse(entry.1));
+        merged.truncate(MAX_INDEXED_GRANTS);
+        let lapses = merged.iter().map(|(_, u)| *u).max().unwrap_or(until);
+        let index = GrantIndex {
+            subject: subject.to_owned(),
+            grants: merged.clone(),
+        };
+        if records.put_if_absent(key, &index, lapses, now).await? {
+            return Ok(());
+        }
+    }
+    tracing::warn!("an OpenID grant index stayed contended: one grant left out of it");
+    Ok(())
 }
 
 fn grant_key(grant: GrantId) -> TokenHash {
@@ -186,59 +236,18 @@ pub(crate) async fn remember_grant(
     Records::<GrantLogin>::new(&ctx.store)
         .put(&grant_key(grant), &login, expires_at, now)
         .await?;
-    index_client_user(ctx, client_id, subject, grant, expires_at).await?;
-    let Some(sid) = sid else {
-        return Ok(());
-    };
-    let sessions = Records::<SessionGrants>::new(&ctx.store);
-    let key = session_key(&sid);
-    let (mut session, until) = match sessions.get_with_expiry(&key, now).await? {
-        Some((s, until)) if s.subject == subject => (s, until.max(expires_at)),
-        // Another user's session of that id (an app's bug), or none yet: this user's now.
-        _ => (
-            SessionGrants {
-                subject: subject.to_owned(),
-                grants: Vec::new(),
-            },
-            expires_at,
-        ),
-    };
-    session.grants.push(grant.to_string());
-    let excess = session.grants.len().saturating_sub(MAX_SESSION_GRANTS);
-    session.grants.drain(..excess);
-    sessions.put(&key, &session, until, now).await
-}
-
-/// The grants of `client` for `subject`, for a logout that revokes those.
-fn client_user_key(client_id: &str, subject: &str) -> TokenHash {
-    TokenHash::of(&format!("cu\0{client_id}\0{subject}"))
-}
-
-/// Add `grant` to the OpenID grants of `client_id` for `subject`, until at least `until`.
-async fn index_client_user(
-    ctx: &Context,
-    client_id: &str,
-    subject: &str,
-    grant: GrantId,
-    until: UnixTime,
-) -> Result<(), StoreError> {
-    let now = ctx.now();
-    let records = Records::<SessionGrants>::new(&ctx.store);
-    let key = client_user_key(client_id, subject);
-    let (mut grants, until) = match records.get_with_expiry(&key, now).await? {
-        Some((g, at)) => (g, at.max(until)),
-        None => (
-            SessionGrants {
-                subject: subject.to_owned(),
-                grants: Vec::new(),
-            },
-            until,
-        ),
-    };
-    grants.grants.push(grant.to_string());
-    let excess = grants.grants.len().saturating_sub(MAX_SESSION_GRANTS);
-    grants.grants.drain(..excess);
-    records.put(&key, &grants, until, now).await
+    index_grant(
+        ctx,
+        &client_user_key(client_id, subject),
+        subject,
+        grant,
+        expires_at,
+    )
+    .await?;
+    match sid {
+        Some(sid) => index_grant(ctx, &session_key(&sid), subject, grant, expires_at).await,
+        None => Ok(()),
+    }
 }
 
 /// A logout request (RP-Initiated Logout 1.0 §2), checked: who asked, where to go after, and
@@ -317,7 +326,7 @@ pub(crate) async fn validate_logout(ctx: &Context, form: &Form) -> Result<Logout
     let mut sid = None;
     if let Some(h) = &hint {
         if let Some(named) = &h.sid {
-            let found = Records::<SessionGrants>::new(&ctx.store)
+            let found = Records::<GrantIndex>::new(&ctx.store)
                 .get(&session_key(named), ctx.now())
                 .await?;
             if let Some(session) = found {
@@ -366,7 +375,7 @@ pub(crate) async fn resume_logout(
 /// the session's grants, or the client's for the user. Returns how many were revoked.
 pub(crate) async fn revoke_for_logout(ctx: &Context, logout: &Logout) -> Result<u64, StoreError> {
     let mode = config(ctx).map(|o| o.logout_revokes).unwrap_or_default();
-    let records = Records::<SessionGrants>::new(&ctx.store);
+    let records = Records::<GrantIndex>::new(&ctx.store);
     let now = ctx.now();
     let grants = match (&logout.sid, mode, &logout.client_id, &logout.subject) {
         (Some(sid), crate::openid::LogoutRevokes::Session, _, _) => {
@@ -378,7 +387,7 @@ pub(crate) async fn revoke_for_logout(ctx: &Context, logout: &Logout) -> Result<
         _ => None,
     };
     let mut revoked = 0;
-    for id in grants.iter().flat_map(|g| &g.grants) {
+    for (id, _) in grants.iter().flat_map(|g| &g.grants) {
         if let Some(id) = GrantId::parse_hex(id) {
             if ctx.store.revoke_grant(id).await? {
                 revoked += 1;

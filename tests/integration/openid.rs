@@ -1443,3 +1443,50 @@ async fn a_registered_client_asks_for_its_openid_settings() {
     let r = reply(plain.registration_endpoint().oneshot(req).await.unwrap()).await;
     assert_eq!(r.json()["error"], "invalid_client_metadata");
 }
+
+/// Sign-ins of one session exchanged at the same moment are all in the session's index: a
+/// logout revokes every one of them (the index is merged, never overwritten).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_sign_ins_of_one_session_are_all_revoked_at_logout() {
+    for backend in [
+        Backend::Memory,
+        Backend::Redis,
+        Backend::RedisCluster,
+        Backend::Postgres,
+    ] {
+        let Some(store) = open(backend, "openid_concurrent").await else {
+            continue;
+        };
+        let now = SystemClock.now();
+        let op = op_with(store, Arc::new(ManualClock::new(now)), openid());
+        let sid = format!("many-{backend:?}");
+        let mut codes = Vec::new();
+        for _ in 0..48 {
+            let test = format!("approve:alice@{now}#{sid}");
+            codes.push(op.code(&query("es", ""), &test).await);
+        }
+        let exchanges: Vec<_> = codes.into_iter().map(|code| {
+            let endpoint = op.server.token_endpoint();
+            tokio::spawn(async move {
+                let body = format!(
+                    "grant_type=authorization_code&code={code}&redirect_uri=https%3A%2F%2Fes.example%2Fcb&code_verifier={VERIFIER}"
+                );
+                let req = form("/oauth/token", Some(("es", "secret")), &body);
+                reply(endpoint.oneshot(req).await.unwrap()).await.assert_token()
+            })
+        }).collect();
+        let mut tokens = Vec::new();
+        for t in exchanges {
+            tokens.push(t.await.unwrap());
+        }
+        let id = tokens[0]["id_token"].as_str().unwrap();
+        let r = op.logout_get(&format!("id_token_hint={id}")).await;
+        assert_eq!(r.status, StatusCode::OK, "{backend:?}: no redirect asked");
+        for t in &tokens {
+            assert!(
+                !op.active(t["access_token"].as_str().unwrap()).await,
+                "{backend:?}: a grant of the session outlived its logout"
+            );
+        }
+    }
+}
