@@ -1,6 +1,7 @@
 //! Micro-benchmarks: validating one token against a store of 1 M live tokens, creating a grant,
 //! full token-endpoint calls (a password grant issuing a pair; a chained refresh), and hostile
-//! bodies refused before authentication (the worst-case form beside a normal one).
+//! bodies refused before authentication (the worst-case form beside a normal one), and the
+//! OpenID code exchange beside the OAuth one.
 //!
 //! `cargo bench --bench tokens` (about a minute).
 
@@ -460,9 +461,101 @@ fn registered(c: &mut Criterion) {
     });
 }
 
+/// The code exchange of an OAuth grant beside an OpenID one (an ID token signed RS256 or
+/// ES256, and what it keeps for refreshes and logout), and a userinfo call.
+fn openid(c: &mut Criterion) {
+    use tower_oauth2::{
+        AuthorizationRequest,
+        jose::{KeySet, SigningKey},
+        openid::{ClaimsRequest, OpenId},
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let client = |id: &str, alg: &str| {
+        Client::confidential(id, "bench-secret")
+            .grant_types([GrantType::AuthorizationCode, GrantType::RefreshToken])
+            .scope("openid profile email read")
+            .redirect_uri("https://rp.example/cb")
+            .pkce_optional(true)
+            .id_token_signed_response_alg(alg)
+            .build()
+            .unwrap()
+    };
+    let server = AuthServer::builder()
+        .clients(
+            InMemoryClients::new()
+                .with(client("rs", "RS256"))
+                .with(client("es", "ES256")),
+        )
+        .configure(|c| c.issuer = Some("https://auth.example".into()))
+        .signing_keys(
+            KeySet::new(SigningKey::generate_es256())
+                .with_signing_key(SigningKey::generate_rs256()),
+        )
+        .openid(OpenId::new().claims(|r: ClaimsRequest| async move {
+            let mut m = serde_json::Map::new();
+            m.insert("email".into(), format!("{}@example.com", r.subject).into());
+            m
+        }))
+        .store(MemoryStore::new())
+        .build()
+        .unwrap();
+    let rt = &rt;
+    let exchange = |client: &'static str, scope: &'static str| {
+        let server = server.clone();
+        move || {
+            rt.block_on(async {
+                let code = server
+                    .issue_authorization_code(
+                        AuthorizationRequest::new(client, "alice").scope(scope),
+                    )
+                    .await
+                    .unwrap();
+                let basic = format!(
+                    "Basic {}",
+                    base64::Engine::encode(
+                        &base64::engine::general_purpose::STANDARD,
+                        format!("{client}:bench-secret")
+                    )
+                );
+                let req = http::Request::post("/oauth/token")
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .header("authorization", basic)
+                    .body(Full::new(Bytes::from(format!(
+                        "grant_type=authorization_code&code={code}"
+                    ))))
+                    .unwrap();
+                let res = server.token_endpoint().oneshot(req).await.unwrap();
+                assert_eq!(res.status(), 200);
+                res.into_body().collect().await.unwrap().to_bytes()
+            })
+        }
+    };
+    let oauth = exchange("rs", "read");
+    c.bench_function("openid/code_exchange/oauth", |b| b.iter(&oauth));
+    let rs = exchange("rs", "openid email read");
+    c.bench_function("openid/code_exchange/id_token_rs256", |b| b.iter(&rs));
+    let es = exchange("es", "openid email read");
+    c.bench_function("openid/code_exchange/id_token_es256", |b| b.iter(&es));
+    let tokens: serde_json::Value = serde_json::from_slice(&es()).unwrap();
+    let bearer = format!("Bearer {}", tokens["access_token"].as_str().unwrap());
+    let userinfo = server.userinfo_endpoint();
+    c.bench_function("openid/userinfo", |b| {
+        b.iter(|| {
+            let req = http::Request::get("/oauth/userinfo")
+                .header("authorization", &bearer)
+                .body(Full::new(Bytes::new()))
+                .unwrap();
+            let res = rt.block_on(userinfo.clone().oneshot(req)).unwrap();
+            assert_eq!(res.status(), 200);
+        })
+    });
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
-    targets = validate, issue, endpoint, hostile_bodies, jwt, registered
+    targets = validate, issue, endpoint, hostile_bodies, jwt, registered, openid
 }
 criterion_main!(benches);

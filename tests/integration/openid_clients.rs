@@ -67,6 +67,25 @@ async fn the_openidconnect_crate_signs_a_user_in_verifies_refreshes_and_logs_out
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
+    // Discovery and RFC 8414 metadata: one document, field for field.
+    let doc = |path: &'static str| {
+        let http_client = http_client.clone();
+        async move {
+            let url = format!("http://localhost:{port}{path}");
+            let r = http_client.get(url).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            serde_json::from_slice::<serde_json::Value>(&r.bytes().await.unwrap()).unwrap()
+        }
+    };
+    let openid_configuration = doc("/.well-known/openid-configuration").await;
+    assert_eq!(
+        openid_configuration,
+        doc("/.well-known/oauth-authorization-server").await
+    );
+    assert_eq!(
+        openid_configuration["userinfo_endpoint"],
+        format!("http://localhost:{port}/oauth/userinfo")
+    );
     let issuer = IssuerUrl::new(format!("http://localhost:{port}")).unwrap();
     let metadata = ProviderMetadataWithLogout::discover_async(issuer, &http_client)
         .await
