@@ -511,10 +511,13 @@ impl AuthServerBuilder {
         };
         #[cfg(not(feature = "jwt"))]
         let algorithms = Vec::new();
-        let pairwise = self
-            .openid
-            .as_ref()
-            .is_some_and(|o| o.pairwise_key.is_some());
+        let openid_support = crate::registration::OpenIdSupport {
+            signing_algorithms: algorithms,
+            pairwise: self
+                .openid
+                .as_ref()
+                .is_some_and(|o| o.pairwise_key.is_some()),
+        };
         let registry = self.registration.map(|r| {
             Arc::new(
                 Registry::new(
@@ -524,7 +527,7 @@ impl AuthServerBuilder {
                     Arc::clone(&store),
                     Arc::clone(&clock),
                 )
-                .with_openid(algorithms, pairwise),
+                .with_openid(openid_support.clone()),
             )
         });
         let clients: Arc<dyn ClientStore> = match &registry {
@@ -537,11 +540,10 @@ impl AuthServerBuilder {
         };
         #[cfg(feature = "tls")]
         let documents = match self.documents {
-            Some(d) => Some(Arc::new(crate::registration::Documents::new(
-                d,
-                Arc::clone(&store),
-                Arc::clone(&clock),
-            )?)),
+            Some(d) => Some(Arc::new(
+                crate::registration::Documents::new(d, Arc::clone(&store), Arc::clone(&clock))?
+                    .with_openid(openid_support),
+            )),
             None => None,
         };
         Ok(AuthServer {

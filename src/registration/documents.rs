@@ -192,6 +192,8 @@ pub(crate) struct Documents {
     in_flight: DashMap<String, Arc<OnceCell<Resolved>>>,
     store: Arc<dyn TokenStore>,
     clock: Arc<dyn Clock>,
+    /// What the server can do for a document's OpenID settings.
+    openid: super::metadata::OpenIdSupport,
 }
 
 #[cfg(feature = "tls")]
@@ -267,7 +269,14 @@ impl Documents {
             config,
             store,
             clock,
+            openid: super::metadata::OpenIdSupport::default(),
         })
+    }
+
+    /// The OpenID settings a document may ask for.
+    pub(crate) fn with_openid(mut self, openid: super::metadata::OpenIdSupport) -> Self {
+        self.openid = openid;
+        self
     }
 
     /// Whether `client_id` is one this resolver answers for: a URL of the right scheme.
@@ -399,6 +408,13 @@ impl Documents {
             )
         })?;
         debug_assert_eq!(metadata.token_endpoint_auth_method(), AuthMethod::None);
+        self.openid.check(&metadata).map_err(|e| {
+            refused(
+                e.description()
+                    .unwrap_or("it asks for what this server cannot do")
+                    .to_owned(),
+            )
+        })?;
         if let Some(allowed) = &self.config.allowed_scope {
             match metadata.scope() {
                 Some(s) if !s.is_subset_of(allowed) => {

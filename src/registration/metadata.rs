@@ -513,6 +513,33 @@ impl ClientMetadata {
     }
 }
 
+/// What the server can do for a client's OpenID settings: the algorithms it signs with, and
+/// whether it has a pairwise key. Registration and client ID metadata documents hold a client
+/// to it, so that nothing a client asks for fails only later, at sign-in.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct OpenIdSupport {
+    pub(crate) signing_algorithms: Vec<&'static str>,
+    pub(crate) pairwise: bool,
+}
+
+impl OpenIdSupport {
+    /// `invalid_client_metadata` for a setting the server cannot honour.
+    pub(crate) fn check(&self, metadata: &ClientMetadata) -> Result<(), OAuthError> {
+        for alg in [&metadata.id_token_alg, &metadata.userinfo_alg]
+            .into_iter()
+            .flatten()
+        {
+            if !self.signing_algorithms.contains(&alg.as_str()) {
+                return Err(bad(format!("this server does not sign with {alg}")));
+            }
+        }
+        if metadata.subject_type == Some(SubjectType::Pairwise) && !self.pairwise {
+            return Err(bad("this server does not offer pairwise subjects"));
+        }
+        Ok(())
+    }
+}
+
 /// What kind of redirect URI `r` is, or why an application of `app` type may not have it.
 fn redirect_kind(r: &str, app: ApplicationType) -> Result<RedirectKind, OAuthError> {
     let refuse = |why: String| Err(OAuthError::invalid_redirect_uri(why));

@@ -50,6 +50,7 @@ mod documents;
 #[cfg(feature = "tls")]
 mod fetch;
 mod metadata;
+pub(crate) use self::metadata::OpenIdSupport;
 
 use std::{fmt, sync::Arc, time::Duration};
 
@@ -363,10 +364,8 @@ pub(crate) struct Registry {
     stored: Arc<dyn ClientRegistry>,
     store: Arc<dyn TokenStore>,
     clock: Arc<dyn Clock>,
-    /// What the server can do for OpenID clients: the algorithms it signs with, and whether
-    /// it has a pairwise key.
-    signing_algorithms: Vec<&'static str>,
-    pairwise: bool,
+    /// What the server can do for OpenID clients.
+    openid: OpenIdSupport,
 }
 
 impl fmt::Debug for Registry {
@@ -401,20 +400,13 @@ impl Registry {
             allowed_grants,
             store,
             clock,
-            signing_algorithms: Vec::new(),
-            pairwise: false,
+            openid: OpenIdSupport::default(),
         }
     }
 
-    /// The OpenID settings a registering client may ask for: these signing algorithms, and
-    /// pairwise subjects when `pairwise`.
-    pub(crate) fn with_openid(
-        mut self,
-        signing_algorithms: Vec<&'static str>,
-        pairwise: bool,
-    ) -> Self {
-        self.signing_algorithms = signing_algorithms;
-        self.pairwise = pairwise;
+    /// The OpenID settings a registering client may ask for.
+    pub(crate) fn with_openid(mut self, openid: OpenIdSupport) -> Self {
+        self.openid = openid;
         self
     }
 
@@ -471,24 +463,7 @@ impl Registry {
                 "grant type {g} is not enabled on this server"
             )));
         }
-        for alg in [
-            metadata.id_token_signed_response_alg(),
-            metadata.userinfo_signed_response_alg(),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            if !self.signing_algorithms.contains(&alg) {
-                return Err(OAuthError::invalid_client_metadata(format!(
-                    "this server does not sign with {alg}"
-                )));
-            }
-        }
-        if metadata.subject_type() == Some(crate::openid::SubjectType::Pairwise) && !self.pairwise {
-            return Err(OAuthError::invalid_client_metadata(
-                "this server does not offer pairwise subjects",
-            ));
-        }
+        self.openid.check(metadata)?;
         self.config.policy.check(metadata, with_iat)?;
         if let Some(allowed) = &self.config.allowed_scope {
             match metadata.scope() {

@@ -155,6 +155,9 @@ async fn serve_document(State(host): State<Host>, Path(name): Path<String>) -> R
             &with(json!({"grant_types": ["client_credentials"], "response_types": []})),
             "",
         ),
+        // OpenID settings this server (no OpenID keys, no pairwise key) cannot honour.
+        "eddsa.json" => json_response(&with(json!({"id_token_signed_response_alg": "EdDSA"})), ""),
+        "pairwise.json" => json_response(&with(json!({"subject_type": "pairwise"})), ""),
         "no-redirects.json" => {
             let mut d = doc(&url);
             d.as_object_mut().unwrap().remove("redirect_uris");
@@ -381,6 +384,8 @@ async fn every_unusable_document_is_invalid_client_saying_why() {
         ("evil-redirect.json", "loopback"),
         ("implicit.json", "implicit"),
         ("cc.json", "confidential"),
+        ("eddsa.json", "does not sign with EdDSA"),
+        ("pairwise.json", "does not offer pairwise subjects"),
         ("no-redirects.json", "redirect_uris is required"),
         ("redirect.json", "redirects are not followed"),
         ("big.json", "larger than 5120 bytes"),
