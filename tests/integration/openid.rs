@@ -1229,7 +1229,10 @@ async fn logout_redirects_only_to_a_registered_uri_compared_exactly() {
         let r = op.logout_get(q).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{q:.90}");
         assert_eq!(r.header("location"), None, "never redirected: {q:.90}");
-        assert!(String::from_utf8_lossy(&r.body).contains("invalid_request"));
+        let body = String::from_utf8_lossy(&r.body);
+        assert!(body.contains("<code>invalid_request</code>"), "{body}");
+        assert!(body.contains("This sign-out request cannot be completed"));
+        assert_eq!(r.header("x-frame-options"), Some("DENY"));
     }
     // Nothing was revoked by any of them.
     assert!(op.active(t["access_token"].as_str().unwrap()).await);

@@ -15,7 +15,7 @@ use http_body_util::Full;
 
 use super::{
     front_channel_input,
-    page::{html_escape, page, with_page_headers},
+    page::{html_escape, titled_page, with_page_headers},
     redirect,
 };
 use crate::{
@@ -55,7 +55,7 @@ where
     let (parts, body) = req.into_parts();
     let ctx = server.context();
     if ctx.openid.is_none() {
-        return page(
+        return error_page(
             &server,
             &OAuthError::invalid_request("this server does not speak OpenID Connect"),
         );
@@ -66,7 +66,7 @@ where
     };
     let form = match input.and_then(|b| Form::parse(&b).map_err(OAuthError::from)) {
         Ok(form) => form,
-        Err(e) => return page(&server, &e),
+        Err(e) => return error_page(&server, &e),
     };
     // The user's answer on the confirmation page.
     if parts.method == Method::POST {
@@ -74,14 +74,14 @@ where
             let logout = match openid::resume_logout(ctx, &TokenHash::of(handle)).await {
                 Ok(Some(logout)) => logout,
                 Ok(None) => {
-                    return page(
+                    return error_page(
                         &server,
                         &OAuthError::invalid_request(
                             "the logout request expired or was already answered",
                         ),
                     );
                 }
-                Err(e) => return page(&server, &e.into()),
+                Err(e) => return error_page(&server, &e.into()),
             };
             if form.get("confirm") != Some("yes") {
                 return message(
@@ -94,7 +94,7 @@ where
     }
     let logout = match openid::validate_logout(ctx, &form).await {
         Ok(logout) => logout,
-        Err(e) => return page(&server, &e),
+        Err(e) => return error_page(&server, &e),
     };
     if logout.identifies_session() {
         return finish(&server, &parts, logout).await;
@@ -104,7 +104,7 @@ where
     let now = ctx.now();
     let until = now.saturating_add(ctx.config().authorization_request_lifetime.as_secs());
     if let Err(e) = openid::suspend_logout(ctx, &handle.hash(), &logout, until).await {
-        return page(&server, &e.into());
+        return error_page(&server, &e.into());
     }
     confirmation(&server, handle.expose(), &logout)
 }
@@ -119,7 +119,7 @@ async fn finish(
     let ctx = server.context();
     let revoked = match openid::revoke_for_logout(ctx, &logout).await {
         Ok(n) => n,
-        Err(e) => return page(server, &e.into()),
+        Err(e) => return error_page(server, &e.into()),
     };
     let client_id: Option<Arc<str>> = logout.client_id.as_deref().map(Arc::from);
     let subject: Option<Arc<str>> = logout.subject.as_deref().map(Arc::from);
@@ -176,6 +176,11 @@ fn confirmation(server: &AuthServer, handle: &str, logout: &Logout) -> EndpointR
         html_escape(handle),
     );
     html(StatusCode::OK, body)
+}
+
+/// The error page of a sign-out request (never a redirect).
+fn error_page(server: &AuthServer, err: &OAuthError) -> EndpointResponse {
+    titled_page(server, err, "This sign-out request cannot be completed")
 }
 
 /// A plain page saying `text`.

@@ -17,6 +17,19 @@ use crate::{
 /// The error page: the app's, if its handler renders one, or the built-in one — the error,
 /// plainly, with no link back to the client.
 pub(super) fn page(server: &AuthServer, err: &OAuthError) -> EndpointResponse {
+    titled_page(
+        server,
+        err,
+        "This authorization request cannot be completed",
+    )
+}
+
+/// The error page, headed `heading` (the end-session endpoint's names a sign-out).
+pub(super) fn titled_page(
+    server: &AuthServer,
+    err: &OAuthError,
+    heading: &str,
+) -> EndpointResponse {
     if let Some(cause) = err.store_error() {
         tracing::warn!(error = %cause, "token store failure at the authorization endpoint");
     }
@@ -29,7 +42,8 @@ pub(super) fn page(server: &AuthServer, err: &OAuthError) -> EndpointResponse {
         return with_page_headers(res);
     }
     let body = format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Authorization error</title>\n<style>body{{font-family:system-ui,sans-serif;max-width:36rem;margin:3rem auto;padding:0 1rem}}</style></head>\n<body><h1>This authorization request cannot be completed</h1>\n<p><code>{}</code>: {}</p>\n<p>Return to the application you came from and try again.</p></body></html>\n",
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{0}</title>\n<style>body{{font-family:system-ui,sans-serif;max-width:36rem;margin:3rem auto;padding:0 1rem}}</style></head>\n<body><h1>{0}</h1>\n<p><code>{1}</code>: {2}</p>\n<p>Return to the application you came from and try again.</p></body></html>\n",
+        html_escape(heading),
         html_escape(err.code()),
         html_escape(err.description().unwrap_or("")),
     );
