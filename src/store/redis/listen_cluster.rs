@@ -56,7 +56,12 @@ pub(super) fn spawn(
             .use_protocol(redis::ProtocolVersion::RESP3)
             .push_sender(push_tx)
             .connection_timeout(connect_timeout)
-            .response_timeout(HEARTBEAT)
+            // As long as a whole subscription attempt may take: a command answered late on a
+            // loaded machine must not count as a dropped connection (redis-rs reconnects the
+            // node and reports a disconnection, which restarts every subscription, and under
+            // the same load the next attempt again). Dead primaries are still found within a
+            // second: the heartbeat has its own bound.
+            .response_timeout((connect_timeout * 10).max(HEARTBEAT))
             .retries(2)
             .build();
         let client = match client {
