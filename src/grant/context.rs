@@ -9,10 +9,14 @@ use crate::{
     client::{Client, ClientStore, GrantType, ResourcePolicy},
     clock::{Clock, UnixTime},
     config::Config,
-    error::OAuthError,
+    error::{ErrorKind, OAuthError},
     events::{self, Event, EventListener},
     resource::Resources,
-    store::TokenStore,
+    store::{
+        TokenStore,
+        records::{Counter, RecordKind},
+    },
+    token::TokenHash,
     user::UserAuthenticator,
 };
 
@@ -94,6 +98,27 @@ impl Context {
         Err(OAuthError::invalid_target(
             "a requested resource is unknown, or not one this client may have a token for",
         ))
+    }
+
+    /// Count one more request left waiting (an authorization, a logout to confirm) under `id`
+    /// among those of `kind`, in windows of one authorization-request lifetime; refused past
+    /// `max`, as the store being unavailable for it (nothing is kept), saying `busy`.
+    pub(crate) async fn within_bound(
+        &self,
+        kind: RecordKind,
+        id: &TokenHash,
+        max: u64,
+        busy: &'static str,
+    ) -> Result<(), OAuthError> {
+        let window = self.config.authorization_request_lifetime.as_secs();
+        let count = Counter::new(&self.store, kind)
+            .hit(id, window, self.now())
+            .await?;
+        if count > max {
+            tracing::warn!(kind = kind.name(), max, "too many requests left waiting");
+            return Err(OAuthError::new(ErrorKind::TemporarilyUnavailable, busy));
+        }
+        Ok(())
     }
 
     /// A registered client: the app's (and registered ones), else — with client ID metadata

@@ -31,11 +31,11 @@ pub(crate) use self::validate::REQUEST_URI_PREFIX;
 use super::context::Context;
 use crate::{
     client::Client,
-    error::{ErrorKind, OAuthError, StoreError},
+    error::{OAuthError, StoreError},
     events::Event,
     resource::Resources,
     scope::Scope,
-    store::records::{Counter, RecordKind, RecordType, Records},
+    store::records::{RecordKind, RecordType, Records},
     token::{self, SecretToken, TokenHash},
     wire::form::Form,
 };
@@ -320,18 +320,18 @@ pub(crate) async fn suspend(
 ) -> Result<(), OAuthError> {
     let config = ctx.config();
     let agent = TokenHash::of(&request.binding);
-    within_bound(
-        ctx,
+    ctx.within_bound(
         PER_AGENT,
         &agent,
         config.max_pending_authorizations_per_agent,
+        BUSY,
     )
     .await?;
-    within_bound(
-        ctx,
+    ctx.within_bound(
         IN_ALL,
         &TokenHash::of("all"),
         config.max_pending_authorizations,
+        BUSY,
     )
     .await?;
     // The binding is the agent's hash already: remembered as issued, for its next requests.
@@ -356,32 +356,8 @@ pub(crate) async fn suspend(
 const PER_AGENT: RecordKind = RecordKind::new("authz_pending_agent");
 /// Requests left waiting in all, in the current window.
 const IN_ALL: RecordKind = RecordKind::new("authz_pending_all");
-
-/// Count one more request left waiting under `id`, in windows of one request lifetime; refused
-/// past `max`, as the store being unavailable for it (nothing is kept).
-async fn within_bound(
-    ctx: &Context,
-    kind: RecordKind,
-    id: &TokenHash,
-    max: u64,
-) -> Result<(), OAuthError> {
-    let window = ctx.config().authorization_request_lifetime.as_secs();
-    let count = Counter::new(&ctx.store, kind)
-        .hit(id, window, ctx.now())
-        .await?;
-    if count > max {
-        tracing::warn!(
-            kind = kind.name(),
-            max,
-            "too many authorization requests left waiting"
-        );
-        return Err(OAuthError::new(
-            ErrorKind::TemporarilyUnavailable,
-            "too many authorization requests are waiting; try again later",
-        ));
-    }
-    Ok(())
-}
+/// What a request past the bounds is told.
+const BUSY: &str = "too many authorization requests are waiting; try again later";
 
 /// A pushed authorization request (RFC 9126 §2) from `client`, already authenticated: validated
 /// as at the authorization endpoint, with every error for the client (none is redirected), and
@@ -407,7 +383,8 @@ pub(crate) async fn push(
             Refusal::Page(e) | Refusal::Redirect(_, e) => e,
         })?;
     let max = ctx.config().max_pending_authorizations;
-    within_bound(ctx, IN_ALL, &TokenHash::of("all"), max).await?;
+    ctx.within_bound(IN_ALL, &TokenHash::of("all"), max, BUSY)
+        .await?;
     let now = ctx.now();
     let lifetime = ctx.config().pushed_authorization_request_lifetime.as_secs();
     request.push(now, now.saturating_add(lifetime));
