@@ -20,7 +20,7 @@ use crate::{
     openid::{Authentication, ClaimsRequest, OpenId, OpenIdRequest, SubjectType},
     resource::Resources,
     scope::Scope,
-    store::records::Records,
+    store::records::{RecordKind, Records},
     token::{GrantId, TokenHash},
     wire::form::Form,
 };
@@ -262,9 +262,17 @@ pub(crate) struct Logout {
     pub(crate) subject: Option<String>,
     /// The session the hint named, when this server knows it.
     pub(crate) sid: Option<String>,
+    /// Waiting for confirmation: the hash of the binding cookie of the browser that was asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    binding: Option<String>,
 }
 
 crate::store::records::json_record!(Logout, "oidc_logout");
+
+/// Logouts waiting for confirmation, per browser and in all, in the current window.
+const LOGOUTS_PER_AGENT: RecordKind = RecordKind::new("oidc_logout_agent");
+const LOGOUTS_IN_ALL: RecordKind = RecordKind::new("oidc_logout_all");
+const TOO_MANY_LOGOUTS: &str = "too many logout requests are waiting; try again later";
 
 impl Logout {
     /// Whether the hint identified the session: then no confirmation is asked (§2).
@@ -346,29 +354,65 @@ pub(crate) async fn validate_logout(ctx: &Context, form: &Form) -> Result<Logout
         redirect,
         subject,
         sid,
+        binding: None,
     })
 }
 
-/// Keep a logout waiting for the user's confirmation under `handle` until `expires_at`.
+/// Keep a logout waiting for the confirmation of the browser whose binding cookie is `agent`,
+/// under `handle`, for an authorization request's lifetime — within the bounds on requests left
+/// waiting, per browser and in all (a link anyone can open must not fill the store).
 pub(crate) async fn suspend_logout(
     ctx: &Context,
     handle: &TokenHash,
-    logout: &Logout,
-    expires_at: UnixTime,
-) -> Result<(), StoreError> {
+    mut logout: Logout,
+    agent: &str,
+) -> Result<(), OAuthError> {
+    let config = ctx.config();
+    let binding = TokenHash::of(agent);
+    ctx.within_bound(
+        LOGOUTS_PER_AGENT,
+        &binding,
+        config.max_pending_authorizations_per_agent,
+        TOO_MANY_LOGOUTS,
+    )
+    .await?;
+    ctx.within_bound(
+        LOGOUTS_IN_ALL,
+        &TokenHash::of("all"),
+        config.max_pending_authorizations,
+        TOO_MANY_LOGOUTS,
+    )
+    .await?;
+    logout.binding = Some(binding.to_hex());
+    let now = ctx.now();
+    let until = now.saturating_add(config.authorization_request_lifetime.as_secs());
     Records::<Logout>::new(&ctx.store)
-        .put(handle, logout, expires_at, ctx.now())
+        .put(handle, &logout, until, now)
         .await
+        .map_err(OAuthError::from)
 }
 
-/// Take the logout waiting under `handle` (once).
+/// Take the logout waiting under `handle` — once, and only for the browser it was shown to
+/// (constant time): a page elsewhere posting a handle it obtained cannot end this user's
+/// session. Looked at first, so another browser's attempt does not use it up.
 pub(crate) async fn resume_logout(
     ctx: &Context,
     handle: &TokenHash,
+    agent: &str,
 ) -> Result<Option<Logout>, StoreError> {
-    Records::<Logout>::new(&ctx.store)
-        .take(handle, ctx.now())
-        .await
+    use subtle::ConstantTimeEq;
+    let records = Records::<Logout>::new(&ctx.store);
+    let now = ctx.now();
+    let presented = TokenHash::of(agent).to_hex();
+    let bound = records.get(handle, now).await?.is_some_and(|l| {
+        l.binding
+            .as_deref()
+            .is_some_and(|b| bool::from(b.as_bytes().ct_eq(presented.as_bytes())))
+    });
+    if !bound {
+        return Ok(None);
+    }
+    records.take(handle, now).await
 }
 
 /// Revoke what the logout ends (as [`LogoutRevokes`](crate::openid::LogoutRevokes) says):

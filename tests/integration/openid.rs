@@ -1155,12 +1155,23 @@ async fn logout_without_a_known_session_asks_first() {
     let q = format!(
         "id_token_hint={id}&post_logout_redirect_uri=https%3A%2F%2Frp.example%2Fbye&state=xyz"
     );
-    let confirm = |answer: &'static str, handle: String| {
-        form(
+    let get = |q: String, cookie: Option<String>| {
+        let mut req = Request::get(format!("/oauth/logout?{q}"));
+        if let Some(c) = cookie {
+            req = req.header("cookie", c);
+        }
+        req.body(Full::new(Bytes::new())).unwrap()
+    };
+    let confirm = |answer: &str, handle: &str, cookie: Option<&str>| {
+        let mut req = form(
             "/oauth/logout",
             None,
             &format!("logout_handle={handle}&confirm={answer}"),
-        )
+        );
+        if let Some(c) = cookie {
+            req.headers_mut().insert("cookie", c.parse().unwrap());
+        }
+        req
     };
     let handle_of = |r: &Reply| {
         let body = String::from_utf8_lossy(&r.body).into_owned();
@@ -1168,21 +1179,40 @@ async fn logout_without_a_known_session_asks_first() {
         let start = body.find(marker).expect("a confirmation form") + marker.len();
         body[start..start + body[start..].find('"').unwrap()].to_owned()
     };
-    // The page: nothing revoked yet.
-    let r = op.logout_get(&q).await;
+    // The page, binding this browser (its cookie): nothing revoked yet.
+    let r = op.logout(get(q.clone(), None)).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.header("x-frame-options"), Some("DENY"));
     assert!(String::from_utf8_lossy(&r.body).contains("Sign out?"));
+    let browser = r.cookie();
     assert!(op.active(at).await);
     // "Stay signed in": still signed in.
-    let r = op.logout(confirm("no", handle_of(&r))).await;
+    let r = op
+        .logout(confirm("no", &handle_of(&r), Some(&browser)))
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.header("location"), None);
     assert!(op.active(at).await);
-    // Confirmed: revoked (the client's grants for the user), redirected with state.
-    let page = op.logout_get(&q).await;
+    // A confirmation posted without the browser's cookie, or by another browser (a page
+    // elsewhere that fetched a handle of its own): refused, nothing revoked, the handle kept.
+    let page = op.logout(get(q.clone(), Some(browser.clone()))).await;
+    assert_eq!(
+        page.header("set-cookie"),
+        None,
+        "the same browser, the same cookie"
+    );
     let handle = handle_of(&page);
-    let r = op.logout(confirm("yes", handle.clone())).await;
+    let other = op.logout(get(q.clone(), None)).await.cookie();
+    for cookie in [None, Some(other.as_str())] {
+        let r = op.logout(confirm("yes", &handle, cookie)).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{cookie:?}");
+        assert_eq!(r.header("location"), None);
+        assert!(String::from_utf8_lossy(&r.body).contains("shown to another browser"));
+        assert!(op.active(at).await);
+    }
+    // Confirmed by the browser that was asked: revoked (the client's grants for the user),
+    // redirected with state.
+    let r = op.logout(confirm("yes", &handle, Some(&browser))).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert_eq!(
         r.header("location"),
@@ -1190,13 +1220,29 @@ async fn logout_without_a_known_session_asks_first() {
     );
     assert!(!op.active(at).await);
     // The handle is used up.
-    let r = op.logout(confirm("yes", handle)).await;
+    let r = op.logout(confirm("yes", &handle, Some(&browser))).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     // With no hint at all: a confirmation, then a plain "signed out" page.
-    let r = op.logout_get("").await;
-    let r = op.logout(confirm("yes", handle_of(&r))).await;
+    let r = op.logout(get(String::new(), Some(browser.clone()))).await;
+    let r = op
+        .logout(confirm("yes", &handle_of(&r), Some(&browser)))
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(String::from_utf8_lossy(&r.body).contains("You are signed out"));
+    // A link anyone can open does not fill the store: one browser has at most
+    // max_pending_authorizations_per_agent (20) waiting per window, then a 503 page.
+    let mut refused = None;
+    for i in 0..25 {
+        let r = op.logout(get(String::new(), Some(browser.clone()))).await;
+        if r.status != StatusCode::OK {
+            refused = Some((i, r));
+            break;
+        }
+    }
+    let (i, r) = refused.expect("bounded");
+    assert!(i < 20, "{i}");
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(String::from_utf8_lossy(&r.body).contains("too many logout requests are waiting"));
 }
 
 #[tokio::test]

@@ -14,7 +14,7 @@ use http_body::Body;
 use http_body_util::Full;
 
 use super::{
-    front_channel_input,
+    cookie, front_channel_input,
     page::{html_escape, titled_page, with_page_headers},
     redirect,
 };
@@ -22,7 +22,10 @@ use crate::{
     endpoint::{future::endpoint_service, response::EndpointResponse},
     error::{BoxError, OAuthError},
     events::Event,
-    grant::openid::{self, Logout},
+    grant::{
+        authorize,
+        openid::{self, Logout},
+    },
     openid::EndSession,
     server::AuthServer,
     token::{self, TokenHash},
@@ -68,19 +71,20 @@ where
         Ok(form) => form,
         Err(e) => return error_page(&server, &e),
     };
-    // The user's answer on the confirmation page.
+    // The user's answer on the confirmation page, from the browser it was shown to.
     if parts.method == Method::POST {
         if let Some(handle) = form.get(HANDLE) {
-            let logout = match openid::resume_logout(ctx, &TokenHash::of(handle)).await {
+            let gone = || {
+                OAuthError::invalid_request(
+                    "the logout request expired, was already answered, or was shown to another browser",
+                )
+            };
+            let Some(agent) = cookie::agent(&server, &parts.headers) else {
+                return error_page(&server, &gone());
+            };
+            let logout = match openid::resume_logout(ctx, &TokenHash::of(handle), &agent).await {
                 Ok(Some(logout)) => logout,
-                Ok(None) => {
-                    return error_page(
-                        &server,
-                        &OAuthError::invalid_request(
-                            "the logout request expired or was already answered",
-                        ),
-                    );
-                }
+                Ok(None) => return error_page(&server, &gone()),
                 Err(e) => return error_page(&server, &e.into()),
             };
             if form.get("confirm") != Some("yes") {
@@ -99,14 +103,27 @@ where
     if logout.identifies_session() {
         return finish(&server, &parts, logout).await;
     }
-    // Ask first: a bare link must not sign anybody out.
-    let handle = token::generate();
-    let now = ctx.now();
-    let until = now.saturating_add(ctx.config().authorization_request_lifetime.as_secs());
-    if let Err(e) = openid::suspend_logout(ctx, &handle.hash(), &logout, until).await {
-        return error_page(&server, &e.into());
+    // Ask first: a bare link must not sign anybody out. The answer must come from this browser
+    // (its binding cookie, as for an authorization request).
+    let presented = cookie::agent(&server, &parts.headers);
+    let (agent, new_cookie) = match authorize::user_agent(ctx, presented).await {
+        Ok(found) => found,
+        Err(e) => return error_page(&server, &e),
+    };
+    if new_cookie {
+        if let Err(e) = authorize::remember_agent(ctx, &agent).await {
+            return error_page(&server, &e.into());
+        }
     }
-    confirmation(&server, handle.expose(), &logout)
+    let handle = token::generate();
+    if let Err(e) = openid::suspend_logout(ctx, &handle.hash(), logout.clone(), &agent).await {
+        return error_page(&server, &e);
+    }
+    let mut res = confirmation(&server, handle.expose(), &logout);
+    if new_cookie {
+        cookie::set_agent(&server, &mut res, &agent);
+    }
+    res
 }
 
 /// End the session: revoke its grants, let the app end its own, then go where the client asked
