@@ -90,7 +90,7 @@ pub(crate) struct IdTokenClaims {
 pub(crate) fn verify_id_token(ctx: &Context, token: &str) -> Option<IdTokenClaims> {
     let keys = ctx.keys.as_ref()?;
     let issuer = ctx.config().issuer.as_deref()?;
-    let claims = crate::jose::verify_id_token(token, &keys.keyring(), issuer)?;
+    let claims = crate::jose::verify_id_token(token, keys.verifying_keys(), issuer)?;
     Some(IdTokenClaims {
         sub: claims.sub,
         aud: claims.aud.values().to_vec(),

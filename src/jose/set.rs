@@ -1,5 +1,10 @@
 //! The key set a server signs with and publishes (its JWKS).
 
+use std::{
+    fmt,
+    sync::{Arc, OnceLock},
+};
+
 use jsonwebtoken::Header;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -14,12 +19,24 @@ use super::{
 /// the next and the retiring ones. For OpenID Connect, signing keys of other algorithms too
 /// ([`with_signing_key`](Self::with_signing_key)): ID tokens are RS256 unless the client
 /// registered another algorithm.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct KeySet {
     active: SigningKey,
     /// Signing keys for other algorithms (one each), for ID tokens and userinfo responses.
     signers: Vec<SigningKey>,
     others: Vec<PublicKey>,
+    /// The public keys as verification keys, made once (for ID token hints).
+    ring: Arc<OnceLock<Keyring>>,
+}
+
+impl fmt::Debug for KeySet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeySet")
+            .field("active", &self.active)
+            .field("signers", &self.signers)
+            .field("others", &self.others)
+            .finish_non_exhaustive()
+    }
 }
 
 impl KeySet {
@@ -30,6 +47,7 @@ impl KeySet {
             active,
             signers: Vec::new(),
             others: Vec::new(),
+            ring: Arc::default(),
         }
     }
 
@@ -45,6 +63,7 @@ impl KeySet {
         self.others.retain(|k| k.kid != key.public.kid);
         self.signers.retain(|k| k.alg != key.alg);
         self.signers.push(key);
+        self.ring = Arc::default();
         self
     }
 
@@ -61,6 +80,11 @@ impl KeySet {
         std::iter::once(&self.active)
             .chain(&self.signers)
             .find(|k| k.algorithm() == alg)
+    }
+
+    /// The public keys as verification keys, made at the first call and kept.
+    pub(crate) fn verifying_keys(&self) -> &Keyring {
+        self.ring.get_or_init(|| self.keyring())
     }
 
     /// Sign `claims` as a JWT with the key for `alg`, with `typ` in the header when given
@@ -86,6 +110,7 @@ impl KeySet {
             .any(|k| k.public.kid == key.kid);
         if !signs && !self.others.iter().any(|k| k.kid == key.kid) {
             self.others.push(key);
+            self.ring = Arc::default();
         }
         self
     }
